@@ -1,0 +1,261 @@
+"""The interaction data set: ids mapped to contiguous indices, item text, knowledge-graph edges.
+
+A data folder holds RecBole atomic files sharing one stem: ``<name>.inter`` (required, with
+``user_id``, ``item_id`` and ``timestamp`` columns) and optionally ``<name>.item`` (item side
+information; its text columns become the language-model input), ``<name>.user``, ``<name>.kg``
+(``head_id relation_id tail_id`` triples) and ``<name>.link`` (``item_id entity_id``).
+
+The default folder is MovieLens-100k as shipped inside the installed ``recbole`` package; it is
+read from there and never copied into the repository (its licence forbids redistribution).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fpgarec.data.atomic import AtomicTable, read_atomic
+from fpgarec.errors import DataFormatError
+
+log = logging.getLogger(__name__)
+
+#: item columns that are not text, whatever their type.
+_NON_TEXT_ITEM_COLUMNS = {"item_id"}
+
+
+def default_data_dir() -> Path:
+    """MovieLens-100k inside the installed ``recbole`` package (not imported, only located)."""
+    spec = importlib.util.find_spec("recbole")
+    if spec is None or not spec.submodule_search_locations:
+        raise DataFormatError(
+            "recbole", "the recbole package is not installed; run `make venv` or pass --data PATH"
+        )
+    return Path(list(spec.submodule_search_locations)[0]) / "dataset_example" / "ml-100k"
+
+
+@dataclass
+class KnowledgeGraph:
+    """Item-entity edges derived from ``.link`` + ``.kg``.
+
+    Every item linked to entity ``e`` gets an edge to each entity that shares a triple with
+    ``e`` (as head or tail), and to ``e`` itself. Entities are numbered 0..n_entities-1.
+
+    Shapes: ``item`` and ``entity`` are int64 arrays of shape (n_edges,).
+    """
+
+    item: np.ndarray
+    entity: np.ndarray
+    n_entities: int
+    n_relations: int
+    n_triples: int
+    n_linked_items: int
+
+
+@dataclass
+class InteractionData:
+    """A whole data set with contiguous indices.
+
+    Attributes:
+        name: the file stem (e.g. ``ml-100k``).
+        folder: where it was read from.
+        user_tokens / item_tokens: index -> original id.
+        user / item / timestamp: one entry per interaction, shape (n_interactions,), sorted by
+            (user, timestamp, original line order).
+        item_text: one string per item index, the language-model input (may be empty).
+        kg: knowledge-graph edges, or None where the folder has no ``.kg``/``.link``.
+    """
+
+    name: str
+    folder: Path
+    user_tokens: list[str]
+    item_tokens: list[str]
+    user: np.ndarray
+    item: np.ndarray
+    timestamp: np.ndarray
+    item_text: list[str]
+    kg: KnowledgeGraph | None
+
+    @property
+    def n_users(self) -> int:
+        return len(self.user_tokens)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_tokens)
+
+    @property
+    def n_interactions(self) -> int:
+        return len(self.user)
+
+    def summary(self) -> str:
+        kg = (
+            f", KG {self.kg.n_triples} triples / {self.kg.n_relations} relations "
+            f"linked to {self.kg.n_linked_items} items"
+            if self.kg
+            else ""
+        )
+        return (
+            f"{self.name}: {self.n_users} users, {self.n_items} items, "
+            f"{self.n_interactions} interactions{kg}"
+        )
+
+
+def _find_stem(folder: Path) -> str:
+    if not folder.is_dir():
+        raise DataFormatError(folder, "data folder not found")
+    inters = sorted(folder.glob("*.inter"))
+    if not inters:
+        raise DataFormatError(folder, "no .inter file in the data folder")
+    if len(inters) > 1:
+        raise DataFormatError(folder, f"more than one .inter file: {[p.name for p in inters]}")
+    return inters[0].stem
+
+
+def _vocab(tokens: list[str], table: AtomicTable, column: str) -> dict[str, int]:
+    vocab: dict[str, int] = {}
+    for i, tok in enumerate(tokens):
+        if tok in vocab:
+            raise DataFormatError(
+                table.path, f"duplicate {column} {tok!r}", int(table.line_numbers[i])
+            )
+        vocab[tok] = len(vocab)
+    return vocab
+
+
+def _index(tokens: list[str], vocab: dict[str, int] | None, table: AtomicTable, column: str):
+    """Map tokens to indices. With a fixed vocab, an unknown token is an error naming its line."""
+    if vocab is None:
+        uniq, idx = np.unique(np.asarray(tokens, dtype=object).astype(str), return_inverse=True)
+        # order the vocabulary numerically where every token is an integer (ml-100k ids)
+        if all(t.isdigit() for t in uniq):
+            order = np.argsort(uniq.astype(np.int64), kind="stable")
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))
+            return [str(t) for t in uniq[order]], rank[idx].astype(np.int64)
+        return [str(t) for t in uniq], idx.astype(np.int64)
+    out = np.empty(len(tokens), dtype=np.int64)
+    for i, tok in enumerate(tokens):
+        j = vocab.get(tok)
+        if j is None:
+            raise DataFormatError(
+                table.path,
+                f"unknown {column} {tok!r} (not in the {column.split('_')[0]} file)",
+                int(table.line_numbers[i]),
+            )
+        out[i] = j
+    return list(vocab), out
+
+
+def _item_text(table: AtomicTable | None, item_vocab: dict[str, int], n_items: int) -> list[str]:
+    """Join an item's text columns: title, year and genres for MovieLens."""
+    texts = [""] * n_items
+    if table is None:
+        return texts
+    text_cols = [
+        c for c, t in table.types.items() if t in ("token", "token_seq") and c not in _NON_TEXT_ITEM_COLUMNS
+    ]
+    ids = table.columns["item_id"]
+    for row, tok in enumerate(ids):
+        parts = []
+        for c in text_cols:
+            v = table.columns[c][row]
+            v = " ".join(v) if isinstance(v, list) else v
+            if v:
+                parts.append(f"{c.replace('_', ' ')}: {v}")
+        texts[item_vocab[tok]] = "; ".join(parts)
+    return texts
+
+
+def _knowledge_graph(folder: Path, stem: str, item_vocab: dict[str, int]) -> KnowledgeGraph | None:
+    kg_path, link_path = folder / f"{stem}.kg", folder / f"{stem}.link"
+    if not (kg_path.exists() and link_path.exists()):
+        return None
+    link = read_atomic(link_path)
+    link.require("item_id", "entity_id")
+    kg = read_atomic(kg_path)
+    kg.require("head_id", "relation_id", "tail_id")
+    ent_vocab: dict[str, int] = {}
+
+    def ent(tok: str) -> int:
+        return ent_vocab.setdefault(tok, len(ent_vocab))
+
+    item_of_entity: dict[int, list[int]] = {}
+    for tok, e in zip(link.columns["item_id"], link.columns["entity_id"], strict=True):
+        if tok in item_vocab:  # links to items without interactions are ignored
+            item_of_entity.setdefault(ent(e), []).append(item_vocab[tok])
+    heads = np.fromiter((ent(h) for h in kg.columns["head_id"]), dtype=np.int64)
+    tails = np.fromiter((ent(t) for t in kg.columns["tail_id"]), dtype=np.int64)
+    n_rel = len(set(kg.columns["relation_id"]))
+    items, ents = [], []
+    for e, its in item_of_entity.items():
+        for it in its:
+            items.append(it)
+            ents.append(e)
+    for a, b in ((heads, tails), (tails, heads)):
+        for e, other in zip(a.tolist(), b.tolist(), strict=True):
+            for it in item_of_entity.get(e, ()):
+                items.append(it)
+                ents.append(other)
+    pairs = np.unique(np.stack([np.asarray(items), np.asarray(ents)], axis=1), axis=0)
+    linked = len({i for its in item_of_entity.values() for i in its})
+    return KnowledgeGraph(
+        item=pairs[:, 0].astype(np.int64),
+        entity=pairs[:, 1].astype(np.int64),
+        n_entities=len(ent_vocab),
+        n_relations=n_rel,
+        n_triples=len(heads),
+        n_linked_items=linked,
+    )
+
+
+def load_interactions(folder: Path | str | None = None) -> InteractionData:
+    """Read a RecBole-format folder (default: MovieLens-100k from the recbole package).
+
+    Raises:
+        DataFormatError: naming the file and line of the first problem found.
+    """
+    folder = Path(folder) if folder is not None else default_data_dir()
+    stem = _find_stem(folder)
+    inter = read_atomic(folder / f"{stem}.inter")
+    inter.require("user_id", "item_id", "timestamp")
+    if inter.types["timestamp"] != "float":
+        raise DataFormatError(inter.path, "column 'timestamp' must have type float", 1)
+    if len(inter) == 0:
+        raise DataFormatError(inter.path, "no interactions")
+    ts = inter.columns["timestamp"]
+    if np.isnan(ts).any():
+        bad = int(np.flatnonzero(np.isnan(ts))[0])
+        raise DataFormatError(inter.path, "empty timestamp", int(inter.line_numbers[bad]))
+
+    item_table = None
+    item_vocab = user_vocab = None
+    if (folder / f"{stem}.item").exists():
+        item_table = read_atomic(folder / f"{stem}.item")
+        item_table.require("item_id")
+        item_vocab = _vocab(item_table.columns["item_id"], item_table, "item_id")
+    if (folder / f"{stem}.user").exists():
+        user_table = read_atomic(folder / f"{stem}.user")
+        user_table.require("user_id")
+        user_vocab = _vocab(user_table.columns["user_id"], user_table, "user_id")
+
+    item_tokens, item = _index(inter.columns["item_id"], item_vocab, inter, "item_id")
+    user_tokens, user = _index(inter.columns["user_id"], user_vocab, inter, "user_id")
+    order = np.lexsort((np.arange(len(user)), ts, user))
+    item_vocab = {t: i for i, t in enumerate(item_tokens)}
+    data = InteractionData(
+        name=stem,
+        folder=folder,
+        user_tokens=user_tokens,
+        item_tokens=item_tokens,
+        user=user[order],
+        item=item[order],
+        timestamp=ts[order],
+        item_text=_item_text(item_table, item_vocab, len(item_tokens)),
+        kg=_knowledge_graph(folder, stem, item_vocab),
+    )
+    log.info("loaded %s", data.summary())
+    return data

@@ -1,0 +1,1 @@
+"""Pretrained encoders for item side information (language model; image/audio later)."""

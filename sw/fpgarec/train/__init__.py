@@ -1,0 +1,1 @@
+"""Training: losses, metrics, the one evaluation function, the training loop (DDP-aware)."""
