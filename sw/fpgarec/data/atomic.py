@@ -53,8 +53,11 @@ class AtomicTable:
 
 
 def _decode_lines(raw: bytes, path: Path) -> list[str]:
+    # only "\n" ends a line (str.splitlines would also split on U+2028, \x1c, ... inside fields)
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
     try:
-        return raw.decode("utf-8").splitlines()
+        return [line.rstrip("\r") for line in raw.decode("utf-8").split("\n")]
     except UnicodeDecodeError:
         pass
     lines, fallback = [], 0
@@ -124,7 +127,7 @@ def _convert(
     if ftype == "token":
         return [v.strip() for v in values]
     if ftype == "token_seq":
-        return [v.split() for v in values]
+        return [[t for t in v.split(" ") if t] for v in values]  # RecBole: space separated
     if ftype == "float":
         try:
             return np.array([float(v) if v.strip() else np.nan for v in values], dtype=np.float64)

@@ -74,13 +74,15 @@ def evaluate_valid(model: Scorer, split: Split) -> dict[str, float]:
 def evaluate_test(model: Scorer, split: Split) -> dict[str, dict[str, float]]:
     """Test metrics on all users and on cold users of a temporal split.
 
-    The model's input is the train split; train and valid items are excluded from ranking.
+    Everything known before the test period (train + valid) is the model's input history and
+    is excluded from ranking. Models with per-user embeddings use what they were trained on;
+    inductive models read the history (as a deployed system reads its live interaction log).
     """
     known = split.known_before_test()
     users = np.arange(split.n_users)
     return {
-        "all": evaluate_users(model, users, split.train, known, split.test, split.n_items),
-        "cold": evaluate_users(model, split.cold_users, split.train, known, split.test, split.n_items),
+        "all": evaluate_users(model, users, known, known, split.test, split.n_items),
+        "cold": evaluate_users(model, split.cold_users, known, known, split.test, split.n_items),
     }
 
 

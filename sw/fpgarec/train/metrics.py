@@ -52,6 +52,7 @@ def recall_at_k(hits: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarray:
 
 def ndcg_at_k(hits: np.ndarray, n_truth: np.ndarray, k: int) -> np.ndarray:
     """Per-user NDCG@k. Shapes: hits (B, >=k) bool, n_truth (B,) > 0 -> (B,)."""
+    k = min(k, hits.shape[1])  # fewer items than k: the list is as long as the catalogue
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     dcg = (hits[:, :k] * discount).sum(axis=1)
     ideal_len = np.minimum(n_truth, k)

@@ -1,0 +1,70 @@
+"""Neighbour sampling: the K items a user is represented by (host side of the co-design split).
+
+A user is represented by its K most recent interacted items. A user with fewer than K items
+(a cold-start user with 3 interactions) repeats its items cyclically to fill the K slots:
+
+    slots = s[-L:][arange(K) mod L],   L = min(len(s), K)
+
+so a mean over the K slots equals the mean over the L real items exactly whenever L divides K
+(K = 20 serves 1, 2, 4, 5, 10 and 20 items exactly) and approximately otherwise; the count
+input of the aggregation kernel (kernels issue) removes the approximation.
+
+Everything here is O(K) per query and vectorised over a batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fpgarec.data.split import UserSequences
+
+
+def context_slots(starts: np.ndarray, ends: np.ndarray, k: int) -> np.ndarray:
+    """Flat positions of the K context slots for sequences ``items[starts[b]:ends[b]]``.
+
+    Shapes: starts, ends (B,) with ends > starts -> (B, K) int64 positions into the flat array.
+    """
+    length = np.minimum(ends - starts, k)
+    if np.any(length <= 0):
+        raise ValueError("a user with no history cannot be represented by its neighbours")
+    first = ends - length
+    return first[:, None] + (np.arange(k)[None, :] % length[:, None])
+
+
+def recent_items(history: UserSequences, users: np.ndarray, k: int) -> np.ndarray:
+    """The K most recent items of each user (cyclically padded). Shapes: (B,) -> (B, K)."""
+    users = np.asarray(users, dtype=np.int64)
+    pos = context_slots(history.indptr[users], history.indptr[users + 1], k)
+    return history.items[pos]
+
+
+def items_as_context(item_lists: list[np.ndarray], k: int) -> np.ndarray:
+    """K slots from explicit item lists (a request that carries a new user's items)."""
+    seqs = UserSequences.from_pairs(
+        np.repeat(np.arange(len(item_lists)), [len(x) for x in item_lists]),
+        np.concatenate(item_lists) if item_lists else np.zeros(0, np.int64),
+        len(item_lists),
+    )
+    return recent_items(seqs, np.arange(len(item_lists)), k)
+
+
+def next_item_examples(
+    train: UserSequences, k: int, horizon: int, rng: np.random.Generator, min_context: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training examples "recent items -> a later item" from the train sequences.
+
+    Every train interaction at position p >= min_context of its user becomes a positive; its
+    context is the K items before position e = p - j, j ~ U{0, horizon - 1} (clipped to
+    e >= min_context), mimicking the gap between what a model sees and what it must predict.
+
+    Returns (users (E,), contexts (E, K), positives (E,)).
+    """
+    users, items = train.pairs()
+    start = train.indptr[users]
+    pos = np.arange(len(users)) - start
+    keep = pos >= min_context
+    users, items, start, pos = users[keep], items[keep], start[keep], pos[keep]
+    gap = rng.integers(0, horizon, size=len(pos))
+    end = np.maximum(pos - gap, min_context)
+    ctx = train.items[context_slots(start, start + end, k)]
+    return users, ctx, items
