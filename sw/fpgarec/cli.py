@@ -1,0 +1,128 @@
+"""Command line: thin subcommands over library functions.
+
+User errors (:class:`~fpgarec.errors.FpgarecError`) print one line and exit 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from fpgarec.errors import FpgarecError
+
+log = logging.getLogger("fpgarec")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("sentence_transformers", "transformers", "httpx", "matplotlib", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=None, help="RecBole atomic-file folder (default: ml-100k)")
+    p.add_argument("--out", type=Path, default=None, help="output folder (default: build/demo)")
+    p.add_argument("--quick", action="store_true", help="small seeded subsample, short training")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _config(args: argparse.Namespace):
+    from fpgarec.config import DemoConfig
+
+    return DemoConfig.from_environment(
+        data=args.data, out=args.out, quick=args.quick, seed=args.seed,
+        progress=False if args.no_progress else None,
+    )
+
+
+def _table(report: dict) -> str:
+    from fpgarec.train.evaluate import METRIC_NAMES
+
+    rows = [f"{'model':<12}{'group':<6}" + "".join(f"{m:>11}" for m in METRIC_NAMES) + f"{'train s':>9}"]
+    for name, res in report.items():
+        if not (isinstance(res, dict) and "all" in res):
+            continue
+        for group in ("all", "cold", "new"):
+            vals = "".join(f"{res[group][m]:>11.4f}" for m in METRIC_NAMES)
+            secs = f"{res.get('train_seconds', 0):>9.1f}" if group == "all" else ""
+            rows.append(f"{name:<12}{group:<6}{vals}{secs}")
+    return "\n".join(rows)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from fpgarec.demo import run_demo
+
+    cfg = _config(args)
+    report = run_demo(cfg)
+    log.info("results (test split; new = new-user protocol)\n%s", _table(report))
+    for b in report["bars"]:
+        log.info("bar %-48s %.3f (target %.2f) %s  [%s]", b["name"], b["value"], b["target"],
+                 "PASS" if b["passed"] else "FAIL", b["detail"])
+    log.info("report: %s", (cfg.out / "report.html").resolve())
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one model (and its teacher where it needs one); write its metrics as JSON.
+
+    Runs unchanged under ``torchrun --nproc_per_node=N`` (DDP over gloo).
+    """
+    import torch
+
+    from fpgarec.demo import prepare, train_and_evaluate
+    from fpgarec.train.distributed import init_from_torchrun, is_main_process
+
+    cfg = _config(args)
+    joined = init_from_torchrun(cfg.distributed)
+    torch.set_num_threads(cfg.threads)
+    prep = prepare(cfg)
+    names = ["teacher", args.model] if args.model.startswith("student_w") else [args.model]
+    results, _, _ = train_and_evaluate(prep, cfg, names)
+    if is_main_process():
+        out = args.metrics or (cfg.out / f"{args.model}.json")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results[args.model], indent=2))
+        log.info("metrics of %s written to %s", args.model, out)
+    if joined:
+        torch.distributed.destroy_process_group()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fpgarec", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("demo", help="train and evaluate all models, write build/demo/report.{json,html}")
+    _common(p)
+    p.set_defaults(func=cmd_demo)
+    p = sub.add_parser("train", help="train one model and write its metrics (torchrun-aware)")
+    _common(p)
+    p.add_argument("model", choices=["bpr", "lightgcn", "teacher", "student_w8", "student_w4"])
+    p.add_argument("--metrics", type=Path, default=None, help="where to write the metrics JSON")
+    p.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except FpgarecError as err:
+        print(f"fpgarec: error: {err}", file=sys.stderr)  # the one line a user sees
+        return 2
+    except KeyboardInterrupt:
+        print("fpgarec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

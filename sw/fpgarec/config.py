@@ -1,0 +1,65 @@
+"""The demo flow's one configuration object; the only place environment variables are read."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class DemoConfig:
+    """Everything ``fpgarec demo`` (and ``fpgarec train``) needs to know."""
+
+    #: RecBole atomic-file folder; None = MovieLens-100k from the installed recbole package.
+    data: Path | None = None
+    #: output folder of report.json, report.html, plots and trained weights.
+    out: Path = Path("build/demo")
+    #: cache folder for language-model vectors (keyed by text hash).
+    cache: Path = Path("build/cache")
+    #: run on a seeded user subsample with short training (smoke test, about 2 minutes).
+    quick: bool = False
+    #: users kept by --quick.
+    quick_users: int = 200
+    #: seed of splits, initialisation and batch order.
+    seed: int = 0
+    #: embedding width D of every model.
+    dim: int = 64
+    #: neighbours K aggregated per query by the teacher's context and the student.
+    k: int = 20
+    #: gap (in interactions) drawn between a training context and its target, 1..horizon.
+    horizon: int = 10
+    #: LightGCN / teacher propagation layers.
+    layers: int = 3
+    #: student bit widths trained by the demo (weights and activations alike).
+    student_bits: tuple[int, ...] = (8, 4)
+    #: weight λ of the distillation term in the student loss (0 = no teacher).
+    distill_weight: float = 0.5
+    #: distillation temperature τ.
+    distill_temperature: float = 1.0
+    #: use the knowledge graph's item-entity edges in the teacher's propagation.
+    teacher_kg: bool = False
+    #: maximum epochs of any model (early stopping usually ends sooner).
+    max_epochs: int = 300
+    #: torch intra-op threads (default: all cores of this machine).
+    threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    #: show progress bars.
+    progress: bool = True
+    #: started by torchrun (WORLD_SIZE set): train with DDP over gloo.
+    distributed: bool = False
+
+    @classmethod
+    def from_environment(cls, **overrides) -> DemoConfig:
+        """Defaults, then what the process environment says, then explicit overrides."""
+        cfg = cls(**{k: v for k, v in overrides.items() if v is not None})
+        if cfg.out is None:
+            cfg.out = Path("build/demo")
+        cfg.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        if cfg.distributed:  # torchrun gives each process a share of the cores
+            cfg.threads = max(1, (os.cpu_count() or 1) // int(os.environ["WORLD_SIZE"]))
+        if cfg.quick:
+            cfg.max_epochs = min(cfg.max_epochs, 30)
+        return cfg
+
+    def as_dict(self) -> dict:
+        return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}

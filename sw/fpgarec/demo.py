@@ -1,0 +1,227 @@
+"""The main job: data -> language-model text features -> baselines, hybrid teacher and the 8-
+and 4-bit students -> one evaluation -> report.json / report.html.
+
+Every model is evaluated by :mod:`fpgarec.train.evaluate` on the same three groups:
+``all`` and ``cold`` users of the temporal split, ``new`` users of the new-user split (models
+are trained a second time on that split, without the new users).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fpgarec.config import DemoConfig
+from fpgarec.data.dataset import InteractionData, load_interactions, subsample_users
+from fpgarec.data.graph import normalized_adjacency, useful_kg_edges
+from fpgarec.data.split import Split, new_user_split, temporal_split
+from fpgarec.encoders.text import encode_texts
+from fpgarec.models.baselines import BPRMF, LightGCN, Popularity
+from fpgarec.models.student import DistillationObjective, QuantStudent, StudentShape
+from fpgarec.models.teacher import HybridTeacher
+from fpgarec.train.distributed import is_main_process
+from fpgarec.train.evaluate import evaluate_new, evaluate_test
+from fpgarec.train.loop import TrainConfig, TrainHistory, fit
+from fpgarec.train.sampling import bpr_batches, next_item_batches
+
+log = logging.getLogger(__name__)
+
+BASELINES = ("popularity", "bpr", "lightgcn")
+
+
+@dataclass
+class Prepared:
+    data: InteractionData
+    standard: Split
+    new: Split
+    text: np.ndarray
+
+
+def prepare(cfg: DemoConfig) -> Prepared:
+    data = load_interactions(cfg.data)
+    if cfg.quick:
+        data = subsample_users(data, cfg.quick_users, cfg.seed)
+        log.info("quick run on a subsample: %s", data.summary())
+    text = encode_texts(data.item_text, cfg.cache / "text", show_progress=cfg.progress and is_main_process())
+    return Prepared(data, temporal_split(data), new_user_split(data, seed=cfg.seed), text)
+
+
+def _train_cfg(cfg: DemoConfig, lr: float, patience: int, eval_every: int) -> TrainConfig:
+    return TrainConfig(
+        epochs=cfg.max_epochs, lr=lr, patience=patience, eval_every=eval_every, seed=cfg.seed,
+        progress=cfg.progress,
+    )
+
+
+def train_bpr(prep: Prepared, split: Split, cfg: DemoConfig):
+    model = BPRMF(split.train, prep.data.n_items, cfg.dim, seed=cfg.seed)
+    hist = fit(model, split, bpr_batches(split.train, prep.data.n_items, 2048), _train_cfg(cfg, 5e-3, 8, 2), "bpr")
+    return model, hist
+
+
+def train_lightgcn(prep: Prepared, split: Split, cfg: DemoConfig):
+    adj, _ = normalized_adjacency(split.train, prep.data.n_items)
+    model = LightGCN(split.train, prep.data.n_items, adj, cfg.dim, cfg.layers, seed=cfg.seed)
+    hist = fit(model, split, bpr_batches(split.train, prep.data.n_items, 4096), _train_cfg(cfg, 1e-2, 8, 2), "lightgcn")
+    return model, hist
+
+
+def train_teacher(prep: Prepared, split: Split, cfg: DemoConfig):
+    kg = useful_kg_edges(prep.data.kg) if (cfg.teacher_kg and prep.data.kg is not None) else None
+    adj, layout = normalized_adjacency(split.train, prep.data.n_items, kg)
+    model = HybridTeacher(
+        split.train, prep.data.n_items, adj, prep.text, cfg.dim, cfg.layers, seed=cfg.seed,
+        n_extra_nodes=layout.n_entities, k=cfg.k,
+    )
+    batches = next_item_batches(split.train, prep.data.n_items, cfg.k, cfg.horizon, 4096)
+    hist = fit(model, split, batches, _train_cfg(cfg, 1e-2, 8, 2), "teacher")
+    return model, hist
+
+
+def train_student(prep: Prepared, split: Split, cfg: DemoConfig, bits: int, teacher: HybridTeacher | None):
+    torch.manual_seed(cfg.seed)
+    student = QuantStudent(StudentShape(prep.data.n_items, cfg.dim, cfg.k, bits, bits))
+    if teacher is not None:
+        with torch.no_grad():
+            _, items = teacher.propagate()
+            student.init_from(items, teacher.projected_text(), teacher.context)
+    objective = DistillationObjective(student, teacher, cfg.distill_weight, cfg.distill_temperature)
+    batches = next_item_batches(split.train, prep.data.n_items, cfg.k, cfg.horizon, 1024)
+    hist = fit(objective, split, batches, _train_cfg(cfg, 1e-3, 5, 1), f"student_w{bits}")
+    return student, hist
+
+
+TRAINERS = {"bpr": train_bpr, "lightgcn": train_lightgcn, "teacher": train_teacher}
+
+
+def model_names(cfg: DemoConfig) -> list[str]:
+    return [*BASELINES, "teacher", *(f"student_w{b}" for b in cfg.student_bits)]
+
+
+def train_and_evaluate(prep: Prepared, cfg: DemoConfig, names: list[str]) -> tuple[dict, dict, dict]:
+    """Train every named model on both splits and evaluate it on all, cold and new users.
+
+    Returns (metrics per model, training curves per model, trained standard-split models).
+    BPR-MF and LightGCN cannot serve users unseen in training: on the new-user split every
+    evaluated user is unseen, so their ``new`` metrics are those of their popularity fallback,
+    computed without training them a second time (the result would be identical).
+    """
+    results: dict[str, dict] = {}
+    curves: dict[str, dict] = {}
+    trained: dict[str, object] = {}
+    teachers: dict[str, HybridTeacher | None] = {"standard": None, "new": None}
+    pop_new = evaluate_new(Popularity(prep.new.train, prep.data.n_items), prep.new)
+    for name in names:
+        t0 = time.perf_counter()
+        if name == "popularity":
+            model = Popularity(prep.standard.train, prep.data.n_items)
+            res = evaluate_test(model, prep.standard) | {"new": pop_new}
+            results[name] = res | {"train_seconds": time.perf_counter() - t0}
+            trained[name] = model
+            continue
+        hists: list[TrainHistory] = []
+        per_split = {}
+        for split_name, split in (("standard", prep.standard), ("new", prep.new)):
+            if name in ("bpr", "lightgcn") and split_name == "new":
+                continue
+            if name.startswith("student_w"):
+                model, hist = train_student(prep, split, cfg, int(name.removeprefix("student_w")), teachers[split_name])
+            else:
+                model, hist = TRAINERS[name](prep, split, cfg)
+                if name == "teacher":
+                    teachers[split_name] = model
+            per_split[split_name] = model
+            hists.append(hist)
+        res = evaluate_test(per_split["standard"], prep.standard)
+        res["new"] = evaluate_new(per_split["new"], prep.new) if "new" in per_split else pop_new
+        if "new" not in per_split:
+            res["new_note"] = "user unseen in training: popularity fallback"
+        results[name] = res | {"train_seconds": sum(h.seconds for h in hists)}
+        curves[name] = hists[0].as_dict()
+        trained[name] = per_split["standard"]
+        log.info(
+            "%-11s NDCG@10 all %.4f cold %.4f new %.4f (%.0f s)",
+            name, res["all"]["ndcg@10"], res["cold"]["ndcg@10"], res["new"]["ndcg@10"], results[name]["train_seconds"],
+        )
+    return results, curves, trained
+
+
+def _ratio(a: float, b: float) -> float:
+    return float(a / b) if b else float("nan")
+
+
+def check_bars(results: dict) -> list[dict]:
+    """The first issue's quality bars, each with the figures behind it."""
+    bars = []
+
+    def bar(name, value, target, detail):
+        bars.append({"name": name, "value": value, "target": target, "passed": bool(value >= target), "detail": detail})
+
+    def nd(model, group):
+        return results[model][group]["ndcg@10"]
+
+    if all(m in results for m in ("teacher", "bpr", "lightgcn")):
+        for group, target in (("all", 1.05), ("cold", 1.10)):
+            best = max(nd("bpr", group), nd("lightgcn", group))
+            bar(f"teacher / best(BPR, LightGCN) NDCG@10, {group}", _ratio(nd("teacher", group), best), target,
+                f"teacher {nd('teacher', group):.4f} vs {best:.4f}")
+    if "student_w4" in results and "popularity" in results:
+        bar("student_w4 / popularity NDCG@10, new", _ratio(nd("student_w4", "new"), nd("popularity", "new")), 1.5,
+            f"{nd('student_w4', 'new'):.4f} vs {nd('popularity', 'new'):.4f}")
+    for bits, target in ((8, 0.97), (4, 0.93)):
+        m = f"student_w{bits}"
+        if m in results and "teacher" in results:
+            bar(f"{m} / teacher NDCG@10, all", _ratio(nd(m, "all"), nd("teacher", "all")), target,
+                f"{nd(m, 'all'):.4f} vs {nd('teacher', 'all'):.4f}")
+    return bars
+
+
+def save_student(student: QuantStudent, path: Path) -> None:
+    """Weights as safetensors (no pickle) next to a JSON of the shape."""
+    import json
+
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(path.with_suffix(".safetensors")))
+    path.with_suffix(".json").write_text(json.dumps(student.shape.__dict__, indent=2))
+
+
+def run_demo(cfg: DemoConfig) -> dict:
+    """Run the whole job; returns the report (rank 0 also writes it)."""
+    from fpgarec.reporting.html import write_report
+
+    torch.set_num_threads(cfg.threads)
+    t0 = time.perf_counter()
+    prep = prepare(cfg)
+    results, curves, trained = train_and_evaluate(prep, cfg, model_names(cfg))
+    report = dict(results)
+    report["curves"] = curves
+    report["bars"] = check_bars(results)
+    report["meta"] = {
+        "dataset": prep.data.summary(),
+        "protocol": "per-user temporal 80/10/10; full ranking excluding earlier interactions; "
+        "cold = <=30 interactions; new = 10% users held out, 5 context interactions",
+        "users evaluated (all / cold / new)": f"{int((prep.standard.test.lengths() > 0).sum())} / "
+        f"{len(prep.standard.cold_users)} / {len(prep.new.new_users)}",
+        "config": cfg.as_dict(),
+        "student modality weights (id, text)": {
+            n: [round(float(x), 4) for x in trained[n].modality_weights().detach()] for n in trained if n.startswith("student_w")
+        },
+        "total_seconds": round(time.perf_counter() - t0, 1),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
+    if is_main_process():
+        for name, model in trained.items():
+            if name.startswith("student_w"):
+                save_student(model, cfg.out / "models" / name)
+        html = write_report(report, cfg.out)
+        log.info("report written: %s", html)
+    return report
