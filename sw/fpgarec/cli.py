@@ -30,6 +30,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=None, help="RecBole atomic-file folder (default: ml-100k)")
     p.add_argument("--out", type=Path, default=None, help="output folder (default: build/demo)")
     p.add_argument("--quick", action="store_true", help="small seeded subsample, short training")
+    p.add_argument("--cache", type=Path, default=None, help="language-model vector cache (default: build/cache)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
@@ -38,7 +39,7 @@ def _config(args: argparse.Namespace):
     from fpgarec.config import DemoConfig
 
     return DemoConfig.from_environment(
-        data=args.data, out=args.out, quick=args.quick, seed=args.seed,
+        data=args.data, out=args.out, cache=args.cache, quick=args.quick, seed=args.seed,
         progress=False if args.no_progress else None,
     )
 

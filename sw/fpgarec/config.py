@@ -52,8 +52,6 @@ class DemoConfig:
     def from_environment(cls, **overrides) -> DemoConfig:
         """Defaults, then what the process environment says, then explicit overrides."""
         cfg = cls(**{k: v for k, v in overrides.items() if v is not None})
-        if cfg.out is None:
-            cfg.out = Path("build/demo")
         cfg.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if cfg.distributed:  # torchrun gives each process a share of the cores
             cfg.threads = max(1, (os.cpu_count() or 1) // int(os.environ["WORLD_SIZE"]))

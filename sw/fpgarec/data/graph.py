@@ -8,6 +8,7 @@ The symmetric normalisation of LightGCN is used:
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,7 +65,10 @@ def normalized_adjacency(
     inv = np.zeros_like(deg)
     inv[deg > 0] = deg[deg > 0] ** -0.5
     vals = inv[pairs[0]] * inv[pairs[1]]
-    adj = torch.sparse_coo_tensor(
-        torch.from_numpy(pairs), torch.from_numpy(vals.astype(np.float32)), (layout.n_nodes,) * 2
-    ).coalesce()
-    return adj.to_sparse_csr(), layout
+    with warnings.catch_warnings():  # torch calls sparse CSR "beta"; the ops used here are stable
+        warnings.simplefilter("ignore", UserWarning)
+        adj = torch.sparse_coo_tensor(
+            torch.from_numpy(pairs), torch.from_numpy(vals.astype(np.float32)), (layout.n_nodes,) * 2,
+            check_invariants=True,
+        ).coalesce()
+        return adj.to_sparse_csr(), layout

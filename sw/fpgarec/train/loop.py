@@ -61,6 +61,8 @@ class TrainHistory:
     best_epoch: int = 0
     best_valid_ndcg10: float = -1.0
     seconds: float = 0.0
+    #: hyper-parameters picked by a tuning grid, where one was run.
+    chosen: dict | None = None
 
     def as_dict(self) -> dict:
         return {
@@ -70,6 +72,7 @@ class TrainHistory:
             "best_epoch": self.best_epoch,
             "best_valid_ndcg@10": self.best_valid_ndcg10,
             "train_seconds": self.seconds,
+            "chosen": self.chosen,
         }
 
 

@@ -1,0 +1,36 @@
+"""Bad input reaches the user as one line naming the file and line, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+
+def _run(venv_bin, *args):
+    return subprocess.run([str(venv_bin / "fpgarec"), *args], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({}, "no .inter file"),
+        ({"x.inter": "user_id:token\titem_id:token\ttimestamp:float\n1\t2\n"}, "x.inter:2"),
+        ({"x.inter": "user_id:token\titem_id:tok\ttimestamp:float\n1\t2\t3\n"}, "unknown type 'tok'"),
+        ({"x.inter": "user_id:token\titem_id:token\ttimestamp:float\n1\t9\t3\n",
+          "x.item": "item_id:token\ttitle:token_seq\n1\tA\n"}, "unknown item_id '9'"),
+    ],
+)
+def test_bad_data_folder_gives_one_line(tmp_path, venv_bin, files, expected):
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    proc = _run(venv_bin, "demo", "--quick", "--no-progress", "--data", str(tmp_path), "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("fpgarec: error")]
+    assert len(lines) == 1 and expected in lines[0], proc.stderr
+
+
+def test_missing_data_folder(tmp_path, venv_bin):
+    proc = _run(venv_bin, "demo", "--data", str(tmp_path / "nope"))
+    assert proc.returncode == 2 and "data folder not found" in proc.stderr and "Traceback" not in proc.stderr
