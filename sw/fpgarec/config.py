@@ -27,8 +27,13 @@ class DemoConfig:
     dim: int = 64
     #: neighbours K aggregated per query by the teacher's context and the student.
     k: int = 20
+    #: of the students' K slots, how many hold the most recent items (the rest are spread evenly
+    #: over older history); None = all K are the most recent.
+    n_recent: int | None = 12
     #: gap (in interactions) drawn between a training context and its target, 1..horizon.
     horizon: int = 10
+    #: share of the students' training examples whose target lies anywhere after the context.
+    long_context_prob: float = 0.0
     #: LightGCN / teacher propagation layers.
     layers: int = 3
     #: student bit widths trained by the demo (weights and activations alike).

@@ -109,13 +109,15 @@ def train_teacher(prep: Prepared, split: Split, cfg: DemoConfig):
 
 def train_student(prep: Prepared, split: Split, cfg: DemoConfig, bits: int, teacher: HybridTeacher | None):
     torch.manual_seed(cfg.seed)
-    student = QuantStudent(StudentShape(prep.data.n_items, cfg.dim, cfg.k, bits, bits))
+    student = QuantStudent(StudentShape(prep.data.n_items, cfg.dim, cfg.k, bits, bits, cfg.n_recent))
     if teacher is not None:
         with torch.no_grad():
             _, items = teacher.propagate()
             student.init_from(items, teacher.projected_text(), teacher.context)
     objective = DistillationObjective(student, teacher, cfg.distill_weight, cfg.distill_temperature)
-    batches = next_item_batches(split.train, prep.data.n_items, cfg.k, cfg.horizon, 1024)
+    batches = next_item_batches(
+        split.train, prep.data.n_items, cfg.k, cfg.horizon, 1024, cfg.long_context_prob, cfg.n_recent
+    )
     hist = fit(objective, split, batches, _train_cfg(cfg, 1e-3, 5, 1), f"student_w{bits}")
     return student, hist
 

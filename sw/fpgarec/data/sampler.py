@@ -19,22 +19,38 @@ import numpy as np
 from fpgarec.data.split import UserSequences
 
 
-def context_slots(starts: np.ndarray, ends: np.ndarray, k: int) -> np.ndarray:
+def context_slots(starts: np.ndarray, ends: np.ndarray, k: int, n_recent: int | None = None) -> np.ndarray:
     """Flat positions of the K context slots for sequences ``items[starts[b]:ends[b]]``.
+
+    With ``n_recent`` = None (or >= K) the slots are the K most recent items. Otherwise a
+    sequence longer than K gives its ``n_recent`` most recent items plus K - n_recent items
+    evenly spaced over its older part (long-term interest), deterministic and O(K):
+
+        older_j = start + floor(j * (L - n_recent) / (K - n_recent)),  j = 0 .. K - n_recent - 1
+
+    Sequences of at most K items are repeated cyclically as described in the module docstring.
 
     Shapes: starts, ends (B,) with ends > starts -> (B, K) int64 positions into the flat array.
     """
-    length = np.minimum(ends - starts, k)
+    total = ends - starts
+    length = np.minimum(total, k)
     if np.any(length <= 0):
         raise ValueError("a user with no history cannot be represented by its neighbours")
     first = ends - length
-    return first[:, None] + (np.arange(k)[None, :] % length[:, None])
+    pos = first[:, None] + (np.arange(k)[None, :] % length[:, None])
+    if n_recent is not None and n_recent < k:
+        long = total > k
+        n_old = k - n_recent
+        older = starts[long, None] + (np.arange(n_old)[None, :] * (total[long, None] - n_recent)) // n_old
+        recent = ends[long, None] - n_recent + np.arange(n_recent)[None, :]
+        pos[long] = np.concatenate([older, recent], axis=1)
+    return pos
 
 
-def recent_items(history: UserSequences, users: np.ndarray, k: int) -> np.ndarray:
-    """The K most recent items of each user (cyclically padded). Shapes: (B,) -> (B, K)."""
+def recent_items(history: UserSequences, users: np.ndarray, k: int, n_recent: int | None = None) -> np.ndarray:
+    """The K context items of each user (see :func:`context_slots`). Shapes: (B,) -> (B, K)."""
     users = np.asarray(users, dtype=np.int64)
-    pos = context_slots(history.indptr[users], history.indptr[users + 1], k)
+    pos = context_slots(history.indptr[users], history.indptr[users + 1], k, n_recent)
     return history.items[pos]
 
 
@@ -49,13 +65,16 @@ def items_as_context(item_lists: list[np.ndarray], k: int) -> np.ndarray:
 
 
 def next_item_examples(
-    train: UserSequences, k: int, horizon: int, rng: np.random.Generator, min_context: int = 1
+    train: UserSequences, k: int, horizon: int, rng: np.random.Generator, min_context: int = 1,
+    long_prob: float = 0.0, n_recent: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training examples "recent items -> a later item" from the train sequences.
 
     Every train interaction at position p >= min_context of its user becomes a positive; its
     context is the K items before position e = p - j, j ~ U{0, horizon - 1} (clipped to
     e >= min_context), mimicking the gap between what a model sees and what it must predict.
+    With probability ``long_prob`` the gap is instead uniform over everything before p
+    (long-range examples: a few early items -> a much later one, as new users are ranked).
 
     Returns (users (E,), contexts (E, K), positives (E,)).
     """
@@ -65,6 +84,9 @@ def next_item_examples(
     keep = pos >= min_context
     users, items, start, pos = users[keep], items[keep], start[keep], pos[keep]
     gap = rng.integers(0, horizon, size=len(pos))
+    if long_prob > 0:
+        long = rng.random(len(pos)) < long_prob
+        gap[long] = (rng.random(int(long.sum())) * (pos[long] - min_context + 1)).astype(np.int64)
     end = np.maximum(pos - gap, min_context)
-    ctx = train.items[context_slots(start, start + end, k)]
+    ctx = train.items[context_slots(start, start + end, k, n_recent)]
     return users, ctx, items

@@ -42,6 +42,8 @@ class StudentShape:
     k: int = 20
     weight_bits: int = 8
     act_bits: int = 8
+    #: context slots given to the most recent items; the rest sample older history (None: all).
+    n_recent: int | None = None
 
 
 class QuantStudent(nn.Module):
@@ -91,7 +93,7 @@ class QuantStudent(nn.Module):
 
     @torch.no_grad()
     def score(self, users: np.ndarray, history: UserSequences) -> np.ndarray:
-        ctx = torch.from_numpy(recent_items(history, np.asarray(users, dtype=np.int64), self.k))
+        ctx = torch.from_numpy(recent_items(history, np.asarray(users, dtype=np.int64), self.k, self.shape.n_recent))
         return self(ctx).numpy().astype(np.float64)
 
 

@@ -34,7 +34,10 @@ def bpr_batches(train: UserSequences, n_items: int, batch_size: int):
     return source
 
 
-def next_item_batches(train: UserSequences, n_items: int, k: int, horizon: int, batch_size: int):
+def next_item_batches(
+    train: UserSequences, n_items: int, k: int, horizon: int, batch_size: int, long_prob: float = 0.0,
+    n_recent: int | None = None,
+):
     """Epochs of (user, context (B, K), positive, negative) for models that read recent items.
 
     See :func:`fpgarec.data.sampler.next_item_examples`; negatives as in :func:`bpr_batches`.
@@ -46,7 +49,7 @@ def next_item_batches(train: UserSequences, n_items: int, k: int, horizon: int, 
     seen[u_all, i_all] = True
 
     def source(rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
-        users, ctx, pos = next_item_examples(train, k, horizon, rng)
+        users, ctx, pos = next_item_examples(train, k, horizon, rng, long_prob=long_prob, n_recent=n_recent)
         perm = rng.permutation(len(users))
         for start in range(0, len(perm), batch_size):
             idx = perm[start : start + batch_size]
