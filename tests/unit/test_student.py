@@ -69,3 +69,13 @@ def test_context_slots_take_the_most_recent_items():
     np.testing.assert_array_equal(pos[1], [10, 11, 12, 10])
     with pytest.raises(ValueError):
         context_slots(np.array([5]), np.array([5]), k=4)
+
+
+def test_context_slots_mix_recent_and_evenly_spaced_older_items():
+    # a 40-item history at positions 100..139, K = 8 with 5 recent slots: the 3 older slots are
+    # spread over the 35 older positions (100 + floor(j * 35 / 3) = 100, 111, 123)
+    pos = context_slots(np.array([100]), np.array([140]), k=8, n_recent=5)
+    np.testing.assert_array_equal(pos[0], [100, 111, 123, 135, 136, 137, 138, 139])
+    # short histories keep the cyclic rule, so a 4-item user is still exact
+    short = context_slots(np.array([0]), np.array([4]), k=8, n_recent=5)
+    np.testing.assert_array_equal(short[0], [0, 1, 2, 3, 0, 1, 2, 3])

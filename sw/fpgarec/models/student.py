@@ -111,6 +111,10 @@ class DistillationObjective(nn.Module):
         self.teacher = teacher  # not a submodule: frozen, not trained, not synchronised
         self.weight = weight if teacher is not None else 0.0
         self.temperature = temperature
+        if teacher is not None:
+            teacher.eval()
+            with torch.no_grad():  # frozen: propagate the graph once, not once per batch
+                self._propagated = teacher.propagate()
 
     def forward(self, batch):
         u, ctx, pos, _neg = batch
@@ -118,7 +122,7 @@ class DistillationObjective(nn.Module):
         loss = F.cross_entropy(s, pos)
         if self.weight > 0:
             with torch.no_grad():
-                t = self.teacher.logits(u.numpy(), ctx.numpy())
+                t = self.teacher.logits(u.numpy(), ctx.numpy(), self._propagated)
             tau = self.temperature
             kd = F.kl_div(F.log_softmax(s / tau, 1), F.log_softmax(t / tau, 1), log_target=True, reduction="batchmean")
             loss = (1 - self.weight) * loss + self.weight * tau * tau * kd

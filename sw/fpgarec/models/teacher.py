@@ -59,9 +59,12 @@ class HybridTeacher(LightGCN):
         return x_u[users] * seen + self.context(x_i[ctx].mean(1))
 
     @torch.no_grad()
-    def logits(self, users: np.ndarray, ctx: np.ndarray) -> torch.Tensor:
-        """Scores of all items for (user, context) pairs. Shapes: (B,), (B, K) -> (B, I)."""
-        x_u, x_i = self.propagate()
+    def logits(self, users: np.ndarray, ctx: np.ndarray, propagated=None) -> torch.Tensor:
+        """Scores of all items for (user, context) pairs. Shapes: (B,), (B, K) -> (B, I).
+
+        ``propagated`` = a frozen teacher's ``propagate()`` output, to skip recomputing it.
+        """
+        x_u, x_i = propagated if propagated is not None else self.propagate()
         z = self.user_vectors(torch.as_tensor(users), torch.as_tensor(ctx), x_u, x_i)
         return z @ x_i.T
 
