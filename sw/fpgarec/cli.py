@@ -97,6 +97,51 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from fpgarec.compile.config import BuildConfig
+    from fpgarec.compile.flow import build
+
+    cfg = BuildConfig(
+        board=args.board, clock_mhz=args.clock_mhz, target_qps=args.target_qps,
+        folding_file=args.folding_file, output_dir=args.out, design=args.design,
+    )
+    bundle = build(args.source, cfg)
+    log.info("bundle: %s", bundle)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from fpgarec.compile.report import report
+
+    sys.stdout.write(report(args.bundle, args.out) + "\n")
+    return 0
+
+
+def _student_for(args):
+    if args.student is None:
+        return None
+    from fpgarec.compile.export import load_student
+
+    return load_student(args.student)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from fpgarec.compile.verify import bench
+
+    result = bench(args.bundle, _student_for(args), batch=args.batch)
+    sys.stdout.write(json.dumps(result) + "\n")  # the benchmark's last line: one JSON object
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from fpgarec.compile.verify import compare
+
+    result = compare(args.bundle, _student_for(args), n_queries=args.queries, workers=args.workers)
+    sys.stdout.write(json.dumps(result) + "\n")
+    bad = sum(v["any"] for k, v in result.items() if k.startswith("emulation_vs_"))
+    return 1 if bad else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fpgarec", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -109,6 +154,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", choices=["bpr", "lightgcn", "teacher", "student_w8", "student_w4"])
     p.add_argument("--metrics", type=Path, default=None, help="where to write the metrics JSON")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("build", help="compile a student (.safetensors) or QONNX file into a bundle")
+    p.add_argument("source", type=Path)
+    p.add_argument("--board", default="pynq-z2")
+    p.add_argument("--clock-mhz", type=float, default=None, help="default: the board's clock")
+    p.add_argument("--target-qps", type=float, default=200_000.0)
+    p.add_argument("--folding-file", type=Path, default=None)
+    p.add_argument("--out", type=Path, default=Path("bitstreams"), help="folder that receives <design>/")
+    p.add_argument("--design", default=None, help="design name (default: from the source file)")
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("report", help="per-layer cycles, resources, latency and throughput estimates")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--out", type=Path, default=None)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("bench", help="benchmarks; the last output line is one JSON object")
+    bench_sub = p.add_subparsers(dest="what", required=True)
+    b = bench_sub.add_parser("emulation", help="emulation vs float PyTorch vs Brevitas queries/s")
+    b.add_argument("bundle", type=Path)
+    b.add_argument("--student", type=Path, default=None, help="the trained student (.safetensors)")
+    b.add_argument("--batch", type=int, default=1024)
+    b.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("verify", help="bit-exactness: emulation vs FINN execution vs Brevitas")
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--student", type=Path, default=None)
+    p.add_argument("--queries", type=int, default=10_000)
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_verify)
     return parser
 
 

@@ -44,6 +44,12 @@ class DemoConfig:
     distill_temperature: float = 1.0
     #: use the knowledge graph's item-entity edges in the teacher's propagation.
     teacher_kg: bool = False
+    #: compile the 4-bit student after training and verify its emulation bit for bit.
+    build_design: bool = True
+    #: board the demo compiles for.
+    board: str = "pynq-z2"
+    #: random queries of the bit-exactness check (emulation vs FINN vs Brevitas).
+    bitexact_queries: int = 10_000
     #: maximum epochs of any model (early stopping usually ends sooner).
     max_epochs: int = 300
     #: torch intra-op threads (default: all cores of this machine).
@@ -62,6 +68,7 @@ class DemoConfig:
             cfg.threads = max(1, (os.cpu_count() or 1) // int(os.environ["WORLD_SIZE"]))
         if cfg.quick:
             cfg.max_epochs = min(cfg.max_epochs, 30)
+            cfg.bitexact_queries = min(cfg.bitexact_queries, 500)
         return cfg
 
     def as_dict(self) -> dict:

@@ -207,8 +207,9 @@ def check_bars(results: dict) -> list[dict]:
     return bars
 
 
-def save_student(student: QuantStudent, path: Path) -> None:
-    """Weights as safetensors (no pickle) next to a JSON of the shape."""
+def save_student(student: QuantStudent, path: Path, metrics: dict | None = None) -> None:
+    """Weights as safetensors (no pickle) next to a JSON of the shape (and of the metrics,
+    which the compile flow copies into the bundle's manifest)."""
     import json
 
     from safetensors.torch import save_file
@@ -216,6 +217,26 @@ def save_student(student: QuantStudent, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(path.with_suffix(".safetensors")))
     path.with_suffix(".json").write_text(json.dumps(student.shape.__dict__, indent=2))
+    if metrics is not None:
+        path.with_suffix(".metrics.json").write_text(json.dumps(metrics, indent=2))
+
+
+def build_and_verify(cfg: DemoConfig, student: QuantStudent) -> dict:
+    """Compile the 4-bit student for the demo board and check the emulation bit for bit
+    against FINN's execution of the HW-layer graph and against Brevitas."""
+    from fpgarec.compile.config import BuildConfig
+    from fpgarec.compile.flow import build
+    from fpgarec.compile.report import design_summary
+    from fpgarec.compile.verify import compare
+
+    bundle = build(
+        cfg.out / "models" / "student_w4.safetensors",
+        BuildConfig(board=cfg.board, output_dir=cfg.out / "bitstreams", design=f"student_w4_{cfg.board}"),
+    )
+    n = cfg.bitexact_queries
+    result = compare(bundle, student, n_queries=n, workers=max(1, cfg.threads))
+    mismatches = max(v["any"] for k, v in result.items() if k.startswith("emulation_vs_"))
+    return design_summary(bundle, n, mismatches) | {"bitexact": result}
 
 
 def run_demo(cfg: DemoConfig) -> dict:
@@ -246,7 +267,10 @@ def run_demo(cfg: DemoConfig) -> dict:
     if is_main_process():
         for name, model in trained.items():
             if name.startswith("student_w"):
-                save_student(model, cfg.out / "models" / name)
+                save_student(model, cfg.out / "models" / name, results[name])
+        if cfg.build_design and "student_w4" in trained:
+            report["design"] = build_and_verify(cfg, trained["student_w4"])
+        report["meta"]["total_seconds"] = round(time.perf_counter() - t0, 1)
         html = write_report(report, cfg.out)
         log.info("report written: %s", html)
     return report

@@ -38,18 +38,27 @@ def use_build_dir(build_dir: Path, vivado: Path | None) -> Path:
 
 
 def builder_steps():
-    """``finn.builder.build_dataflow_steps``, importable without Vivado."""
-    import finn.xsi
+    """``finn.builder.build_dataflow_steps``, importable without Vivado.
 
-    if not os.environ.get("XILINX_VIVADO") and "SimEngine" not in vars(finn.xsi):
-        # the builder only needs the name at import time; RTL simulation stays unavailable
+    Without Vivado, ``from finn.xsi import SimEngine`` raises (``OSError``, or FINN's
+    settings error before :func:`use_build_dir`); the builder only needs the name at import
+    time, so ``finn.xsi`` gets a placeholder and the import is retried (RTL simulation stays
+    unavailable; any other import problem raises again on the retry).
+    """
+    try:
+        import finn.builder.build_dataflow_steps as steps
+    except Exception:  # noqa: BLE001
+        import finn.xsi
+
         finn.xsi.SimEngine = None
-    import finn.builder.build_dataflow_steps as steps
-
+        import finn.builder.build_dataflow_steps as steps
     return steps
 
 
 def quiet_finn_logging() -> None:
-    """FINN and qonnx log every transformation at INFO; keep their warnings only."""
-    for name in ("finn", "qonnx", "onnx_passes"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    """FINN logs routine notes as warnings (e.g. on every shape inference of an Unsqueeze with
+    an axes input); show FINN's errors only, unless our own logger is at DEBUG."""
+    if log.isEnabledFor(logging.DEBUG):
+        return
+    for name in ("finn_logger", "finn", "qonnx", "onnx_passes", "mip", "mip.model"):
+        logging.getLogger(name).setLevel(logging.ERROR)

@@ -113,6 +113,10 @@ class BuildConfig:
             raise FpgarecError(f"max_utilization must be in (0, 1], got {self.max_utilization}")
         if self.top_k < 1:
             raise FpgarecError(f"top_k must be >= 1, got {self.top_k}")
+        if self.pad_items_multiple < 1 or self.check_queries < 1:
+            raise FpgarecError("pad_items_multiple and check_queries must be >= 1")
+        if self.clock_mhz is not None and self.clock_mhz <= 0:
+            raise FpgarecError(f"clock_mhz must be > 0, got {self.clock_mhz}")
         if self.folding_file is not None and not self.folding_file.is_file():
             raise FpgarecError(f"{self.folding_file}: folding file not found")
 

@@ -1,0 +1,191 @@
+"""``fpgarec build``: from a trained student (or its QONNX export) to a bundle.
+
+:func:`build` runs :data:`fpgarec.compile.steps.STEPS` through :func:`run_steps`, which after
+every step saves ``<work>/intermediate_models/<step>.onnx`` and checks the new model against the
+previous one on sample queries (:mod:`fpgarec.compile.checks`). The first model is checked
+against the Brevitas student itself when the source is a student. Where Vivado is available the
+Vivado stages follow; otherwise the build stops after code generation with one log line saying
+so, and the manifest records that the bitstream was not built. Finally the bundle is written
+and the CPU emulation of the bundle is checked against FINN's execution of the final model.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from fpgarec.compile import _finn, checks
+from fpgarec.compile.config import BuildConfig
+from fpgarec.errors import FpgarecError
+
+log = logging.getLogger(__name__)
+
+
+class BuildStepError(FpgarecError):
+    """A build step failed inside FINN/qonnx; the message names the step."""
+
+    def __init__(self, step: str, exc: Exception):
+        self.step = step
+        super().__init__(f"step {step} failed: {type(exc).__name__}: {exc}")
+
+
+def _step_name(step) -> str:
+    return getattr(step, "__name__", str(step))
+
+
+def run_steps(model, cfg: BuildConfig, steps, work_dir: Path, queries: np.ndarray,
+              score_scale: float | None, n_items: int, previous: checks.Probe | None = None,
+              reference: np.ndarray | None = None):
+    """Run ``steps`` in order; save and check each against the previous model (and, where the
+    scores are exact integers, against ``reference``, the student's integer scores (Q, N)).
+    Returns (model, last probe, seconds per step)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    inter = Path(work_dir) / "intermediate_models"
+    inter.mkdir(parents=True, exist_ok=True)
+    if previous is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            previous = checks.probe(model, queries, score_scale)
+    prev_probe = previous
+    timings = {}
+    for step in steps:
+        name = _step_name(step)
+        t0 = time.perf_counter()
+        prev_model = ModelWrapper(copy.deepcopy(model.model))  # steps may change the model in place
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                model = step(model, cfg)
+        except FpgarecError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - FINN/qonnx errors become one line naming the step
+            log.debug("step %s failed", name, exc_info=True)
+            raise BuildStepError(name, exc) from exc
+        model.save(str(inter / f"{name}.onnx"))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            new_probe = checks.probe(model, queries, score_scale)
+        checks.compare(name, prev_model, model, prev_probe, new_probe, n_items)
+        if reference is not None:
+            checks.compare_reference(name, model, new_probe, reference, n_items)
+        prev_probe = new_probe
+        timings[name] = time.perf_counter() - t0
+        log.info("%-34s ok  %5.2f s  (%d nodes)", name, timings[name], len(model.graph.node))
+    return model, prev_probe, timings
+
+
+def _load_source(source: Path, work_dir: Path):
+    """(QONNX ModelWrapper, student or None, metrics) for a .onnx or a student (.safetensors/.json)."""
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    from fpgarec.compile import export
+
+    if source.suffix == ".onnx":
+        if not source.is_file():
+            raise FpgarecError(f"{source}: file not found")
+        try:
+            return ModelWrapper(str(source)), None, {}
+        except Exception as exc:  # noqa: BLE001
+            raise FpgarecError(f"{source}: not an ONNX model ({exc})") from exc
+    student = export.load_student(source)
+    path = export.export_qonnx(student, work_dir / "export.qonnx.onnx")
+    metrics = {}
+    metrics_file = source.with_suffix(".metrics.json")
+    if metrics_file.is_file():
+        import json
+
+        metrics = json.loads(metrics_file.read_text())
+    return ModelWrapper(str(path)), student, metrics
+
+
+def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> Path:
+    """Compile ``source`` for ``cfg.board`` and return the bundle folder.
+
+    ``source``: a QONNX file written by :func:`fpgarec.compile.export.export_qonnx`, or a trained
+    student (``<name>.safetensors`` next to ``<name>.json``; a ``<name>.metrics.json`` is copied
+    into the manifest). ``metrics`` (optional) overrides them.
+    """
+    from fpgarec.compile import export, steps
+    from fpgarec.compile.bundle import write_bundle
+    from fpgarec.runtime.emulation import EmulationBackend
+
+    t_start = time.perf_counter()
+    source = Path(source)
+    board = cfg.resolve_board()  # unknown board: error before any work
+    design = cfg.design_name(source)
+    cfg = replace(cfg, design=design, build_dir=cfg.work_dir(design))
+    work = Path(cfg.build_dir).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    vivado = cfg.vivado_path()
+    _finn.use_build_dir(work / "finn_build", vivado)
+    _finn.quiet_finn_logging()
+    log.info("building %s for %s (%s, %g MHz), target %.0f queries/s%s", design, board.name, board.part,
+             cfg.clock(), cfg.target_qps,
+             f", latency <= {cfg.target_latency_us:g} us" if cfg.target_latency_us else "")
+
+    model, student, source_metrics = _load_source(source, work)
+    meta = export.read_metadata(model)
+    n_items = int(meta.get("n_items") or model.get_tensor_shape(model.graph.output[0].name)[-1])
+    k = int(meta.get("k") or model.get_tensor_shape(model.graph.input[0].name)[-1])
+    scale = meta.get("score_scale")
+    queries = checks.sample_queries(n_items, k, cfg.check_queries, cfg.seed)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        first = checks.probe(model, queries, scale)
+    ref = None
+    if student is not None:
+        ref = export.integer_scores(student, queries)
+        if first.approx is None or not checks.approx_equal(ref.astype(np.float64), first.approx[:, :n_items]):
+            raise checks.StepCheckError("export", first.scores_name, "QONNX",
+                                        "QONNX execution differs from the Brevitas student")
+        checks.compare_reference("export", model, first, ref, n_items)
+    model, last, timings = run_steps(model, cfg, steps.STEPS, work, queries, scale, n_items, first, ref)
+
+    finn_cfg = steps.finn_config(cfg)
+    bit_files: list[Path] = []
+    if vivado is None:
+        reason = "Vivado not found (XILINX_VIVADO unset)" if cfg.vivado.value == "auto" else "Vivado stages skipped (vivado=skip)"
+        log.warning("%s: stopped after code generation; HLS/RTL sources and estimates are in %s. "
+                    "To build the bitstream, run the same `fpgarec build` on a machine with Vivado "
+                    "(XILINX_VIVADO set).", reason, work)
+        bitstream = {"built": False, "reason": reason}
+    else:
+        model, last, more = run_steps(model, cfg, steps.VIVADO_STEPS, work, queries, scale, n_items, last, ref)
+        timings.update(more)
+        bit_dir = Path(finn_cfg.output_dir) / "bitfile"
+        bit_files = sorted([*bit_dir.glob("*.bit"), *bit_dir.glob("*.hwh"), *bit_dir.glob("*.xclbin")])
+        bitstream = {"built": bool(bit_files), "reason": "" if bit_files else "FINN produced no bitfile",
+                     "vivado": str(vivado)}
+
+    n_labels = int(model.get_tensor_shape(checks._topk_node(checks.generic_view(model)).input[0])[-1])
+    model_info = {
+        "n_items": n_items, "n_labels": n_labels, "k": k, "top_k": cfg.top_k, "dim": meta.get("dim"),
+        "weight_bits": meta.get("weight_bits"), "act_bits": meta.get("act_bits"), "score_scale": scale,
+        "fusion": meta.get("fusion"), "modality_weights": meta.get("modality_weights"), "source": source.name,
+    }
+    out = Path(cfg.output_dir) / design
+    write_bundle(out, model, design=design, board=board, clock_mhz=cfg.clock(), model_info=model_info,
+                 finn_report_dir=Path(finn_cfg.output_dir) / "report", build_config=cfg.to_json(),
+                 metrics={**source_metrics, **(metrics or {})}, bitstream=bitstream, bitstream_files=bit_files,
+                 build_info={"seconds": round(time.perf_counter() - t_start, 2),
+                             "step_seconds": {name: round(sec, 3) for name, sec in timings.items()},
+                             "check_queries": int(len(queries))})
+
+    emu = EmulationBackend(out)
+    top, scores = emu.run_with_scores(queries)
+    if not (np.array_equal(top, last.topk) and np.array_equal(scores, last.scores[:, :n_items])):
+        raise checks.StepCheckError("bundle", "emulation", "EmulationBackend",
+                                    "CPU emulation of the bundle differs from FINN's execution of the final model")
+    seconds = time.perf_counter() - t_start
+    e = emu.bundle.manifest["estimates"]
+    log.info("bundle %s: %.2f us, %.0f queries/s (estimates), built in %.1f s", out, e["latency_us"],
+             e["queries_per_s"], seconds)
+    return out

@@ -1,0 +1,172 @@
+"""Bit-exactness across the three executions of a design, on many queries.
+
+- ``emulation``: :class:`fpgarec.runtime.emulation.EmulationBackend` (numpy, the bundle);
+- ``finn``: FINN's own numpy execution (:func:`finn.core.onnx_exec.execute_onnx`) of the
+  bundle's ``model/dataflow.onnx`` (specialised layers through their generic view), one query
+  at a time — :class:`FinnBackend`, kept for verification (it needs finn, so it lives here and
+  not in the numpy-only runtime);
+- ``brevitas``: the trained student's forward, its scores divided by ``score_scale`` (integers)
+  and ranked with the tie rule.
+
+:func:`compare` counts queries whose integer scores or top-k lists differ.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fpgarec.compile import checks
+from fpgarec.runtime.bundle import Bundle, load_bundle
+from fpgarec.runtime.emulation import EmulationBackend, tie_rule_topk
+
+log = logging.getLogger(__name__)
+
+
+class FinnBackend:
+    """FINN's execution of a bundle's HW-layer graph. ``run_with_scores(ids)`` like the emulation."""
+
+    name = "finn"
+
+    def __init__(self, bundle: Bundle | Path | str):
+        from qonnx.core.modelwrapper import ModelWrapper
+
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.model = checks.generic_view(ModelWrapper(str(self.bundle.root / "model" / "dataflow.onnx")))
+        self.n_items = int(self.bundle.manifest["model"]["n_items"])
+        node = checks._topk_node(self.model)
+        self.scores_name, self.topk_name = node.input[0], node.output[0]
+
+    def run_with_scores(self, ids: np.ndarray, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """(top-k (B, k), integer scores (B, N)). Shapes: ids (B, K).
+
+        ``workers`` > 1 spreads the queries over that many processes (FINN runs one query at a
+        time, about 10 ms each for the demo design).
+        """
+        ids = np.asarray(ids)
+        if workers > 1 and len(ids) >= 2 * workers:
+            import multiprocessing as mp
+
+            chunks = np.array_split(ids, workers)
+            ctx = mp.get_context("spawn")
+            with ctx.Pool(workers, initializer=_worker_init, initargs=(str(self.bundle.root),)) as pool:
+                parts = pool.map(_worker_run, chunks)
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        tops, scores = [], []
+        for row in np.asarray(ids):
+            ctx = checks.execute(self.model, row)
+            tops.append(np.asarray(ctx[self.topk_name]).reshape(-1))
+            scores.append(np.asarray(ctx[self.scores_name]).reshape(-1)[: self.n_items])
+        return np.stack(tops).astype(np.int64), np.rint(np.stack(scores)).astype(np.int64)
+
+
+_WORKER: FinnBackend | None = None
+
+
+def _worker_init(root: str) -> None:
+    global _WORKER
+    _WORKER = FinnBackend(root)
+
+
+def _worker_run(ids: np.ndarray):
+    return _WORKER.run_with_scores(ids)
+
+
+def brevitas_reference(student, ids: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(top-k, integer scores) of the Brevitas student under the tie rule."""
+    from fpgarec.compile.export import integer_scores
+
+    s = integer_scores(student, ids)
+    return tie_rule_topk(s, top_k), s
+
+
+def _mismatches(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> dict:
+    top = (a[0] != b[0]).any(axis=1)
+    sc = (a[1] != b[1]).any(axis=1)
+    return {"topk": int(top.sum()), "scores": int(sc.sum()), "any": int((top | sc).sum())}
+
+
+def compare(bundle_dir: Path, student=None, n_queries: int = 10_000, finn_queries: int | None = None,
+            seed: int = 0, batch: int = 1024, workers: int = 1) -> dict:
+    """Emulation vs FINN execution (on ``finn_queries``, default all) vs Brevitas (if a student
+    is given), on ``n_queries`` random contexts. Returns counts of mismatching queries."""
+    bundle = load_bundle(bundle_dir)
+    m = bundle.manifest["model"]
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, int(m["n_items"]), size=(n_queries, int(m["k"])))
+    emu = EmulationBackend(bundle)
+    t0 = time.perf_counter()
+    parts = [emu.run_with_scores(ids[i:i + batch]) for i in range(0, n_queries, batch)]
+    e = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    out = {"queries": n_queries, "emulation_seconds": time.perf_counter() - t0}
+    nf = n_queries if finn_queries is None else min(finn_queries, n_queries)
+    if nf:
+        t0 = time.perf_counter()
+        f = FinnBackend(bundle).run_with_scores(ids[:nf], workers=workers)
+        out["finn_queries"] = nf
+        out["finn_seconds"] = time.perf_counter() - t0
+        out["emulation_vs_finn"] = _mismatches((e[0][:nf], e[1][:nf]), f)
+    if student is not None:
+        b = brevitas_reference(student, ids, int(m["top_k"]))
+        out["emulation_vs_brevitas"] = _mismatches(e, b)
+    log.info("bit-exactness on %d queries: %s", n_queries, out)
+    return out
+
+
+def _best_rate(fn, batch: int, repeats: int) -> float:
+    fn()  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return batch / best
+
+
+def bench(bundle_dir: Path, student=None, batch: int = 1024, repeats: int = 20, seed: int = 0) -> dict:
+    """Queries per second at ``batch`` of: the emulation; a plain float32 PyTorch forward of the
+    same query path (one lookup of the float fused table, mean over K, Linear, ReLU, scoring
+    Linear, ``torch.topk``); and the Brevitas student (when given). Best of ``repeats``.
+
+    Returns ``{"emulation_qps", "torch_float_qps", "brevitas_qps", "batch"}``.
+    """
+    import torch
+
+    bundle = load_bundle(bundle_dir)
+    m = bundle.manifest["model"]
+    n, k, top = int(m["n_items"]), int(m["k"]), int(m["top_k"])
+    ids = np.random.default_rng(seed).integers(0, n, size=(batch, k))
+    emu = EmulationBackend(bundle)
+    out = {"emulation_qps": _best_rate(lambda: emu.run(ids), batch, repeats)}
+    tids = torch.from_numpy(ids)
+    if student is not None:
+        with torch.no_grad():
+            a = student.modality_weights()
+            table = (a[0] * student.id_table.weight + a[1] * student.text_table.weight).float()
+            w1, b1 = student.transform.weight.float(), student.transform.bias.float()
+            w2 = student.scorer.weight.float()
+    else:  # same shapes, random weights
+        d = int(m["dim"])
+        table, w1, b1, w2 = torch.randn(n, d), torch.randn(d, d), torch.randn(d), torch.randn(n, d)
+
+    @torch.no_grad()
+    def torch_float():
+        u = torch.relu(torch.nn.functional.linear(table[tids].mean(1), w1, b1))
+        return torch.topk(u @ w2.T, top).indices
+
+    out["torch_float_qps"] = _best_rate(torch_float, batch, repeats)
+    if student is not None:
+        student = student.eval()
+
+        @torch.no_grad()
+        def brevitas():
+            return torch.topk(student(tids), top).indices
+
+        out["brevitas_qps"] = _best_rate(brevitas, batch, max(3, repeats // 4))
+    else:
+        out["brevitas_qps"] = None
+    out["batch"] = batch
+    return out

@@ -1,0 +1,315 @@
+"""Bit-exact CPU emulation of a compiled design, in vectorised integer numpy.
+
+The bundle lists the HW layers in stream order; each is executed for a whole batch at once
+with the semantics of FINN's numpy execution of the same layer (``execute_node`` of the
+generic op), which the hardware implements:
+
+- ``Lookup``:          y[b, k, :] = T[ids[b, k], :]
+- ``Unsqueeze`` / ``Squeeze`` / ``Reshape``: the same values in the layer's output shape
+- ``GlobalAccPool``:   y[b, c] = Σ_{h,w} x[b, h, w, c]                 (NHWC, the sum over K)
+- ``Thresholding``:    y[b, c] = #{j : x[b, c] >= Θ[c, j]} + ActVal   (FINN's MultiThreshold)
+- ``MVAU``:            y = x W  (W of shape (MW, MH)), then thresholds as above unless
+                       ``noActivation``
+- ``LabelSelect``:     the K indices of the largest y, equal values ordered by lower index
+                       (the project's tie rule, same as ONNX TopK in FINN's execution)
+
+Exactness. Integer products are computed with float BLAS where that is exact: every partial
+sum of ``x W`` is bounded by B = max|x| · max_j Σ_i |W_ij|, and float32 (float64) represents
+every integer up to 2^24 (2^53), so float32 is used when B < 2^24, float64 when B < 2^53 and
+int64 otherwise. Thresholds are tabulated per channel over the input's integer range (one
+gather per element), or for wide ranges counted with one ``searchsorted`` over all channels
+(each channel's sorted thresholds shifted into its own disjoint range). Top-k uses the unique
+key ``score · N + (N - 1 - i)``, larger is better, so ties need no special case
+(:func:`tie_rule_topk`). numpy 1.x and 2.x alike (a PYNQ image has numpy 1.x).
+
+This module imports numpy and nothing heavier (it runs on a PYNQ board's CPU too).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from fpgarec.runtime.bundle import Bundle, BundleError, datatype_range, load_bundle
+
+log = logging.getLogger(__name__)
+
+_F32_EXACT = 2 ** 24
+_F64_EXACT = 2 ** 53
+
+
+def _key_dtype(max_abs: float, n: int):
+    """Smallest dtype holding every key s·n + (n-1-i) exactly."""
+    bound = (max_abs + 1) * n + n
+    return np.float32 if bound < _F32_EXACT else np.float64 if bound < _F64_EXACT else np.int64
+
+
+@functools.lru_cache(maxsize=16)
+def _tie_breaker(n: int, dtype: str) -> np.ndarray:
+    """N - 1 - i for i in [0, N): the part of the key that orders equal scores."""
+    out = (n - 1 - np.arange(n)).astype(dtype)
+    out.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _group_count(n: int, k: int) -> int:
+    """Number of strided groups: a divisor of n near 2·sqrt(n·k) (no padding), at least k."""
+    target = max(k, int(2 * np.sqrt(n * k)))
+    divs = [d for d in range(k, n + 1) if n % d == 0]
+    return min(divs, key=lambda d: abs(d - target)) if divs else n
+
+
+def _top_columns(x: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k largest entries of each row of x (entries unique), ascending.
+
+    ``np.partition`` finds each row's k-th largest value; exactly k entries reach it.
+    """
+    b, c = x.shape
+    if k >= c:
+        return np.broadcast_to(np.arange(c), (b, c))
+    tau = np.partition(x, c - k, axis=1)[:, c - k:c - k + 1]
+    return np.nonzero(x >= tau)[1].reshape(b, k)
+
+
+def tie_rule_topk(scores: np.ndarray, k: int, max_abs: float | None = None, overwrite: bool = False) -> np.ndarray:
+    """Indices of the k largest scores per row; equal scores: lower index first.
+
+    Shapes: scores (B, N) integer-valued -> (B, k) int64. ``max_abs``: a bound on |score| if
+    known (else computed); ``overwrite``: the scores array may be reused as scratch.
+
+    Every item gets the unique key ``s_i · N + (N - 1 - i)`` (larger = better; exact in the
+    chosen float/int dtype), so the tie rule is plain ordering by key. To avoid a partial sort
+    over all N keys, items are split into G strided groups (group j = {j, j+G, j+2G, ...}):
+    the k best items lie in the k groups with the largest maximum key (each of the k best
+    group maxima is a distinct item, so the k-th best key is at least the k-th best group
+    maximum, and keys are unique). Only those k·N/G candidates are then ordered.
+    """
+    scores = np.asarray(scores)
+    b, n = scores.shape
+    k = min(int(k), n)
+    if b == 0:
+        return np.zeros((0, k), np.int64)
+    dt = _key_dtype(float(np.abs(scores).max(initial=0)) if max_abs is None else float(max_abs), n)
+    key = scores if (overwrite and scores.dtype == dt and scores.flags.writeable) else scores.astype(dt)
+    key *= dt(n)
+    key += _tie_breaker(n, np.dtype(dt).str)
+    ng = _group_count(n, k)
+    g = n // ng
+    if g > 1:
+        gmax = np.maximum.reduce(key.reshape(b, g, ng), axis=1)  # (B, G)
+        groups = _top_columns(gmax, k)
+        cand = (np.arange(g)[None, :, None] * ng + groups[:, None, :]).reshape(b, -1)
+        ck = key.ravel()[cand + (np.arange(b) * n)[:, None]]
+    else:
+        cand, ck = np.broadcast_to(np.arange(n), (b, n)), key
+    part = _top_columns(ck, k)
+    order = np.argsort(-np.take_along_axis(ck, part, axis=1), axis=1)
+    return np.take_along_axis(cand, np.take_along_axis(part, order, axis=1), axis=1).astype(np.int64)
+
+
+class _Thresholds:
+    """FINN MultiThreshold on the last axis: y = #{j : x >= Θ[c, j]} + bias.
+
+    For integer inputs of a small range [lo, hi] the counts are tabulated once
+    (``lut[c, x - lo]``, one gather per element); otherwise they are found with one
+    ``searchsorted`` over all channels, each channel's sorted thresholds shifted into a disjoint
+    range. ``count(x >= Θ_j) = searchsorted(sort(Θ), x, side="right")`` whatever the order of Θ.
+    """
+
+    #: largest table (channels x input values) built for the tabulated path
+    MAX_TABLE = 1 << 22
+
+    def __init__(self, thresholds: np.ndarray, bias: float, in_range: tuple[int, int]):
+        thr = np.sort(np.asarray(thresholds, dtype=np.float64), axis=1)
+        self.channels, self.steps = thr.shape
+        self.bias = bias
+        lo, hi = int(in_range[0]), int(in_range[1])
+        self.lo = lo
+        self.lut = None
+        if (hi - lo + 1) * self.channels <= self.MAX_TABLE:
+            xs = np.arange(lo, hi + 1, dtype=np.float64)
+            counts = np.stack([np.searchsorted(t, xs, side="right") for t in thr])  # (C, R)
+            self.width = hi - lo + 1
+            self.lut = (counts + bias).astype(np.float32).ravel()
+            self.base = (np.arange(self.channels) * self.width - lo).astype(np.int64)
+            return
+        # searchsorted over disjoint per-channel ranges (exact in float64 below 2^53)
+        span = max(float(thr.max()), hi) - min(float(thr.min()), lo) + 2
+        self.offset = np.arange(self.channels) * span
+        self.flat = (thr + self.offset[:, None]).ravel()
+        self.clip = (min(float(thr.min()), lo) - 1, max(float(thr.max()), hi) + 1)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        """x (..., C) integer-valued -> (..., C) float32."""
+        if self.lut is not None:
+            idx = x.astype(np.int64) + (self.base if self.channels > 1 else -self.lo)
+            return self.lut[idx]
+        xs = np.clip(x, *self.clip).astype(np.float64)
+        if self.channels > 1:
+            count = np.searchsorted(self.flat, xs + self.offset, side="right") - np.arange(self.channels) * self.steps
+        else:
+            count = np.searchsorted(self.flat, xs, side="right")
+        return (count + self.bias).astype(np.float32)
+
+
+def _exact_dtype(bound: float):
+    """float32 / float64 / int64: the cheapest type in which sums up to ``bound`` are exact."""
+    return np.float32 if bound < _F32_EXACT else np.float64 if bound < _F64_EXACT else np.int64
+
+
+class EmulationBackend:
+    """Executes a bundle's HW layers on the CPU.
+
+    ``run(ids)`` -> top-k item ids (B, k); ``scores(ids)`` -> the integer scores (B, N) of the
+    real items (padding removed); ``run_with_scores`` both. ``ids``: (B, K) integers in [0, N).
+    ``threads``: threads for the top-k stage of batches of at least 2 · ``min_chunk`` queries
+    (default: the CPU count, at most 4); results do not depend on it.
+
+    The layers are compiled once into a plan of numpy functions. A Lookup followed (through
+    shape-only layers) by a GlobalAccPool becomes one gather-and-sum, Σ_k T[ids[:, k]], which
+    never materialises the (B, K, D) lookup output.
+    """
+
+    name = "emulation"
+
+    def __init__(self, bundle: Bundle | Path | str, threads: int | None = None, min_chunk: int = 128):
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.threads = max(1, int(threads if threads is not None else min(4, os.cpu_count() or 1)))
+        self.min_chunk = int(min_chunk)
+        self._executor = None
+        m = self.bundle.manifest
+        self.n_items = int(m["model"]["n_items"])
+        self.k_neighbours = int(m["model"]["k"])
+        self.top_k = int(m["model"]["top_k"])
+        layers = m["layers"]
+        if not layers or layers[0]["op"] != "Lookup" or layers[-1]["op"] != "LabelSelect":
+            raise BundleError(f"{self.bundle.root}: the emulation expects Lookup ... LabelSelect layers")
+        self._plan: list = []
+        self._score_step = None
+        i = 0
+        while i < len(layers):
+            j = i + 1
+            while j < len(layers) and layers[j]["op"] in ("Unsqueeze", "Squeeze", "Reshape"):
+                j += 1
+            if layers[i]["op"] == "Lookup" and j < len(layers) and layers[j]["op"] == "GlobalAccPool":
+                self._plan.append(self._gather_sum(layers[i], layers[j]))
+                i = j + 1
+                continue
+            if layers[i]["op"] == "LabelSelect":
+                self._score_step = len(self._plan)
+            self._plan.append(self._compile(layers[i]))
+            i += 1
+
+    # ------------------------------------------------------------------ layer compilation
+    def _gather_sum(self, lookup: dict, pool: dict):
+        table = self.bundle.array(lookup["params"]["table"])
+        bound = float(np.abs(table).max(initial=0)) * self.k_neighbours
+        t = table.astype(_exact_dtype(bound))
+        out_shape = tuple(pool["out_shape"][1:])
+
+        def gather_sum(ids):
+            acc = t[ids[:, 0]]
+            for j in range(1, ids.shape[1]):
+                acc += t[ids[:, j]]
+            return acc.reshape((len(ids),) + out_shape)
+
+        return gather_sum
+
+    def _compile(self, layer: dict):
+        op, attrs, p = layer["op"], layer.get("attrs", {}), layer.get("params", {})
+        arr = self.bundle.array
+        out_shape = tuple(layer["out_shape"][1:])
+        where = f"{self.bundle.root}: layer {layer['name']}"
+        if op == "Lookup":
+            table = arr(p["table"])
+            t = table.astype(_exact_dtype(float(np.abs(table).max(initial=0))))
+            return lambda x: t[x].reshape((len(x),) + out_shape)
+        if op in ("Unsqueeze", "Squeeze", "Reshape"):
+            return lambda x: x.reshape((len(x),) + out_shape)
+        if op == "GlobalAccPool":
+            return lambda x: x.reshape(len(x), -1, x.shape[-1]).sum(axis=1).reshape((len(x),) + out_shape)
+        if op == "Thresholding":
+            th = _Thresholds(arr(p["thresholds"]), float(attrs.get("ActVal", 0)), datatype_range(layer["in_dtype"]))
+            return lambda x: th(x).reshape((len(x),) + out_shape)
+        if op == "MVAU":
+            if int(attrs.get("binaryXnorMode", 0)):
+                raise BundleError(f"{where}: binary XNOR MVAU is not supported by the emulation")
+            w = arr(p["weights"]).astype(np.int64)
+            lo, hi = datatype_range(layer["in_dtype"])
+            bound = max(abs(lo), abs(hi)) * int(np.abs(w).sum(axis=0).max(initial=0))
+            mm_dtype = _exact_dtype(bound)
+            wm = w.astype(mm_dtype)
+            th = None
+            if not int(attrs.get("noActivation", 1)):
+                th = _Thresholds(arr(p["thresholds"]), float(attrs.get("ActVal", 0)), (-bound, bound))
+
+            def mvau(x):
+                y = x.reshape(len(x), -1).astype(mm_dtype, copy=False) @ wm
+                if th is not None:
+                    y = th(y)
+                return y.reshape((len(x),) + out_shape)
+
+            return mvau
+        if op == "LabelSelect":
+            k = int(attrs["K"])
+            lo, hi = datatype_range(layer["in_dtype"])
+            bound = max(abs(lo), abs(hi))
+            return lambda x: tie_rule_topk(x.reshape(len(x), -1), k, max_abs=bound, overwrite=True)
+        raise BundleError(f"{where}: op {op} is not supported by the emulation")
+
+    # ---------------------------------------------------------------------------- running
+    def _check_ids(self, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids)
+        if ids.ndim == 1:
+            ids = ids[None, :]
+        if ids.ndim != 2 or ids.shape[1] != self.k_neighbours:
+            raise ValueError(f"ids must have shape (B, {self.k_neighbours}), got {ids.shape}")
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"ids must be integers, got {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.n_items):
+            raise ValueError(f"ids must lie in [0, {self.n_items})")
+        return ids.astype(np.intp, copy=False)
+
+    def _scores_raw(self, ids: np.ndarray) -> np.ndarray:
+        x = self._check_ids(ids)
+        for f in self._plan[: self._score_step]:
+            x = f(x)
+        return x
+
+    def _select(self, scores: np.ndarray) -> np.ndarray:
+        y = scores
+        for f in self._plan[self._score_step:]:
+            y = f(y)
+        return y.reshape(len(y), -1).astype(np.int64)
+
+    def _select_parallel(self, scores: np.ndarray) -> np.ndarray:
+        """The top-k stage over row slices in parallel threads (it is single-threaded numpy;
+        the matrix products before it already use every core through BLAS)."""
+        n = self.threads if len(scores) >= 2 * self.min_chunk else 1
+        if n <= 1:
+            return self._select(scores)
+        if self._executor is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._executor = ThreadPoolExecutor(max_workers=self.threads)
+        return np.concatenate(list(self._executor.map(self._select, np.array_split(scores, n))))
+
+    def run(self, ids: np.ndarray) -> np.ndarray:
+        """Top-k item ids per query. Shapes: (B, K) -> (B, top_k) int64."""
+        return self._select_parallel(self._scores_raw(ids))
+
+    def scores(self, ids: np.ndarray) -> np.ndarray:
+        """Integer scores of the real items. Shapes: (B, K) -> (B, N) int64."""
+        s = self._scores_raw(ids)
+        return s.reshape(len(s), -1)[:, : self.n_items].astype(np.int64)
+
+    def run_with_scores(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(top-k (B, top_k), integer scores of the real items (B, N)) from one pass."""
+        s = self._scores_raw(ids)
+        scores = s.reshape(len(s), -1)[:, : self.n_items].astype(np.int64)
+        return self._select_parallel(s), scores
