@@ -7,7 +7,8 @@ when the compile tests ran first).
 from __future__ import annotations
 
 import pytest
-from compile_helpers import make_student, small_build_config
+
+from small_design import make_student, small_build_config
 
 
 @pytest.fixture(scope="session")

@@ -67,10 +67,9 @@ def test_report_text_and_json(small_bundle, tmp_path):
 
 
 def test_no_vivado_stops_after_codegen_with_one_line(small_student, tmp_path, monkeypatch, caplog):
-    from compile_helpers import small_build_config
-
     from fpgarec.compile.flow import build
     from fpgarec.runtime.bundle import load_bundle
+    from small_design import small_build_config
 
     monkeypatch.delenv("XILINX_VIVADO", raising=False)
     folding = tmp_path / "folding.json"
@@ -86,12 +85,12 @@ def test_no_vivado_stops_after_codegen_with_one_line(small_student, tmp_path, mo
 
 
 def test_a_step_that_changes_results_is_named(small_student, tmp_path):
-    from compile_helpers import small_build_config
     from qonnx.core.modelwrapper import ModelWrapper
 
     from fpgarec.compile import checks, steps
     from fpgarec.compile.export import export_qonnx, read_metadata
     from fpgarec.compile.flow import run_steps
+    from small_design import small_build_config
 
     student, _ = small_student
     cfg = small_build_config(tmp_path)
@@ -130,7 +129,7 @@ def test_unmappable_op_is_named_with_the_supported_set(small_student, tmp_path):
     model.model.opset_import[0].version = 13
     bad = tmp_path / "bad.onnx"
     model.save(str(bad))
-    from compile_helpers import small_build_config
+    from small_design import small_build_config
 
     with pytest.raises(UnsupportedOpError) as err:
         build(bad, small_build_config(tmp_path, design="bad"))
@@ -139,10 +138,9 @@ def test_unmappable_op_is_named_with_the_supported_set(small_student, tmp_path):
 
 
 def test_design_that_does_not_fit_is_refused_before_codegen(small_student, tmp_path):
-    from compile_helpers import small_build_config
-
     from fpgarec.compile.flow import build
     from fpgarec.compile.steps import DesignDoesNotFitError
+    from small_design import small_build_config
 
     cfg = small_build_config(tmp_path, max_utilization=0.005, design="toobig")
     with pytest.raises(DesignDoesNotFitError) as err:
@@ -191,10 +189,9 @@ def test_folding_balance_prefers_dsp_packing(small_bundle):
 
 @pytest.mark.vivado
 def test_vivado_builds_a_bitstream(small_student, tmp_path):
-    from compile_helpers import small_build_config
-
     from fpgarec.compile.flow import build
     from fpgarec.runtime.bundle import load_bundle
+    from small_design import small_build_config
 
     bundle = build(small_student[1], small_build_config(tmp_path, vivado="auto", design="vivado"))
     m = load_bundle(bundle).manifest

@@ -1,4 +1,4 @@
-"""Helpers of the compile tests: a small calibrated random student (200 items, D=16, K=4,
+"""Helpers of the compile and runtime tests: a small calibrated random student (200 items, D=16, K=4,
 4 bit) and the build configuration used for it."""
 
 from __future__ import annotations
