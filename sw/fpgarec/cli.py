@@ -60,9 +60,17 @@ def _table(report: dict) -> str:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from fpgarec.demo import run_demo
+    from fpgarec.train.distributed import init_from_torchrun, is_main_process
 
     cfg = _config(args)
+    joined = init_from_torchrun(cfg.distributed)
     report = run_demo(cfg)
+    if joined:
+        import torch
+
+        torch.distributed.destroy_process_group()
+    if not is_main_process():
+        return 0
     log.info("results (test split; new = new-user protocol)\n%s", _table(report))
     for b in report["bars"]:
         log.info("bar %-48s %.3f (target %.2f) %s  [%s]", b["name"], b["value"], b["target"],
