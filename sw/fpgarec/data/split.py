@@ -150,10 +150,10 @@ def new_user_split(
     is_new = np.zeros(data.n_users, dtype=bool)
     is_new[new] = True
 
-    def drop(seqs: UserSequences, keep_new: bool) -> UserSequences:
+    def without_new_users(seqs: UserSequences) -> UserSequences:
         u, i = seqs.pairs()
-        mask = is_new[u] if keep_new else ~is_new[u]
-        return UserSequences.from_pairs(u[mask], i[mask], data.n_users)
+        keep = ~is_new[u]
+        return UserSequences.from_pairs(u[keep], i[keep], data.n_users)
 
     full = UserSequences.from_pairs(data.user, data.item, data.n_users)
     fu, fi = full.pairs()
@@ -164,8 +164,8 @@ def new_user_split(
     return Split(
         n_users=data.n_users,
         n_items=data.n_items,
-        train=drop(base.train, keep_new=False),
-        valid=drop(base.valid, keep_new=False),
+        train=without_new_users(base.train),
+        valid=without_new_users(base.valid),
         test=UserSequences.from_pairs(fu[test_mask], fi[test_mask], data.n_users),
         cold_users=np.zeros(0, dtype=np.int64),
         new_users=new,

@@ -44,22 +44,14 @@ class TransductiveScorer(nn.Module):
     def final_embeddings(self) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def unseen_user_vectors(self, users: np.ndarray, history: UserSequences, items: torch.Tensor):
-        """Vectors for users without a trained embedding; None means popularity fallback."""
-        return None
-
     @torch.no_grad()
     def score(self, users: np.ndarray, history: UserSequences) -> np.ndarray:
         users = np.asarray(users)
         u_emb, i_emb = self.final_embeddings()
         scores = (u_emb[torch.from_numpy(users)] @ i_emb.T).numpy().astype(np.float64)
         unseen = ~self.trained_user.numpy()[users]
-        if unseen.any():
-            vec = self.unseen_user_vectors(users[unseen], history, i_emb)
-            if vec is None:
-                scores[unseen] = self.popularity.score(users[unseen], history)
-            else:
-                scores[unseen] = (vec @ i_emb.T).numpy()
+        if unseen.any():  # no trained embedding: the protocol's popularity fallback
+            scores[unseen] = self.popularity.score(users[unseen], history)
         return scores
 
 
