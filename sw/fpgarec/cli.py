@@ -141,6 +141,18 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench_packing(args: argparse.Namespace) -> int:
+    from fpgarec.compile.bench_packing import bench_packing
+
+    result = bench_packing(batch=args.batch)
+    for name, case in result.get("cases", {}).items():
+        log.info("packing %s: %s", name, case)
+    log.info("%s", result.get("note", ""))
+    keys = ("pack_speedup", "unpack_speedup", "bitexact", "batch", "host_us_per_query")
+    sys.stdout.write(json.dumps({k: result[k] for k in keys}) + "\n")
+    return 0 if result["bitexact"] else 1
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from fpgarec.compile.verify import compare
 
@@ -185,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--student", type=Path, default=None, help="the trained student (.safetensors)")
     b.add_argument("--batch", type=int, default=1024)
     b.set_defaults(func=cmd_bench)
+    b = bench_sub.add_parser("packing", help="our bit packing vs finn-plus' at the demo bundle's datatypes")
+    b.add_argument("--batch", type=int, default=1000)
+    b.set_defaults(func=cmd_bench_packing)
 
     p = sub.add_parser("verify", help="bit-exactness: emulation vs FINN execution vs Brevitas")
     p.add_argument("bundle", type=Path)

@@ -5,6 +5,8 @@ module under ``fpgarec.runtime`` imports torch, finn, qonnx or brevitas.
 
 - :mod:`fpgarec.runtime.bundle`: read and verify a compiled design (``manifest.json``, ``.npy``)
 - :mod:`fpgarec.runtime.emulation`: bit-exact CPU execution of a bundle's HW layers
+- :mod:`fpgarec.runtime.packing`: FINN's packed stream layout, vectorised (bench against
+  finn-plus' own functions: :mod:`fpgarec.compile.bench_packing`)
 """
 
 from fpgarec.runtime.bundle import Bundle, BundleError, load_bundle
