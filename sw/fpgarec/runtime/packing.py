@@ -87,28 +87,24 @@ def packed_nbytes(n_elems: int, bits: int) -> int:
     return (int(n_elems) * _check_bits(bits) + 7) // 8
 
 
+def _reshape_checked(values: np.ndarray, shape, name: str) -> np.ndarray:
+    values = np.asarray(values)
+    shape = tuple(int(s) for s in shape)
+    if int(np.prod(shape)) != values.size:
+        raise ValueError(f"{name} {shape} does not hold {values.size} values of shape {values.shape}")
+    return values.reshape(shape)
+
+
 def fold(values: np.ndarray, folded_shape) -> np.ndarray:
     """Reshape a normal-shape tensor to the accelerator's folded shape (row-major, as FINN's
     driver does); the last axis of ``folded_shape`` is the stream word's elements. A view when
     ``values`` is contiguous."""
-    values = np.asarray(values)
-    folded_shape = tuple(int(s) for s in folded_shape)
-    if int(np.prod(folded_shape)) != values.size:
-        raise ValueError(
-            f"folded_shape {folded_shape} does not hold {values.size} values of shape {values.shape}"
-        )
-    return values.reshape(folded_shape)
+    return _reshape_checked(values, folded_shape, "folded_shape")
 
 
 def unfold(values: np.ndarray, normal_shape) -> np.ndarray:
     """Inverse of :func:`fold`: reshape a folded tensor back to ``normal_shape``."""
-    values = np.asarray(values)
-    normal_shape = tuple(int(s) for s in normal_shape)
-    if int(np.prod(normal_shape)) != values.size:
-        raise ValueError(
-            f"normal_shape {normal_shape} does not hold {values.size} values of shape {values.shape}"
-        )
-    return values.reshape(normal_shape)
+    return _reshape_checked(values, normal_shape, "normal_shape")
 
 
 @lru_cache(maxsize=256)
