@@ -20,9 +20,11 @@ def make_student(folder, seed: int = 0):
     student = QuantStudent(StudentShape(**SHAPE))
     student.train()
     with torch.no_grad():
-        student.gate.copy_(torch.tensor([0.3, -0.2]))
+        student.fusion.gate.copy_(torch.tensor([0.3, -0.2]))
         for _ in range(4):
-            student(torch.randint(0, SHAPE["n_items"], (64, SHAPE["k"])))
+            ctx = torch.randint(0, SHAPE["n_items"], (64, SHAPE["k"]))
+            ctx[::3, 2:] = SHAPE["n_items"]  # some cold-start users (null-padded)
+            student(ctx)
     student.eval()
     path = folder / "student.safetensors"
     save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(path))

@@ -33,6 +33,7 @@ from kernels._params import (
     datatype_name,
     divides,
     int_range,
+    parse_datatype,
     positive,
 )
 
@@ -126,3 +127,12 @@ def contributions(p: FusionParams, xs) -> np.ndarray:
     x = np.asarray(xs).astype(np.int64)
     w = np.asarray(p.weights, dtype=np.int64).reshape((p.m,) + (1,) * (x.ndim - 1))
     return (w * x).astype(np.float64) / (1 << p.frac_bits)
+
+
+def params_from_attrs(get) -> FusionParams:
+    """FusionParams from node attributes (``get(name)``); refuses unbuildable ones."""
+    in_bits, in_signed = parse_datatype("inputDataType", get("inputDataType"))
+    out_bits, out_signed = parse_datatype("outputDataType", get("outputDataType"))
+    return FusionParams(weights=tuple(get("Weights")), d=get("NumChannels"), pe=get("PE"), in_bits=in_bits,
+                        in_signed=in_signed, w_bits=get("WeightBits"), frac_bits=get("FracBits"),
+                        out_bits=out_bits, out_signed=out_signed)

@@ -46,6 +46,7 @@ from kernels._params import (
     datatype_name,
     divides,
     int_range,
+    parse_datatype,
     positive,
 )
 
@@ -187,3 +188,15 @@ def count_neighbours(p: AggregateParams, ids: np.ndarray) -> np.ndarray:
 
 def output_range(p: AggregateParams) -> tuple[int, int]:
     return int_range(p.out_bits, p.out_signed)
+
+
+def params_from_attrs(get) -> AggregateParams:
+    """AggregateParams from node attributes (``get(name)``); refuses unbuildable ones."""
+    in_bits, in_signed = parse_datatype("inputDataType", get("inputDataType"))
+    id_bits, id_signed = parse_datatype("idDataType", get("idDataType"))
+    if id_signed:
+        raise KernelParameterError(f"idDataType={get('idDataType')}: ids must be unsigned")
+    mode = get("Mode")
+    return AggregateParams(k=get("K"), d=get("NumChannels"), pe=get("PE"), in_bits=in_bits, in_signed=in_signed,
+                           mode=mode.decode() if isinstance(mode, bytes) else mode, frac_bits=get("FracBits"),
+                           id_bits=id_bits, null_id=get("NullId"))

@@ -116,7 +116,8 @@ def train_student(prep: Prepared, split: Split, cfg: DemoConfig, bits: int, teac
             student.init_from(items, teacher.projected_text(), teacher.context)
     objective = DistillationObjective(student, teacher, cfg.distill_weight, cfg.distill_temperature)
     batches = next_item_batches(
-        split.train, prep.data.n_items, cfg.k, cfg.horizon, 1024, cfg.long_context_prob, cfg.n_recent
+        split.train, prep.data.n_items, cfg.k, cfg.horizon, 1024, cfg.long_context_prob, cfg.n_recent,
+        null_id=student.shape.null_id,
     )
     hist = fit(objective, split, batches, _train_cfg(cfg, 1e-3, 5, 1), f"student_w{bits}")
     return student, hist

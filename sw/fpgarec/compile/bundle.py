@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 #: attributes copied into the manifest (when the layer has them)
 LAYER_ATTRS = ("PE", "SIMD", "MW", "MH", "K", "Labels", "ActVal", "noActivation", "binaryXnorMode",
                "NumChannels", "numSteps", "NumEmbeddings", "EmbeddingDim", "numInputVectors",
-               "mem_mode", "ram_style", "resType")
+               "mem_mode", "ram_style", "resType", "NumOutputStreams",
+               # the kernels (kernels/*/finn_op.py)
+               "Mode", "FracBits", "NullId", "Weights", "WeightBits", "inputDataType", "idDataType",
+               "outputDataType")
 #: parameter role of each extra input, by generic op
 PARAM_ROLES = {"Lookup": {1: "table"}, "Thresholding": {1: "thresholds"}, "MVAU": {1: "weights", 2: "thresholds"}}
 #: FINN's reports copied into the bundle
@@ -110,6 +113,8 @@ def describe_layers(model, weights_dir: Path) -> list[dict]:
             dtypes[role] = model.get_tensor_datatype(node.input[idx]).name
         layers.append({
             "name": node.name, "op": op, "impl": impl, "attrs": attrs, "params": params, "param_dtypes": dtypes,
+            # stream connections (tensor names): the layers form a DAG (the ids fan out)
+            "inputs": [i for i in node.input if model.get_initializer(i) is None], "outputs": list(node.output),
             "in_dtype": inst.get_input_datatype(0).name, "out_dtype": inst.get_output_datatype().name,
             "in_shape": [int(x) for x in inst.get_normal_input_shape()],
             "out_shape": [int(x) for x in inst.get_normal_output_shape()],

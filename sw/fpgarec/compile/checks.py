@@ -50,15 +50,28 @@ class StepCheckError(FpgarecError):
         super().__init__(f"step {step}: output differs from the previous step at node {node} ({op_type}): {detail}")
 
 
-def sample_queries(n_items: int, k: int, n: int, seed: int = 0) -> np.ndarray:
+def sample_queries(n_items: int, k: int, n: int, seed: int = 0, null_id: int | None = None) -> np.ndarray:
     """``n`` random contexts plus tie-heavy ones (all-equal ids, id 0, the last id).
 
-    Shape (n + 3, K) int64.
+    With ``null_id`` (null padding) every third random context is a cold-start user with
+    L ~ U{1..K} real items followed by K - L null ids, and one more context is all null (a query
+    without neighbours). Shape (n + 3 [+ 1], K) int64.
     """
     rng = np.random.default_rng(seed)
     rand = rng.integers(0, n_items, size=(n, k))
-    special = np.stack([np.full(k, rng.integers(0, n_items)), np.zeros(k, np.int64), np.full(k, n_items - 1)])
-    return np.concatenate([rand, special]).astype(np.int64)
+    special = [np.full(k, rng.integers(0, n_items)), np.zeros(k, np.int64), np.full(k, n_items - 1)]
+    if null_id is not None:
+        lengths = rng.integers(1, k + 1, size=n)
+        cold = (np.arange(n) % 3 == 0)[:, None] & (np.arange(k)[None, :] >= lengths[:, None])
+        rand[cold] = null_id
+        special.append(np.full(k, null_id))
+    return np.concatenate([rand, np.stack(special)]).astype(np.int64)
+
+
+def null_id_of(meta: dict) -> int | None:
+    """The null id of a model's metadata / a bundle's model info (None: cyclic padding)."""
+    padding = meta.get("padding") or {}
+    return int(padding["null_id"]) if padding.get("scheme") == "null" else None
 
 
 def generic_view(model):

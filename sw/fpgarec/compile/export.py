@@ -1,25 +1,21 @@
-"""Export the quantized student to QONNX, in the one form FINN maps end to end.
+"""Export the quantized student to QONNX, with the two custom kernels as QONNX-level ops.
 
-The student fuses its two lookups as ``f = Q_a(α_id e + α_txt t)`` (see
-:mod:`fpgarec.models.student`). FINN cannot map that as two streams: the scalar products
-``α_id s_id e_int`` and ``α_txt s_txt t_int`` carry different real scales, and the sum of two
-differently scaled integer streams is not an integer operation that streamlining can fold
-into one threshold. The fusion is elementwise per item, though, so it is folded offline into
-ONE table, exactly:
+The exported graph (``ids`` (1, K) UINTn, n = ceil(log2(N + 1)), the null id N included):
 
-    F[i] = Q_a(α_id Q_w(E_id)[i] + α_txt Q_w(E_txt)[i]) = s_f · F_int[i],   F_int ∈ [-2^(b-1), 2^(b-1)-1]
+    ids ─┬─ Gather(E_id_int) ──┐
+         ├─ Gather(E_txt_int) ─┴─ ModalityFusion ─┐              (kernels.qonnx_ops domain)
+         └────────────────────────────────────────┴─ NeighborAggregate ─ Mul(s_f 2^-P)
+           ─ Quant(agg) ─ Gemm(transform) ─ Relu ─ Quant ─ MatMul(Quant(S)ᵀ) ─ ``scores`` (1, N)
 
-computed for every item with the student's own ``fuse_quant`` (the same float operations as in
-the student's forward, so the same rounding). The deployment module :class:`DeployedStudent`
-looks rows of F up with a ``QuantEmbedding`` whose quantizer has the constant scale ``s_f`` and
-the full signed range of ``fuse_quant``, so its output equals the student's fused features bit
-for bit (checked by :func:`export_qonnx`). The rest of the query path is the student's own
-modules. Hardware needs one Lookup instead of two and half the table memory.
+The head (lookups, fusion, aggregation) carries integers: the tables are the Brevitas
+quantizers' own integers (one zero row appended for the null id), annotated INTb, and the two
+kernel nodes execute their golden models. The tail from ``Mul`` on is the student's own
+modules exported by Brevitas (TorchScript path, ``dynamo=False``). FINN's flow maps the Gathers
+to Lookups and the kernel nodes to their HW ops (``fpgarec.compile.steps``).
 
-Export uses Brevitas' TorchScript path (``dynamo=False``). The QONNX file has the input
-``ids`` (1, K), annotated ``UINTn`` with n = ceil(log2 N), and the output ``scores`` (1, N); its
-metadata carries ``fpgarec.score_scale`` = s_S · s_u, the real value of one integer score step,
-so integer scores are ``scores / score_scale``.
+:func:`export_qonnx` checks the file before returning: executed by qonnx, the head's integers
+equal the student's fused and aggregated integers exactly, and the scores match the student's.
+Metadata ``fpgarec.score_scale`` = s_S · s_u is the real value of one integer score step.
 """
 
 from __future__ import annotations
@@ -83,116 +79,136 @@ def score_scale(student: QuantStudent) -> float:
     return float(student.scorer.quant_weight().scale) * _act_scale(student.relu)
 
 
-@torch.no_grad()
-def fused_table(student: QuantStudent) -> tuple[np.ndarray, float]:
-    """The fused item table as integers and its scale.
-
-    Returns ``(F_int, s_f)`` with F_int of shape (N, D), int8, such that the student's fused
-    feature of item i is ``s_f * F_int[i]`` exactly.
-    """
-    student = student.eval()
-    n = student.shape.n_items
-    ids = torch.arange(n).unsqueeze(-1)  # (N, 1): the same layout as the student's forward
-    a = student.modality_weights()
-    fused = student.fuse_quant(a[0] * student.id_table(ids) + a[1] * student.text_table(ids))
-    fused = fused.reshape(n, -1)
-    s_f = _act_scale(student.fuse_quant)
-    ints = torch.round(fused / s_f)
-    if not torch.equal(ints * s_f, fused):
-        raise FpgarecError("fused table is not an integer multiple of fuse_quant's scale")
-    return ints.to(torch.int8).numpy(), s_f
-
-
-class DeployedStudent(nn.Module):
-    """The student's query path with the two lookups and the fusion folded into one table.
-
-        f_k = F[c_k]  (one lookup, F = Q_a(α_id E_id + α_txt E_txt) precomputed)
-        m = Q_a(1/K Σ_k f_k);  u = Q_u(ReLU(W m + β));  s = Q_w(S) u
-
-    Shapes: ids (B, K) int64 -> scores (B, N) float (integers times ``score_scale``).
-    The Lookup runs on (B, K) and the result is unsqueezed to (B, K, 1, D) (NHWC), so FINN
-    sees Lookup -> Unsqueeze -> GlobalAccPool with integer ids at the Lookup.
-    """
+class DeployedTail(nn.Module):
+    """The student after the aggregation: u = Q_u(ReLU(W Q_a(m) + β)), s = Q_w(S) u.
+    Shapes: m (B, D) float -> scores (B, N)."""
 
     def __init__(self, student: QuantStudent):
         super().__init__()
-        from brevitas.nn import QuantEmbedding
-        from brevitas.quant import Int8WeightPerTensorFloat
+        self.agg_quant, self.transform = student.agg_quant, student.transform
+        self.relu, self.scorer = student.relu, student.scorer
 
-        student = student.eval()
-        table, s_f = fused_table(student)
-        n, d = table.shape
-        bits = student.shape.act_bits
-        # constant scale s_f (Brevitas divides the constant by the integer scale 2^(b-1) of a
-        # signed full-range quantizer, a power of two, so the product is exact)
-        self.table = QuantEmbedding(
-            n, d, weight_quant=Int8WeightPerTensorFloat, weight_bit_width=bits,
-            weight_scaling_impl_type="const", weight_scaling_const=s_f * 2 ** (bits - 1),
-            weight_narrow_range=False,
-        )
-        with torch.no_grad():
-            self.table.weight.copy_(torch.from_numpy(table.astype(np.float32)) * s_f)
-        got = float(self.table.quant_weight().scale)
-        if got != s_f:
-            raise FpgarecError(f"deployment table scale {got} != fuse_quant scale {s_f}")
-        self.pool = student.pool
-        self.agg_quant = student.agg_quant
-        self.transform = student.transform
-        self.relu = student.relu
-        self.scorer = student.scorer
-        self.k = student.shape.k
-
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        fused = self.table(ids).unsqueeze(2)  # (B, K, 1, D)
-        pooled = self.pool(fused.permute(0, 3, 1, 2)).flatten(1)  # (B, D)
-        return self.scorer(self.relu(self.transform(self.agg_quant(pooled))))
+    def forward(self, m: torch.Tensor) -> torch.Tensor:
+        return self.scorer(self.relu(self.transform(self.agg_quant(m))))
 
 
 @torch.no_grad()
-def check_deployed(student: QuantStudent, deployed: DeployedStudent, n: int = 256, seed: int = 0) -> None:
-    """Raise unless the deployed module's scores equal the student's exactly on ``n`` queries."""
+def kernel_parameters(student: QuantStudent, pe: int = 1):
+    """(FusionParams, AggregateParams) of the student's two kernels at ``pe`` lanes."""
+    student = student.eval()
+    _, scales = student.integer_tables()
+    d = student.shape.dim
+    return (student.fusion.kernel_params(scales, d, pe, student.shape.act_bits),
+            student.aggregate.kernel_params(d, pe))
+
+
+@torch.no_grad()
+def integer_tables(student: QuantStudent) -> list[np.ndarray]:
+    """[E_id_int, E_txt_int], each (N + 1, D) int64 with a zero row N for the null id."""
+    tables, _ = student.eval().integer_tables()
+    zero = np.zeros((1, student.shape.dim), np.int64)
+    return [np.concatenate([t.numpy().astype(np.int64), zero]) for t in tables]
+
+
+def _prepend_head(model, student: QuantStudent) -> None:
+    """Put the integer head in front of the exported tail (whose input is ``m``)."""
+    from kernels.qonnx_ops import DOMAIN
+    from onnx import TensorProto, helper, numpy_helper
+    from qonnx.core.datatype import DataType
+
+    shape = student.shape
+    fusion, agg = kernel_parameters(student)
+    graph = model.graph
+    tail_in = graph.input[0].name
+    ids = helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT64, [1, shape.k])
+    inits = []
+    for name, table in zip(("table_id", "table_text"), integer_tables(student)):
+        inits.append(numpy_helper.from_array(table.astype(np.float32), name))
+    scale = np.asarray(float(student.fusion.out_scale()) / (1 << shape.agg_frac_bits), dtype=np.float32)
+    inits.append(numpy_helper.from_array(scale.reshape(1), "mean_scale"))
+    nodes = [
+        helper.make_node("Gather", ["table_id", INPUT_NAME], ["emb_id"], name="Gather_id", axis=0),
+        helper.make_node("Gather", ["table_text", INPUT_NAME], ["emb_text"], name="Gather_text", axis=0),
+        helper.make_node("ModalityFusion", ["emb_id", "emb_text"], ["fused"], name="ModalityFusion_0",
+                         domain=DOMAIN, Weights=list(fusion.weights), WeightBits=fusion.w_bits,
+                         FracBits=fusion.frac_bits, outputDataType=fusion.out_datatype),
+        helper.make_node("NeighborAggregate", ["fused", INPUT_NAME], ["mean_int"], name="NeighborAggregate_0",
+                         domain=DOMAIN, K=shape.k, Mode=agg.mode, FracBits=agg.frac_bits, NullId=agg.null_id),
+        helper.make_node("Mul", ["mean_int", "mean_scale"], [tail_in], name="Mul_mean_scale"),
+    ]
+    graph.input.remove(graph.input[0])
+    graph.input.insert(0, ids)
+    graph.initializer.extend(inits)
+    for i, node in enumerate(nodes):
+        graph.node.insert(i, node)
+    if not any(o.domain == DOMAIN for o in model.model.opset_import):
+        model.model.opset_import.append(helper.make_opsetid(DOMAIN, 1))
+    model.set_tensor_datatype(INPUT_NAME, DataType[f"UINT{id_bits(shape.n_items + 1)}"])
+    for name in ("emb_id", "emb_text", "fused"):  # custom ops' shapes are inferred from their inputs
+        model.set_tensor_shape(name, [1, shape.k, shape.dim])
+    model.set_tensor_shape("mean_int", [1, shape.dim])
+    int_dt = DataType[fusion.in_datatype]
+    for name in ("table_id", "table_text", "emb_id", "emb_text"):
+        model.set_tensor_datatype(name, int_dt)
+
+
+@torch.no_grad()
+def check_export(model, student: QuantStudent, n: int = 32, seed: int = 0) -> None:
+    """Raise unless qonnx' execution of the exported head equals the student's integers exactly
+    and its scores match the student's (float32 tolerance) on ``n`` queries, some null-padded."""
+    from qonnx.core.onnx_exec import execute_onnx
+
+    shape = student.shape
     g = torch.Generator().manual_seed(seed)
-    ctx = torch.randint(0, student.shape.n_items, (n, student.shape.k), generator=g)
-    a, b = student.eval()(ctx), deployed.eval()(ctx)
-    if not torch.equal(a, b):
-        raise FpgarecError(
-            f"deployment module differs from the student (max |diff| {float((a - b).abs().max()):.3g})"
-        )
+    ctx = torch.randint(0, shape.n_items, (n, shape.k), generator=g)
+    for row in range(0, n, 4):  # every 4th query: a cold-start user with row % K + 1 items
+        ctx[row, row % shape.k + 1:] = shape.null_id
+    f_int, _ = student.fused_integers(ctx)
+    m_int = student.aggregate(f_int, ctx).numpy()
+    scores = student(ctx).numpy()
+    agg = next(node for node in model.graph.node if node.op_type == "NeighborAggregate")
+    for b in range(n):
+        out = execute_onnx(model, {INPUT_NAME: ctx[b:b + 1].numpy()}, return_full_exec_context=True)
+        if not np.array_equal(out[agg.output[0]].reshape(-1), m_int[b]):
+            raise FpgarecError(f"exported head differs from the student on query {b} (aggregated integers)")
+        if not np.allclose(out[OUTPUT_NAME].reshape(-1), scores[b], rtol=1e-5, atol=1e-5 * np.abs(scores[b]).max()):
+            raise FpgarecError(f"exported scores differ from the student on query {b}")
 
 
 def export_qonnx(student: QuantStudent, path: Path, metadata: dict | None = None) -> Path:
-    """Write the student as a cleaned QONNX file and return its path.
-
-    Graph: ``ids`` (1, K) UINTn -> Gather(Quant(F)) -> Unsqueeze -> Transpose -> GlobalAveragePool
-    -> Flatten -> Quant -> Gemm -> Relu -> Quant -> MatMul(Quant(S)^T) -> ``scores`` (1, N).
-    ``metadata`` (JSON-able values) is stored as ``fpgarec.<key>`` metadata properties.
-    """
+    """Write the student as a cleaned QONNX file (graph in the module docstring), check it
+    (:func:`check_export`) and return its path. ``metadata`` (JSON-able values) is stored as
+    ``fpgarec.<key>`` metadata properties."""
     from brevitas.export import export_qonnx as brevitas_export
-    from qonnx.core.datatype import DataType
     from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.transformation.infer_datatypes import InferDataTypes
     from qonnx.util.cleanup import cleanup_model
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     student = student.eval()
-    deployed = DeployedStudent(student).eval()
-    check_deployed(student, deployed)
     shape = student.shape
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         brevitas_export(
-            deployed, args=torch.zeros(1, shape.k, dtype=torch.int64), export_path=str(path),
-            dynamo=False, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            DeployedTail(student).eval(), args=torch.zeros(1, shape.dim), export_path=str(path),
+            dynamo=False, input_names=["m"], output_names=[OUTPUT_NAME],
         )
         model = cleanup_model(ModelWrapper(str(path)))
+    model.rename_tensor(model.graph.output[0].name, OUTPUT_NAME)
+    _prepend_head(model, student)
+    model = cleanup_model(model).transform(InferDataTypes())
     model.rename_tensor(model.graph.input[0].name, INPUT_NAME)
     model.rename_tensor(model.graph.output[0].name, OUTPUT_NAME)
-    model.set_tensor_datatype(INPUT_NAME, DataType[f"UINT{id_bits(shape.n_items)}"])
-    alpha = [float(x) for x in student.modality_weights().detach()]
+    check_export(model, student)
+    fusion, agg = kernel_parameters(student)
     meta = {
         "score_scale": score_scale(student), "n_items": shape.n_items, "dim": shape.dim,
         "k": shape.k, "weight_bits": shape.weight_bits, "act_bits": shape.act_bits,
-        "fusion": "fused-table", "modality_weights": alpha, **(metadata or {}),
+        "fusion": "modality_fusion kernel", "modality_weights": [float(x) for x in student.modality_weights().detach()],
+        "fusion_weights": list(fusion.weights), "fusion_frac_bits": fusion.frac_bits,
+        "padding": {"scheme": "null", "null_id": shape.null_id}, "n_recent": shape.n_recent,
+        "aggregation": {"mode": agg.mode, "frac_bits": agg.frac_bits}, **(metadata or {}),
     }
     for key, value in meta.items():
         model.set_metadata_prop(META_PREFIX + key, json.dumps(value))

@@ -126,6 +126,7 @@ def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> 
     vivado = cfg.vivado_path()
     _finn.use_build_dir(work / "finn_build", vivado)
     _finn.quiet_finn_logging()
+    _finn.register_kernels()
     log.info("building %s for %s (%s, %g MHz), target %.0f queries/s%s", design, board.name, board.part,
              cfg.clock(), cfg.target_qps,
              f", latency <= {cfg.target_latency_us:g} us" if cfg.target_latency_us else "")
@@ -135,7 +136,7 @@ def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> 
     n_items = int(meta.get("n_items") or model.get_tensor_shape(model.graph.output[0].name)[-1])
     k = int(meta.get("k") or model.get_tensor_shape(model.graph.input[0].name)[-1])
     scale = meta.get("score_scale")
-    queries = checks.sample_queries(n_items, k, cfg.check_queries, cfg.seed)
+    queries = checks.sample_queries(n_items, k, cfg.check_queries, cfg.seed, checks.null_id_of(meta))
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -170,6 +171,8 @@ def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> 
         "n_items": n_items, "n_labels": n_labels, "k": k, "top_k": cfg.top_k, "dim": meta.get("dim"),
         "weight_bits": meta.get("weight_bits"), "act_bits": meta.get("act_bits"), "score_scale": scale,
         "fusion": meta.get("fusion"), "modality_weights": meta.get("modality_weights"), "source": source.name,
+        **{key: meta[key] for key in ("fusion_weights", "fusion_frac_bits", "padding", "n_recent", "aggregation")
+           if key in meta},
     }
     out = Path(cfg.output_dir) / design
     write_bundle(out, model, design=design, board=board, clock_mhz=cfg.clock(), model_info=model_info,

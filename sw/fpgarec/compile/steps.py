@@ -42,6 +42,8 @@ TOPK_NAME = "topk"
 #: source ops this flow maps to HW layers (others make the build stop, naming the node)
 SUPPORTED_OPS = {
     "Gather": "Lookup (constant table, integer ids)",
+    "ModalityFusion": "ModalityFusion (kernels/modality_fusion)",
+    "NeighborAggregate": "NeighborAggregate (kernels/neighbor_aggregate)",
     "Unsqueeze": "Unsqueeze",
     "Squeeze": "Squeeze",
     "Reshape": "Reshape",
@@ -265,7 +267,8 @@ def step_pad_items(model, cfg: BuildConfig):
 
 
 def step_convert_to_hw(model, cfg: BuildConfig):
-    """Convert to FINN HW layers, thresholds standalone (the RTL MVAU has none inside):
+    """Convert to FINN HW layers, thresholds standalone (the RTL MVAU has none inside): the
+    kernels' QONNX-level ops -> their HW ops (kernels/*/transform.py),
     MultiThreshold -> Thresholding, MatMul -> MVAU, TopK -> LabelSelect, Gather -> Lookup,
     GlobalAccPool, Unsqueeze/Squeeze/Reshape; Flatten between HW layers is removed. Any node
     left unconverted stops the build, naming it, its op type and the supported set."""
@@ -286,8 +289,10 @@ def step_convert_to_hw(model, cfg: BuildConfig):
     from finn.transformation.fpgadataflow.convert_to_hw.unsqueeze import InferUnsqueeze
     from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
     from finn.transformation.streamline.absorb import AbsorbConsecutiveTransposes
+    from kernels.modality_fusion.transform import InferModalityFusionLayer
+    from kernels.neighbor_aggregate.transform import InferNeighborAggregateLayer
 
-    model = _transform(model, InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(),
+    model = _transform(model, InferModalityFusionLayer(), InferNeighborAggregateLayer(), InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(),
                        InferLabelSelectLayer(), InferGlobalAccPoolLayer(), InferLookupLayer(),
                        InferUnsqueeze(), InferSqueeze(), InferDuplicateStreamsLayer(),
                        AbsorbConsecutiveTransposes(), RemoveCNVtoFCFlatten())

@@ -34,6 +34,9 @@ class FinnBackend:
     def __init__(self, bundle: Bundle | Path | str):
         from qonnx.core.modelwrapper import ModelWrapper
 
+        from fpgarec.compile._finn import register_kernels
+
+        register_kernels()
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.model = checks.generic_view(ModelWrapper(str(self.bundle.root / "model" / "dataflow.onnx")))
         self.n_items = int(self.bundle.manifest["model"]["n_items"])
@@ -92,11 +95,11 @@ def _mismatches(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarra
 def compare(bundle_dir: Path, student=None, n_queries: int = 10_000, finn_queries: int | None = None,
             seed: int = 0, batch: int = 1024, workers: int = 1) -> dict:
     """Emulation vs FINN execution (on ``finn_queries``, default all) vs Brevitas (if a student
-    is given), on ``n_queries`` random contexts. Returns counts of mismatching queries."""
+    is given), on ``n_queries`` random contexts (a third of them null-padded cold-start users
+    when the bundle pads with a null id). Returns counts of mismatching queries."""
     bundle = load_bundle(bundle_dir)
     m = bundle.manifest["model"]
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(0, int(m["n_items"]), size=(n_queries, int(m["k"])))
+    ids = checks.sample_queries(int(m["n_items"]), int(m["k"]), n_queries, seed, checks.null_id_of(m))[:n_queries]
     emu = EmulationBackend(bundle)
     t0 = time.perf_counter()
     parts = [emu.run_with_scores(ids[i:i + batch]) for i in range(0, n_queries, batch)]

@@ -1,13 +1,15 @@
 """Neighbour sampling: the K items a user is represented by (host side of the co-design split).
 
 A user is represented by its K most recent interacted items. A user with fewer than K items
-(a cold-start user with 3 interactions) repeats its items cyclically to fill the K slots:
+(a cold-start user with 3 interactions) fills the K slots in one of two ways:
 
-    slots = s[-L:][arange(K) mod L],   L = min(len(s), K)
+- ``null`` padding (``null_id`` given, what the aggregation kernel expects): the L = min(len, K)
+  real items first, then K - L slots holding ``null_id``, which the kernel does not count, so
+  its mean is the exact mean over the L real items (kernels/neighbor_aggregate);
+- cyclic repetition (``null_id`` None; the float teacher and bundles built before the kernel):
+  slots = s[-L:][arange(K) mod L], exact for a mean only when L divides K.
 
-so a mean over the K slots equals the mean over the L real items exactly whenever L divides K
-(K = 20 serves 1, 2, 4, 5, 10 and 20 items exactly) and approximately otherwise; the count
-input of the aggregation kernel (kernels issue) removes the approximation.
+The first L slots are the same in both schemes (:func:`null_to_cyclic` converts).
 
 Everything here is O(K) per query and vectorised over a batch.
 """
@@ -47,26 +49,46 @@ def context_slots(starts: np.ndarray, ends: np.ndarray, k: int, n_recent: int | 
     return pos
 
 
-def recent_items(history: UserSequences, users: np.ndarray, k: int, n_recent: int | None = None) -> np.ndarray:
-    """The K context items of each user (see :func:`context_slots`). Shapes: (B,) -> (B, K)."""
+def pad_with_null(ctx: np.ndarray, lengths: np.ndarray, null_id: int | None) -> np.ndarray:
+    """Replace the slots j >= L of each row by ``null_id`` (no-op when it is None).
+    Shapes: ctx (B, K), lengths (B,) sequence lengths -> (B, K), modified in place."""
+    if null_id is not None:
+        ctx[np.arange(ctx.shape[1])[None, :] >= np.asarray(lengths)[:, None]] = null_id
+    return ctx
+
+
+def null_to_cyclic(ctx: np.ndarray, null_id: int) -> np.ndarray:
+    """The cyclic form of null-padded contexts (real items first). Shapes: (B, K) -> (B, K).
+    A row without any real item is returned unchanged."""
+    ctx = np.asarray(ctx)
+    length = np.maximum((ctx != null_id).sum(axis=1), 1)
+    idx = np.arange(ctx.shape[1])[None, :] % length[:, None]
+    return np.take_along_axis(ctx, idx, axis=1)
+
+
+def recent_items(history: UserSequences, users: np.ndarray, k: int, n_recent: int | None = None,
+                 null_id: int | None = None) -> np.ndarray:
+    """The K context items of each user (see :func:`context_slots`), null-padded when
+    ``null_id`` is given. Shapes: (B,) -> (B, K)."""
     users = np.asarray(users, dtype=np.int64)
-    pos = context_slots(history.indptr[users], history.indptr[users + 1], k, n_recent)
-    return history.items[pos]
+    starts, ends = history.indptr[users], history.indptr[users + 1]
+    ctx = history.items[context_slots(starts, ends, k, n_recent)]
+    return pad_with_null(ctx, ends - starts, null_id)
 
 
-def items_as_context(item_lists: list[np.ndarray], k: int) -> np.ndarray:
+def items_as_context(item_lists: list[np.ndarray], k: int, null_id: int | None = None) -> np.ndarray:
     """K slots from explicit item lists (a request that carries a new user's items)."""
     seqs = UserSequences.from_pairs(
         np.repeat(np.arange(len(item_lists)), [len(x) for x in item_lists]),
         np.concatenate(item_lists) if item_lists else np.zeros(0, np.int64),
         len(item_lists),
     )
-    return recent_items(seqs, np.arange(len(item_lists)), k)
+    return recent_items(seqs, np.arange(len(item_lists)), k, null_id=null_id)
 
 
 def next_item_examples(
     train: UserSequences, k: int, horizon: int, rng: np.random.Generator, min_context: int = 1,
-    long_prob: float = 0.0, n_recent: int | None = None,
+    long_prob: float = 0.0, n_recent: int | None = None, null_id: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training examples "recent items -> a later item" from the train sequences.
 
@@ -75,6 +97,8 @@ def next_item_examples(
     e >= min_context), mimicking the gap between what a model sees and what it must predict.
     With probability ``long_prob`` the gap is instead uniform over everything before p
     (long-range examples: a few early items -> a much later one, as new users are ranked).
+
+    Contexts are null-padded when ``null_id`` is given.
 
     Returns (users (E,), contexts (E, K), positives (E,)).
     """
@@ -89,4 +113,4 @@ def next_item_examples(
         gap[long] = (rng.random(int(long.sum())) * (pos[long] - min_context + 1)).astype(np.int64)
     end = np.maximum(pos - gap, min_context)
     ctx = train.items[context_slots(start, start + end, k, n_recent)]
-    return users, ctx, items
+    return users, pad_with_null(ctx, end, null_id), items

@@ -1,20 +1,22 @@
 """The quantized student: exactly the accelerator's hot path, built from Brevitas modules.
 
-For a query with K neighbour items c_1..c_K (the user's most recent items, see
-:mod:`fpgarec.data.sampler`) and bit width b:
+For a query with K neighbour slots c_1..c_K (the user's L <= K most recent items, then K - L
+slots holding the null id N, see :mod:`fpgarec.data.sampler`) and bit width b:
 
-    e_k = Q_w(E_id)[c_k],  t_k = Q_w(E_txt)[c_k]          two table lookups (id, text)
-    f_k = Q_a(α_id e_k + α_txt t_k),  α = softmax(g)        modality fusion (weights readable)
-    m   = Q_a(1/K Σ_k f_k)                                   neighbour aggregation (mean)
-    u   = Q_u(ReLU(W m + β))                                 quantized transform (MVAU+thresholds)
-    s   = Q_w(S) u                                           scoring against the item table
-    top-k(s)                                                 label select (ties: lower index)
+    e_k = Q_w(E_id)[c_k],  t_k = Q_w(E_txt)[c_k]      two table lookups (integers, scales s_id, s_txt)
+    f_k = fuse(e_k, t_k)                              modality_fusion kernel: gated sum with
+                                                      integer weights W = round(α s_m / s_f 2^F),
+                                                      α = softmax(g) (readable), b-bit output
+    m   = s_f 2^-P · agg(f_1..f_K; c)                 neighbor_aggregate kernel: exact mean over
+                                                      the L real slots, P fractional bits
+    u   = Q_u(ReLU(W Q_a(m) + β))                     quantized transform (MVAU + thresholds)
+    s   = Q_w(S) u                                    scoring against the item table
+    top-k(s)                                          label select (ties: lower index)
 
 Q_w: b-bit signed per-tensor weights; Q_a: b-bit signed activations; Q_u: b-bit unsigned.
 E_txt holds the language-model vectors projected offline (the teacher's text projection).
-
-The tensors are laid out the way FINN maps them (TOOLCHAIN.md): ids (B, K, 1) -> lookups
-(B, K, 1, D) in NHWC -> permute -> AdaptiveAvgPool2d(1) (GlobalAccPool) -> (B, D).
+The fusion and aggregation are the kernels' own Brevitas modules (kernels/*/brevitas_module.py),
+whose forward is the kernels' integer arithmetic, so training, export and hardware agree.
 
 Shapes: ctx (B, K) int64 -> scores (B, I) float (integers times one scale).
 """
@@ -27,9 +29,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from brevitas.nn import QuantEmbedding, QuantIdentity, QuantLinear, QuantReLU
+from kernels.modality_fusion.brevitas_module import QuantModalityFusion
+from kernels.neighbor_aggregate.brevitas_module import QuantNeighborAggregate
 from torch import nn
 
-from fpgarec.data.sampler import recent_items
+from fpgarec.data.sampler import null_to_cyclic, recent_items
 from fpgarec.data.split import UserSequences
 
 
@@ -44,6 +48,15 @@ class StudentShape:
     act_bits: int = 8
     #: context slots given to the most recent items; the rest sample older history (None: all).
     n_recent: int | None = None
+    #: fractional bits P of the aggregated mean
+    agg_frac_bits: int = 4
+    #: width of the fusion kernel's integer modality weights
+    fusion_w_bits: int = 10
+
+    @property
+    def null_id(self) -> int:
+        """The padding id of an empty neighbour slot: N (one past the last item)."""
+        return self.n_items
 
 
 class QuantStudent(nn.Module):
@@ -53,9 +66,11 @@ class QuantStudent(nn.Module):
         n, d, wb, ab = shape.n_items, shape.dim, shape.weight_bits, shape.act_bits
         self.id_table = QuantEmbedding(n, d, weight_bit_width=wb)
         self.text_table = QuantEmbedding(n, d, weight_bit_width=wb)
-        self.gate = nn.Parameter(torch.zeros(2))
-        self.fuse_quant = QuantIdentity(bit_width=ab)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fusion = QuantModalityFusion(m=2, out_bits=ab, w_bits=shape.fusion_w_bits)
+        self.aggregate = QuantNeighborAggregate(
+            shape.k, mode="mean", frac_bits=shape.agg_frac_bits, null_id=shape.null_id, in_bits=ab,
+            id_bits=max(1, int(shape.null_id).bit_length()),
+        )
         self.agg_quant = QuantIdentity(bit_width=ab)
         self.transform = QuantLinear(d, d, bias=True, weight_bit_width=wb)
         self.relu = QuantReLU(bit_width=ab)
@@ -67,7 +82,24 @@ class QuantStudent(nn.Module):
 
     def modality_weights(self) -> torch.Tensor:
         """α = softmax(g): the weight of (id, text) in every item's fused feature. Shape (2,)."""
-        return torch.softmax(self.gate, dim=0)
+        return self.fusion.modality_weights()
+
+    def integer_tables(self) -> tuple[list[torch.Tensor], torch.Tensor]:
+        """([E_id_int, E_txt_int] (N, D) floats holding integers, scales (2,)), with gradients."""
+        ints, scales = [], []
+        for table in (self.id_table, self.text_table):
+            qw = table.quant_weight()
+            x = qw.value / qw.scale
+            ints.append(x + (torch.round(x) - x).detach())
+            scales.append(qw.scale.reshape(()))
+        return ints, torch.stack(scales)
+
+    def fused_integers(self, ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(f_int (B, K, D), s_f): the fusion kernel's output for every slot (null slots read
+        row 0; the aggregation ignores them)."""
+        tables, scales = self.integer_tables()
+        safe = torch.where(ctx == self.shape.null_id, torch.zeros_like(ctx), ctx)
+        return self.fusion([F.embedding(safe, t) for t in tables], scales)
 
     @torch.no_grad()
     def init_from(self, items: torch.Tensor, text: torch.Tensor, context: torch.Tensor) -> None:
@@ -79,13 +111,15 @@ class QuantStudent(nn.Module):
         self.transform.weight.copy_(context.weight)
         self.transform.bias.copy_(context.bias)
 
+    def mean_feature(self, ctx: torch.Tensor) -> torch.Tensor:
+        """m: the aggregated neighbour feature, real-valued. Shapes: (B, K) -> (B, D)."""
+        f_int, s_f = self.fused_integers(ctx)
+        m_int = self.aggregate(f_int, ctx)
+        return m_int * (s_f / (1 << self.shape.agg_frac_bits))
+
     def user_vector(self, ctx: torch.Tensor) -> torch.Tensor:
         """u for a batch of contexts. Shapes: (B, K) -> (B, D)."""
-        ids = ctx.unsqueeze(-1)  # (B, K, 1)
-        a = self.modality_weights()
-        fused = self.fuse_quant(a[0] * self.id_table(ids) + a[1] * self.text_table(ids))  # (B,K,1,D)
-        pooled = self.pool(fused.permute(0, 3, 1, 2)).flatten(1)  # (B, D)
-        return self.relu(self.transform(self.agg_quant(pooled)))
+        return self.relu(self.transform(self.agg_quant(self.mean_feature(ctx))))
 
     def forward(self, ctx: torch.Tensor) -> torch.Tensor:
         """Scores of all items. Shapes: (B, K) -> (B, I)."""
@@ -93,7 +127,9 @@ class QuantStudent(nn.Module):
 
     @torch.no_grad()
     def score(self, users: np.ndarray, history: UserSequences) -> np.ndarray:
-        ctx = torch.from_numpy(recent_items(history, np.asarray(users, dtype=np.int64), self.k, self.shape.n_recent))
+        ctx = recent_items(history, np.asarray(users, dtype=np.int64), self.k, self.shape.n_recent,
+                           null_id=self.shape.null_id)
+        ctx = torch.from_numpy(ctx)
         return self(ctx).numpy().astype(np.float64)
 
 
@@ -122,7 +158,8 @@ class DistillationObjective(nn.Module):
         loss = F.cross_entropy(s, pos)
         if self.weight > 0:
             with torch.no_grad():
-                t = self.teacher.logits(u.numpy(), ctx.numpy(), self._propagated)
+                cyclic = null_to_cyclic(ctx.numpy(), self.student.shape.null_id)  # the teacher's padding
+                t = self.teacher.logits(u.numpy(), cyclic, self._propagated)
             tau = self.temperature
             kd = F.kl_div(F.log_softmax(s / tau, 1), F.log_softmax(t / tau, 1), log_target=True, reduction="batchmean")
             loss = (1 - self.weight) * loss + self.weight * tau * tau * kd

@@ -1,10 +1,14 @@
 """Bit-exact CPU emulation of a compiled design, in vectorised integer numpy.
 
-The bundle lists the HW layers in stream order; each is executed for a whole batch at once
-with the semantics of FINN's numpy execution of the same layer (``execute_node`` of the
+The bundle lists the HW layers in stream order with the tensors they read and write (a DAG:
+the ids fan out to the lookups and the aggregation kernel); each is executed for a whole batch
+at once with the semantics of FINN's numpy execution of the same layer (``execute_node`` of the
 generic op), which the hardware implements:
 
+- ``DuplicateStreams``: every output = the input
 - ``Lookup``:          y[b, k, :] = T[ids[b, k], :]
+- ``ModalityFusion``, ``NeighborAggregate``: the kernels' golden models
+                       (kernels/*/golden.py, numpy only, the same functions FINN executes)
 - ``Unsqueeze`` / ``Squeeze`` / ``Reshape``: the same values in the layer's output shape
 - ``GlobalAccPool``:   y[b, c] = Σ_{h,w} x[b, h, w, c]                 (NHWC, the sum over K)
 - ``Thresholding``:    y[b, c] = #{j : x[b, c] >= Θ[c, j]} + ActVal   (FINN's MultiThreshold)
@@ -22,6 +26,13 @@ gather per element), or for wide ranges counted with one ``searchsorted`` over a
 key ``score · N + (N - 1 - i)``, larger is better, so ties need no special case
 (:func:`tie_rule_topk`). numpy 1.x and 2.x alike (a PYNQ image has numpy 1.x).
 
+Fast path. The fusion is elementwise per item, so when the lookups of one id stream feed only
+the fusion, the fused table F[i] = fuse(T_id[i], T_txt[i]) is computed once for all N + 1 ids;
+a mean/sum aggregation over F then is one gather-and-sum Σ_k F[ids[:, k]] (the null row of F
+is 0, so padding adds nothing) followed by the golden model's reciprocal multiplication with
+n = #{k : ids[:, k] != null}. Bundles from before the kernels (Lookup -> GlobalAccPool) keep
+their own gather-and-sum. Tests check the fast paths against layer-by-layer execution.
+
 This module imports numpy and nothing heavier (it runs on a PYNQ board's CPU too).
 """
 
@@ -33,6 +44,8 @@ import os
 from pathlib import Path
 
 import numpy as np
+from kernels.modality_fusion import golden as fusion_golden
+from kernels.neighbor_aggregate import golden as aggregate_golden
 
 from fpgarec.runtime.bundle import Bundle, BundleError, datatype_range, load_bundle
 
@@ -186,24 +199,100 @@ class EmulationBackend:
         self.n_items = int(m["model"]["n_items"])
         self.k_neighbours = int(m["model"]["k"])
         self.top_k = int(m["model"]["top_k"])
-        layers = m["layers"]
-        if not layers or layers[0]["op"] != "Lookup" or layers[-1]["op"] != "LabelSelect":
-            raise BundleError(f"{self.bundle.root}: the emulation expects Lookup ... LabelSelect layers")
-        self._plan: list = []
+        padding = m["model"].get("padding") or {"scheme": "cyclic"}
+        #: the id of an empty neighbour slot (null padding), None for cyclic padding
+        self.null_id = int(padding["null_id"]) if padding.get("scheme") == "null" else None
+        self.max_id = self.n_items if self.null_id is not None else self.n_items - 1
+        self.layers = _with_connections(m["layers"])
+        if not self.layers or self.layers[-1]["op"] != "LabelSelect":
+            raise BundleError(f"{self.bundle.root}: the emulation expects layers ending in a LabelSelect")
+        self.input_name = self.layers[0]["inputs"][0]
+        #: (function, input tensor names, output tensor names) in stream order
+        self._plan: list[tuple] = []
         self._score_step = None
-        i = 0
-        while i < len(layers):
-            j = i + 1
-            while j < len(layers) and layers[j]["op"] in ("Unsqueeze", "Squeeze", "Reshape"):
-                j += 1
-            if layers[i]["op"] == "Lookup" and j < len(layers) and layers[j]["op"] == "GlobalAccPool":
-                self._plan.append(self._gather_sum(layers[i], layers[j]))
-                i = j + 1
+        self._compile_plan(fast=True)
+
+    def _compile_plan(self, fast: bool) -> None:
+        """Compile the layers into the plan; ``fast`` enables the fused fast paths."""
+        self._plan, layers, done = [], self.layers, set()
+        producer = {o: layer for layer in layers for o in layer["outputs"]}
+        consumers: dict[str, list[dict]] = {}
+        for layer in layers:
+            for i in layer["inputs"]:
+                consumers.setdefault(i, []).append(layer)
+        for layer in layers:
+            if layer["name"] in done:
                 continue
-            if layers[i]["op"] == "LabelSelect":
+            if fast and layer["op"] == "Lookup":
+                step = self._fast_gather_sum(layer, producer, consumers, done)
+                if step is not None:
+                    self._plan.append(step)
+                    continue
+            if layer["op"] == "LabelSelect":
                 self._score_step = len(self._plan)
-            self._plan.append(self._compile(layers[i]))
-            i += 1
+            self._plan.append((self._compile(layer), layer["inputs"], layer["outputs"]))
+            done.add(layer["name"])
+
+    def _fast_gather_sum(self, lookup: dict, producer: dict, consumers: dict, done: set):
+        """A plan step for Lookup (-> shape-only layers) -> GlobalAccPool, or for the lookups
+        -> ModalityFusion -> NeighborAggregate(sum/mean) pattern; None if neither applies."""
+        follow = lookup
+        while True:
+            nxt = consumers.get(follow["outputs"][0], [])
+            if len(nxt) == 1 and nxt[0]["op"] in ("Unsqueeze", "Squeeze", "Reshape"):
+                follow = nxt[0]
+                continue
+            break
+        if len(nxt) == 1 and nxt[0]["op"] == "GlobalAccPool":
+            pool = nxt[0]
+            chain = [lookup["name"]] + [name for name in _chain_names(lookup, pool, consumers)] + [pool["name"]]
+            done.update(chain)
+            return (self._gather_sum(lookup, pool), lookup["inputs"], pool["outputs"])
+        if len(nxt) != 1 or nxt[0]["op"] != "ModalityFusion":
+            return None
+        fusion = nxt[0]
+        lookups = [producer.get(i) for i in fusion["inputs"]]
+        if any(lk is None or lk["op"] != "Lookup" for lk in lookups):
+            return None
+        sources = {self._stream_source(lk["inputs"][0], producer) for lk in lookups}
+        agg = consumers.get(fusion["outputs"][0], [])
+        if len(sources) != 1 or len(agg) != 1 or agg[0]["op"] != "NeighborAggregate":
+            return None
+        agg = agg[0]
+        p = aggregate_golden.params_from_attrs(lambda a: agg["attrs"][a])
+        if p.mode == "max" or self._stream_source(agg["inputs"][1], producer) not in sources:
+            return None
+        fp = fusion_golden.params_from_attrs(lambda a: fusion["attrs"][a])
+        tables = [self.bundle.array(lk["params"]["table"]).astype(np.int64) for lk in lookups]
+        fused = fusion_golden.fuse(fp, np.stack(tables))  # (N + 1, D)
+        if p.null_id >= len(fused) or np.any(fused[p.null_id] != 0):
+            return None
+        done.update([lk["name"] for lk in lookups] + [fusion["name"], agg["name"]])
+        return (self._fused_mean(fused, p), [sources.pop()], agg["outputs"])
+
+    @staticmethod
+    def _stream_source(name: str, producer: dict) -> str:
+        """The tensor a stream was duplicated from (through DuplicateStreams layers)."""
+        while name in producer and producer[name]["op"] == "DuplicateStreams":
+            name = producer[name]["inputs"][0]
+        return name
+
+    def _fused_mean(self, fused: np.ndarray, p):
+        bound = float(np.abs(fused).max(initial=0)) * p.k
+        table = fused.astype(_exact_dtype(bound))
+        rcp = aggregate_golden.reciprocals(p)
+
+        def fused_mean(ids):
+            acc = table[ids[:, 0]].copy()
+            for j in range(1, ids.shape[1]):
+                acc += table[ids[:, j]]
+            s = acc.astype(np.int64)
+            if p.mode == "sum":
+                return s
+            n = (ids != p.null_id).sum(axis=1)
+            return (s * rcp[n][:, None] + p.rounding) >> p.shift
+
+        return fused_mean
 
     # ------------------------------------------------------------------ layer compilation
     def _gather_sum(self, lookup: dict, pool: dict):
@@ -225,6 +314,16 @@ class EmulationBackend:
         arr = self.bundle.array
         out_shape = tuple(layer["out_shape"][1:])
         where = f"{self.bundle.root}: layer {layer['name']}"
+        if op == "DuplicateStreams":
+            n_out = len(layer["outputs"])
+            return lambda x: (x,) * n_out
+        if op == "ModalityFusion":
+            fp = fusion_golden.params_from_attrs(lambda a: attrs[a])
+            return lambda *xs: fusion_golden.fuse(fp, np.stack([np.asarray(x, np.int64) for x in xs]))
+        if op == "NeighborAggregate":
+            ap = aggregate_golden.params_from_attrs(lambda a: attrs[a])
+            return lambda x, ids: aggregate_golden.aggregate(
+                ap, np.asarray(x, np.int64).reshape(len(x), ap.k, ap.d), np.asarray(ids, np.int64))
         if op == "Lookup":
             table = arr(p["table"])
             t = table.astype(_exact_dtype(float(np.abs(table).max(initial=0))))
@@ -271,20 +370,28 @@ class EmulationBackend:
             raise ValueError(f"ids must have shape (B, {self.k_neighbours}), got {ids.shape}")
         if not np.issubdtype(ids.dtype, np.integer):
             raise ValueError(f"ids must be integers, got {ids.dtype}")
-        if ids.size and (ids.min() < 0 or ids.max() >= self.n_items):
-            raise ValueError(f"ids must lie in [0, {self.n_items})")
+        if ids.size and (ids.min() < 0 or ids.max() > self.max_id):
+            raise ValueError(f"ids must lie in [0, {self.max_id}]"
+                             + (f" ({self.max_id} = the null id of an empty slot)" if self.null_id is not None else ""))
         return ids.astype(np.intp, copy=False)
 
+    def _run_steps(self, steps, tensors: dict) -> dict:
+        for fn, ins, outs in steps:
+            out = fn(*(tensors[i] for i in ins))
+            if len(outs) == 1:
+                tensors[outs[0]] = out
+            else:
+                tensors.update(zip(outs, out))
+        return tensors
+
     def _scores_raw(self, ids: np.ndarray) -> np.ndarray:
-        x = self._check_ids(ids)
-        for f in self._plan[: self._score_step]:
-            x = f(x)
-        return x
+        tensors = self._run_steps(self._plan[: self._score_step], {self.input_name: self._check_ids(ids)})
+        return tensors[self._plan[self._score_step][1][0]]
 
     def _select(self, scores: np.ndarray) -> np.ndarray:
-        y = scores
-        for f in self._plan[self._score_step:]:
-            y = f(y)
+        tensors = {self._plan[self._score_step][1][0]: scores}
+        tensors = self._run_steps(self._plan[self._score_step:], tensors)
+        y = tensors[self._plan[-1][2][0]]
         return y.reshape(len(y), -1).astype(np.int64)
 
     def _select_parallel(self, scores: np.ndarray) -> np.ndarray:
@@ -313,3 +420,20 @@ class EmulationBackend:
         s = self._scores_raw(ids)
         scores = s.reshape(len(s), -1)[:, : self.n_items].astype(np.int64)
         return self._select_parallel(s), scores
+
+
+def _with_connections(layers: list[dict]) -> list[dict]:
+    """Layers with ``inputs``/``outputs`` tensor names; bundles written before the layers
+    carried them are a chain (layer i reads t{i}, writes t{i+1})."""
+    if all("inputs" in layer and "outputs" in layer for layer in layers):
+        return layers
+    return [{**layer, "inputs": [f"t{i}"], "outputs": [f"t{i + 1}"]} for i, layer in enumerate(layers)]
+
+
+def _chain_names(first: dict, last: dict, consumers: dict) -> list[str]:
+    """Names of the layers strictly between ``first`` and ``last`` in a single-consumer chain."""
+    names, layer = [], consumers[first["outputs"][0]][0]
+    while layer is not last:
+        names.append(layer["name"])
+        layer = consumers[layer["outputs"][0]][0]
+    return names

@@ -36,11 +36,12 @@ def bpr_batches(train: UserSequences, n_items: int, batch_size: int):
 
 def next_item_batches(
     train: UserSequences, n_items: int, k: int, horizon: int, batch_size: int, long_prob: float = 0.0,
-    n_recent: int | None = None,
+    n_recent: int | None = None, null_id: int | None = None,
 ):
     """Epochs of (user, context (B, K), positive, negative) for models that read recent items.
 
-    See :func:`fpgarec.data.sampler.next_item_examples`; negatives as in :func:`bpr_batches`.
+    See :func:`fpgarec.data.sampler.next_item_examples` (contexts null-padded when ``null_id``
+    is given); negatives as in :func:`bpr_batches`.
     """
     from fpgarec.data.sampler import next_item_examples
 
@@ -49,7 +50,8 @@ def next_item_batches(
     seen[u_all, i_all] = True
 
     def source(rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
-        users, ctx, pos = next_item_examples(train, k, horizon, rng, long_prob=long_prob, n_recent=n_recent)
+        users, ctx, pos = next_item_examples(train, k, horizon, rng, long_prob=long_prob, n_recent=n_recent,
+                                             null_id=null_id)
         perm = rng.permutation(len(users))
         for start in range(0, len(perm), batch_size):
             idx = perm[start : start + batch_size]
