@@ -122,7 +122,7 @@ def _prepend_head(model, student: QuantStudent) -> None:
     tail_in = graph.input[0].name
     ids = helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT64, [1, shape.k])
     inits = []
-    for name, table in zip(("table_id", "table_text"), integer_tables(student)):
+    for name, table in zip(("table_id", "table_text"), integer_tables(student), strict=True):
         inits.append(numpy_helper.from_array(table.astype(np.float32), name))
     scale = np.asarray(float(student.fusion.out_scale()) / (1 << shape.agg_frac_bits), dtype=np.float32)
     inits.append(numpy_helper.from_array(scale.reshape(1), "mean_scale"))

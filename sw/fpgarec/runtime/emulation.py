@@ -381,7 +381,7 @@ class EmulationBackend:
             if len(outs) == 1:
                 tensors[outs[0]] = out
             else:
-                tensors.update(zip(outs, out))
+                tensors.update(zip(outs, out, strict=True))
         return tensors
 
     def _scores_raw(self, ids: np.ndarray) -> np.ndarray:
