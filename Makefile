@@ -10,7 +10,7 @@ STAMP := $(VENV)/.fpgarec-installed
 # pip on this kind of machine warns about every configured-but-absent local index folder.
 QUIET_PIP := sed -u '/is ignored: it is neither a file nor a directory/d'
 
-.PHONY: venv demo demo-quick test test-fast lint clean
+.PHONY: venv venv-pynq demo demo-quick test test-board-emu test-fast lint clean
 
 venv: $(STAMP)
 
@@ -31,8 +31,29 @@ demo: $(STAMP)
 demo-quick: $(STAMP)
 	$(BIN)/fpgarec demo --quick
 
-test: $(STAMP)
+# Board-emulation environment (tests/board_emu): the real pynq 4.0.0, which pins numpy<2.
+# PYNQ images run Python 3.10: use it where pyenv has it, else python3.
+PYNQ_VENV := .venv-pynq
+PYNQ_STAMP := $(PYNQ_VENV)/.fpgarec-installed
+PYNQ_PYTHON ?= $(or $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3.10)),$(PYTHON))
+
+venv-pynq: $(PYNQ_STAMP)
+
+$(PYNQ_STAMP): requirements/pynq.txt pyproject.toml
+	@echo "== creating $(PYNQ_VENV) with $(PYNQ_PYTHON) (pynq 4.0.0, numpy 1.x; under a minute)"
+	rm -rf $(PYNQ_VENV)
+	$(PYNQ_PYTHON) -m venv $(PYNQ_VENV)
+	$(PYNQ_VENV)/bin/pip install -q -r requirements/pynq.txt 2>&1 | $(QUIET_PIP) | sed -u "/DEPRECATION: .* legacy 'setup.py install'/d"
+	$(PYNQ_VENV)/bin/pip install -q --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
+	$(PYNQ_VENV)/bin/python -W ignore -c "import numpy, pynq, fpgarec.runtime.pynq_backend; assert numpy.__version__ < '2', numpy.__version__"
+	touch $(PYNQ_STAMP)
+
+test-board-emu: $(PYNQ_STAMP)
+	$(PYNQ_VENV)/bin/python -m pytest -q tests/board_emu
+
+test: $(STAMP) $(PYNQ_STAMP)
 	$(BIN)/python -m pytest -q
+	$(PYNQ_VENV)/bin/python -m pytest -q tests/board_emu
 
 lint: $(STAMP)
 	$(BIN)/ruff check sw tests

@@ -160,6 +160,7 @@ class ModalityFusion_rtl(ModalityFusion, RTLBackend):  # noqa: N801 - FINN's nam
             ports += finn_common.axis_port(f"in{m}_V", pi, "in")
         ports += finn_common.axis_port("out0_V", po, "out")
         body, out_expr = finn_common.padded_output("out0_V", wo, po)
+        body += finn_common.unused_padding([(f"in{m}_V", wi, pi) for m in range(p.m)])
         rev = list(range(p.m - 1, -1, -1))  # modality m at bits [m*wi +: wi]
         conns = [".in_TDATA({" + ", ".join(f"in{m}_V_TDATA[{wi - 1}:0]" for m in rev) + "})",
                  ".in_TVALID({" + ", ".join(f"in{m}_V_TVALID" for m in rev) + "})",

@@ -156,6 +156,7 @@ class NeighborAggregate_rtl(NeighborAggregate, RTLBackend):  # noqa: N801 - FINN
         p0, p1, po = (self.get_instream_width_padded(0), self.get_instream_width_padded(1),
                       self.get_outstream_width_padded())
         body, out_expr = finn_common.padded_output("out0_V", wo, po)
+        body += finn_common.unused_padding([("in0_V", w0, p0), ("in1_V", w1, p1)])
         ports = (finn_common.axis_port("in0_V", p0, "in") + finn_common.axis_port("in1_V", p1, "in")
                  + finn_common.axis_port("out0_V", po, "out"))
         conns = [f".in0_V_TDATA(in0_V_TDATA[{w0 - 1}:0])", ".in0_V_TVALID(in0_V_TVALID)",

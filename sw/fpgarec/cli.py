@@ -162,6 +162,103 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if bad else 0
 
 
+def _serve_config(args: argparse.Namespace, **overrides):
+    from fpgarec.serve.config import ServeConfig
+
+    fields = dict(bundle=args.bundle, backend=args.backend, history=args.history, host=args.host,
+                  port=getattr(args, "port", 0),
+                  max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+                  max_body_bytes=args.max_body_bytes, max_items=args.max_items, backend_thread=args.backend_thread,
+                  blas_threads=args.blas_threads or None)
+    fields.update(overrides)
+    return ServeConfig(**fields)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``fpgarec serve BUNDLE``: the HTTP service (or, with --save-history, write the history file)."""
+    if args.save_history is not None:
+        from fpgarec.serve.history import load_history
+
+        history = load_history(args.history)
+        if history is None:
+            raise FpgarecError("--save-history needs --history SOURCE (a data folder or ml-100k)")
+        log.info("history of %d users written to %s", history.n_users, history.save(args.save_history))
+        return 0
+    from fpgarec.serve.app import serve
+
+    serve(_serve_config(args))
+    return 0
+
+
+def cmd_loadtest(args: argparse.Namespace) -> int:
+    """``fpgarec loadtest BUNDLE``: loopback load test; the last output line is one JSON object."""
+    from fpgarec.serve.config import LoadTestConfig
+    from fpgarec.serve.loadtest import run_loadtest
+
+    cfg = LoadTestConfig(serve=_serve_config(args, port=0), requests=args.requests, concurrency=args.concurrency,
+                         user_share=args.user_share, seed=args.seed, max_seconds=args.max_seconds,
+                         check_answers=not args.no_check)
+    result = run_loadtest(cfg)
+    log.info("loadtest: %d requests, %d lost, %d failed, %.0f requests/s, p50 %.2f ms, p99 %.2f ms; bars %s",
+             result["requests"], result["lost"], result["failed"], result["rps"], result["p50_ms"] or 0,
+             result["p99_ms"] or 0, "passed" if result["passed"] else f"missed: {result['bars']}")
+    sys.stdout.write(json.dumps(result) + "\n")  # the last line: one JSON object
+    return 0 if result["lost"] == 0 and result["failed"] == 0 and not result["wrong"] else 1
+
+
+def _add_serve_commands(sub) -> None:
+    """The ``serve`` and ``loadtest`` subcommands (fpgarec.serve)."""
+
+    def service_options(p, backend: str, history: str | None) -> None:
+        p.add_argument("bundle", type=Path, help="the compiled design (bundle folder)")
+        p.add_argument("--backend", default=backend, choices=["auto", "pynq", "emulation", "finn"])
+        p.add_argument("--history", default=history,
+                       help="known users: a history .npz, a RecBole data folder or ml-100k (default: %(default)s)")
+        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--max-batch", type=int, default=64, help="largest accelerator batch")
+        p.add_argument("--max-wait-ms", type=float, default=1.0, help="how long a batch waits for more requests")
+        p.add_argument("--max-queue", type=int, default=4096, help="waiting queries beyond which requests get 503")
+        p.add_argument("--max-body-bytes", type=int, default=64 * 1024)
+        p.add_argument("--max-items", type=int, default=1024, help="longest item list a request may carry")
+        p.add_argument("--backend-thread", action="store_true", help="run batches in a worker thread")
+        p.add_argument("--blas-threads", type=int, default=1, help="BLAS threads of the server (0: unchanged)")
+
+    p = sub.add_parser("serve", help="HTTP recommendation service: POST /recommend, GET /healthz, GET /metrics")
+    service_options(p, "auto", None)
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--save-history", type=Path, default=None, metavar="FILE.npz",
+                   help="write the --history source as a history file and exit")
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("loadtest", help="loopback load test of the service; last line: one JSON object")
+    service_options(p, "emulation", "ml-100k")
+    p.add_argument("--requests", type=int, default=50_000)
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--user-share", type=float, default=0.5, help="share of requests naming a known user")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-seconds", type=float, default=300.0, help="no request starts after this")
+    p.add_argument("--no-check", action="store_true", help="do not check answers against the emulation")
+    p.set_defaults(func=cmd_loadtest)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    """``fpgarec deploy BUNDLE --board B --out DIR``: a self-contained folder for the board."""
+    from fpgarec.deploy import deploy
+
+    out = deploy(args.bundle, args.board, args.out)
+    log.info("copy %s to the board and run `python3 run.py` there (see %s)", out, out / "README.md")
+    return 0
+
+
+def _add_deploy_command(sub) -> None:
+    """The ``deploy`` subcommand (fpgarec.deploy)."""
+    p = sub.add_parser("deploy", help="write a self-contained folder (runtime, bundle, run.py) for a PYNQ board")
+    p.add_argument("bundle", type=Path, help="the compiled design (bundle folder)")
+    p.add_argument("--board", required=True, help="the board it runs on; must match the bundle's (e.g. pynq-z2)")
+    p.add_argument("--out", type=Path, required=True, help="folder to write (replaced if an earlier deploy)")
+    p.set_defaults(func=cmd_deploy)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fpgarec", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -207,6 +304,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", type=int, default=10_000)
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_verify)
+    _add_deploy_command(sub)
+    _add_serve_commands(sub)
     return parser
 
 

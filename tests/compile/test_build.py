@@ -28,7 +28,14 @@ def test_bundle_validates_and_describes_the_design(small_bundle):
     assert m["design"] == "small" and m["board"] == "pynq-z2" and m["part"] == "xc7z020clg400-1"
     assert m["clock_mhz"] == 100.0
     assert [layer["op"] for layer in m["layers"]] == [
-        "Lookup", "Unsqueeze", "GlobalAccPool", "Thresholding", "MVAU", "Thresholding", "MVAU", "LabelSelect"]
+        "DuplicateStreams", "Lookup", "Lookup", "ModalityFusion", "NeighborAggregate", "Thresholding", "MVAU",
+        "Thresholding", "MVAU", "LabelSelect"]
+    by_op = {layer["op"]: layer for layer in m["layers"]}
+    assert by_op["NeighborAggregate"]["impl"] == by_op["ModalityFusion"]["impl"] == "rtl"
+    dup = by_op["DuplicateStreams"]["outputs"]
+    assert by_op["NeighborAggregate"]["inputs"] == [by_op["ModalityFusion"]["outputs"][0], dup[2]]
+    assert by_op["NeighborAggregate"]["attrs"]["NullId"] == 200 and by_op["NeighborAggregate"]["attrs"]["Mode"] == "mean"
+    assert m["model"]["padding"] == {"scheme": "null", "null_id": 200}
     assert m["model"]["n_items"] == 200 and m["model"]["n_labels"] == 256  # padded to a multiple of 128
     assert m["io"]["input"]["name"] == "ids" and m["io"]["input"]["datatype"] == "UINT8"
     assert m["io"]["input"]["shape_normal"] == [1, 4]
@@ -120,12 +127,11 @@ def test_unmappable_op_is_named_with_the_supported_set(small_student, tmp_path):
     from fpgarec.compile.steps import UnsupportedOpError
 
     model = ModelWrapper(str(export_qonnx(small_student[0], tmp_path / "s.onnx")))
-    gap = model.get_nodes_by_op_type("GlobalAveragePool")[0]
-    idx = list(model.graph.node).index(gap)
-    mean = helper.make_node("ReduceMean", [gap.input[0]], [gap.output[0]], name="NeighbourMean",
-                            axes=[2, 3], keepdims=1)
-    model.graph.node.remove(gap)
-    model.graph.node.insert(idx, mean)
+    relu = model.get_nodes_by_op_type("Relu")[0]
+    idx = list(model.graph.node).index(relu)
+    odd = helper.make_node("Elu", [relu.input[0]], [relu.output[0]], name="OddActivation")
+    model.graph.node.remove(relu)
+    model.graph.node.insert(idx, odd)
     model.model.opset_import[0].version = 13
     bad = tmp_path / "bad.onnx"
     model.save(str(bad))
@@ -134,7 +140,7 @@ def test_unmappable_op_is_named_with_the_supported_set(small_student, tmp_path):
     with pytest.raises(UnsupportedOpError) as err:
         build(bad, small_build_config(tmp_path, design="bad"))
     msg = str(err.value)
-    assert "NeighbourMean" in msg and "ReduceMean" in msg and "supported ops" in msg and "MatMul" in msg
+    assert "OddActivation" in msg and "Elu" in msg and "supported ops" in msg and "NeighborAggregate" in msg
 
 
 def test_design_that_does_not_fit_is_refused_before_codegen(small_student, tmp_path):

@@ -4,22 +4,32 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 
-def test_fused_table_is_the_students_fusion(small_student):
-    from fpgarec.compile.export import DeployedStudent, check_deployed, fused_table
+def test_exported_head_is_the_kernels_and_equals_the_student(small_student, tmp_path):
+    """The head of the QONNX file is two integer Gathers and the two kernel ops; executed by
+    qonnx (golden models) it gives the student's aggregated integers on null-padded queries,
+    and the check refuses a file whose fusion weights were altered."""
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import get_by_name
+
+    from fpgarec.compile.export import check_export, export_qonnx
+    from fpgarec.errors import FpgarecError
 
     student, _ = small_student
-    table, scale = fused_table(student)
-    assert table.dtype == np.int8 and table.shape == (200, 16)
-    assert table.min() >= -8 and table.max() <= 7
-    ids = torch.arange(200)[:, None]
-    a = student.modality_weights()
-    with torch.no_grad():
-        fused = student.fuse_quant(a[0] * student.id_table(ids) + a[1] * student.text_table(ids))
-    assert torch.equal(torch.from_numpy(table.astype(np.float32)).reshape(200, 1, 16) * scale, fused)
-    check_deployed(student, DeployedStudent(student), n=512, seed=3)  # raises on any difference
+    model = ModelWrapper(str(export_qonnx(student, tmp_path / "s.onnx")))
+    head = [(n.op_type, n.domain) for n in model.graph.node[:6] if n.op_type != "Quant"]
+    assert head[:4] == [("Gather", ""), ("Gather", ""), ("ModalityFusion", "kernels.qonnx_ops"),
+                        ("NeighborAggregate", "kernels.qonnx_ops")]
+    gather = model.graph.node[0]
+    table = model.get_initializer(gather.input[0])
+    assert table.shape == (201, 16) and not table[200].any()  # the null row
+    check_export(model, student, n=64, seed=5)  # raises on any difference
+    fusion = next(n for n in model.graph.node if n.op_type == "ModalityFusion")
+    weights = get_by_name(fusion.attribute, "Weights")
+    weights.ints[0] += 7
+    with pytest.raises(FpgarecError, match="differs from the student"):
+        check_export(model, student, n=64, seed=5)
 
 
 def test_export_qonnx_names_types_and_scores(small_student, tmp_path):
@@ -38,12 +48,13 @@ def test_export_qonnx_names_types_and_scores(small_student, tmp_path):
     assert model.get_tensor_shape("scores") == [1, 200]
     assert model.get_tensor_datatype("ids") == DataType["UINT8"]
     ops = [n.op_type for n in model.graph.node]
-    assert ops.count("Gather") == 1  # one fused table, not two lookups
-    assert "GlobalAveragePool" in ops and "Quant" in ops
+    assert ops.count("Gather") == 2 and "GlobalAveragePool" not in ops and "Quant" in ops
     meta = read_metadata(model)
-    assert meta["n_items"] == 200 and meta["k"] == 4 and meta["fusion"] == "fused-table" and meta["note"] == "test"
+    assert meta["n_items"] == 200 and meta["k"] == 4 and meta["note"] == "test"
+    assert meta["padding"] == {"scheme": "null", "null_id": 200}
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 200, (5, 4))
+    ids[1, 1:] = 200  # a user with one item
     want = integer_scores(student, ids)
     for row, w in zip(ids, want, strict=True):
         s = execute_onnx(model, {"ids": row[None].astype(np.int64)})["scores"]

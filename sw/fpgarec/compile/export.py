@@ -124,7 +124,7 @@ def _prepend_head(model, student: QuantStudent) -> None:
     inits = []
     for name, table in zip(("table_id", "table_text"), integer_tables(student), strict=True):
         inits.append(numpy_helper.from_array(table.astype(np.float32), name))
-    scale = np.asarray(float(student.fusion.out_scale()) / (1 << shape.agg_frac_bits), dtype=np.float32)
+    scale = np.asarray(float(student.fusion.out_scale().detach()) / (1 << shape.agg_frac_bits), dtype=np.float32)
     inits.append(numpy_helper.from_array(scale.reshape(1), "mean_scale"))
     nodes = [
         helper.make_node("Gather", ["table_id", INPUT_NAME], ["emb_id"], name="Gather_id", axis=0),

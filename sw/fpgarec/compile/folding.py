@@ -35,7 +35,9 @@ log = logging.getLogger(__name__)
 FINN_TO_BOARD = {"LUT": "LUT", "BRAM_18K": "BRAM18", "URAM": "URAM", "DSP": "DSP"}
 #: ops folded by PE up to their channel count (FINN's SetFolding ``pe_ops`` we use)
 PE_OPS = ("GlobalAccPool_hls", "Thresholding_hls", "Thresholding_rtl", "Unsqueeze_hls",
-          "Squeeze_hls", "Reshape_rtl", "DuplicateStreams_hls")
+          "Squeeze_hls", "Reshape_rtl", "DuplicateStreams_hls",
+          # the project's kernels (kernels/*/finn_op.py): PE lanes of NumChannels
+          "NeighborAggregate_rtl", "ModalityFusion_rtl")
 MVAU_OPS = ("MVAU_hls", "MVAU_rtl")
 
 

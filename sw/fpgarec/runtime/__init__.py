@@ -5,11 +5,17 @@ module under ``fpgarec.runtime`` imports torch, finn, qonnx or brevitas.
 
 - :mod:`fpgarec.runtime.bundle`: read and verify a compiled design (``manifest.json``, ``.npy``)
 - :mod:`fpgarec.runtime.emulation`: bit-exact CPU execution of a bundle's HW layers
+- :mod:`fpgarec.runtime.accelerator`: the one API over the backends (PYNQ board, emulation, FINN)
+- :mod:`fpgarec.runtime.sampler`: the host sampler (K neighbour ids per query, O(K))
+- :mod:`fpgarec.runtime.pynq_backend`: PYNQ overlays, buffers and FINN's IODMA protocol
 - :mod:`fpgarec.runtime.packing`: FINN's packed stream layout, vectorised (bench against
   finn-plus' own functions: :mod:`fpgarec.compile.bench_packing`)
 """
 
+from fpgarec.runtime.accelerator import Accelerator
 from fpgarec.runtime.bundle import Bundle, BundleError, load_bundle
 from fpgarec.runtime.emulation import EmulationBackend, tie_rule_topk
+from fpgarec.runtime.sampler import History, HostSampler
 
-__all__ = ["Bundle", "BundleError", "EmulationBackend", "load_bundle", "tie_rule_topk"]
+__all__ = ["Accelerator", "Bundle", "BundleError", "EmulationBackend", "History", "HostSampler", "load_bundle",
+           "tie_rule_topk"]

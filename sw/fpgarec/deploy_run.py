@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Run a compiled fpgarec design on this PYNQ board, or on its CPU emulation.
+
+``fpgarec deploy`` copies this file as ``run.py`` into a self-contained folder (``lib/`` holds
+the numpy-only runtime, ``bundle/<design>/`` the verified bundle). Needs Python 3.10+ and numpy;
+the FPGA path also needs the ``pynq`` package and root (PYNQ board images have both)::
+
+    python3 run.py                          # a batch of random queries on the FPGA
+    python3 run.py --emulate                # the same on the CPU (bit-exact emulation)
+    python3 run.py --check                  # FPGA vs CPU emulation, bit for bit
+    python3 run.py --throughput --seconds 5 # queries/s over full batches
+    python3 run.py --ids queries.npy        # your own (B, K) neighbour ids (int .npy)
+
+Log lines go to stderr; stdout ends with one JSON object (the result). Exit codes: 0 done,
+1 the FPGA differs from the emulation (``--check``), 2 a user error (one line on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+log = logging.getLogger("run")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--bundle", type=Path, default=None, help="bundle folder (default: the one in bundle/)")
+    p.add_argument("--emulate", action="store_true", help="run the CPU emulation instead of the FPGA")
+    p.add_argument("--queries", type=int, default=1024, help="random queries to run (default 1024)")
+    p.add_argument("--ids", type=Path, default=None, help="(B, K) integer .npy of neighbour ids instead")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=int, default=1024, help="queries per DMA transfer (default 1024)")
+    p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for one batch (default 1)")
+    p.add_argument("--clock-mhz", type=float, default=None, help="set FCLK0 (default: as the bitstream sets it)")
+    p.add_argument("--bitfile", type=Path, default=None, help="a generated *.emulated.bit (emulated devices only)")
+    p.add_argument("--check", action="store_true", help="compare with the CPU emulation bit for bit")
+    p.add_argument("--throughput", action="store_true", help="measure queries/s over full batches")
+    p.add_argument("--seconds", type=float, default=3.0, help="duration of --throughput (default 3)")
+    p.add_argument("--show", type=int, default=3, help="queries whose top-k is printed (default 3)")
+    p.add_argument("--out", type=Path, default=None, help="save the top-k ids as .npy")
+    p.add_argument("-v", "--verbose", action="store_true")
+    return p
+
+
+def _default_bundle() -> Path:
+    found = sorted(p.parent for p in (HERE / "bundle").glob("*/manifest.json"))
+    if len(found) != 1:
+        from fpgarec.errors import FpgarecError
+
+        raise FpgarecError(f"{HERE / 'bundle'}: expected one bundle, found {len(found)}; pass --bundle")
+    return found[0]
+
+
+def _queries(args, n_items: int, k: int):
+    import numpy as np
+
+    from fpgarec.errors import FpgarecError
+
+    if args.ids is None:
+        if args.queries < 1:
+            raise FpgarecError(f"--queries must be at least 1, got {args.queries}")
+        return np.random.default_rng(args.seed).integers(0, n_items, size=(args.queries, k))
+    try:
+        ids = np.load(args.ids, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise FpgarecError(f"{args.ids}: not a readable .npy array ({exc})") from exc
+    if ids.ndim != 2 or ids.shape[1] != k or not np.issubdtype(ids.dtype, np.integer):
+        raise FpgarecError(f"{args.ids}: expected integer ids of shape (B, {k}), got {ids.dtype} {ids.shape}")
+    if ids.size and (ids.min() < 0 or ids.max() >= n_items):
+        raise FpgarecError(f"{args.ids}: ids must lie in [0, {n_items})")
+    return ids
+
+
+def _open(args, bundle):
+    if args.emulate:
+        from fpgarec.runtime.emulation import EmulationBackend
+
+        return EmulationBackend(bundle)
+    from fpgarec.runtime.pynq_backend import PynqBackend
+
+    options = {"bitfile": args.bitfile} if args.bitfile else {}
+    return PynqBackend(bundle, batch_size=args.batch, timeout_s=args.timeout, clock_mhz=args.clock_mhz, **options)
+
+
+def _throughput(backend, ids, batch: int, seconds: float) -> dict:
+    import numpy as np
+
+    reps = -(-batch // len(ids))
+    block = np.concatenate([ids] * reps)[:batch]
+    times = []
+    t_end = time.perf_counter() + seconds
+    while time.perf_counter() < t_end or not times:
+        t0 = time.perf_counter()
+        backend.run(block)
+        times.append(time.perf_counter() - t0)
+    total = float(np.sum(times))
+    return {"batches": len(times), "batch": len(block), "queries_per_s": round(len(times) * len(block) / total, 1),
+            "batch_ms_median": round(1e3 * float(np.median(times)), 3),
+            "batch_ms_p99": round(1e3 * float(np.percentile(times, 99)), 3)}
+
+
+def run(args) -> int:
+    import numpy as np
+
+    from fpgarec.runtime.bundle import load_bundle
+
+    bundle = load_bundle(args.bundle or _default_bundle())
+    model = bundle.manifest["model"]
+    ids = _queries(args, int(model["n_items"]), int(model["k"]))
+    backend = _open(args, bundle)
+    try:
+        t0 = time.perf_counter()
+        top = backend.run(ids)
+        seconds = time.perf_counter() - t0
+        info = backend.info() if hasattr(backend, "info") else {"backend": backend.name}
+        result = {**info, "design": bundle.manifest["design"], "board": bundle.manifest["board"],
+                  "queries": int(len(ids)), "seconds": round(seconds, 6),
+                  "queries_per_s": round(len(ids) / seconds, 1) if seconds > 0 else None,
+                  "runtime": str(Path(sys.modules["fpgarec"].__file__).parent)}
+        if args.check:
+            from fpgarec.runtime.emulation import EmulationBackend
+
+            ref = EmulationBackend(bundle).run(ids)
+            bad = np.nonzero((ref != top).any(axis=1))[0]
+            result["bitexact_vs_emulation"] = not len(bad)
+            result["queries_differing"] = int(len(bad))
+        if args.throughput:
+            result["throughput"] = _throughput(backend, ids, args.batch, args.seconds)
+    finally:
+        close = getattr(backend, "close", None)
+        if close is not None:
+            close()
+    if args.out is not None:
+        np.save(args.out, top)
+    for i in range(min(args.show, len(ids))):
+        print(f"query {i}: neighbours {ids[i].tolist()} -> top-{top.shape[1]} items {top[i].tolist()}")
+    print(json.dumps(result))
+    return 0 if result.get("bitexact_vs_emulation", True) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    lib = HERE / "lib"
+    if lib.is_dir() and str(lib) not in sys.path:
+        sys.path.insert(0, str(lib))  # the deployed runtime comes first
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    from fpgarec.errors import FpgarecError
+
+    try:
+        return run(args)
+    except FpgarecError as err:
+        print(f"run.py: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

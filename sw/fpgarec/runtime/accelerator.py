@@ -1,0 +1,251 @@
+"""The accelerator API: one object that opens a bundle on a backend and answers queries.
+
+::
+
+    from fpgarec.runtime.accelerator import Accelerator
+    from fpgarec.runtime.sampler import History
+
+    with Accelerator("bitstreams/student_w4_pynq-z2", backend="auto",
+                     history=History.load("build/serve/history.npz")) as acc:
+        acc.recommend(users=[0, 7], k=5)            # (2, 5) item ids, known users
+        acc.recommend(items=[[10, 52, 7]], k=10)    # (1, 10) item ids, a new user
+        acc.execute(ids)                            # (B, K) context ids -> (B, top_k)
+        acc.throughput_test()                       # queries/s of the backend
+
+Backends (all share ``run(ids (B, K)) -> (B, top_k) int64`` and ``close()``):
+
+- ``pynq``: the FPGA through PYNQ (:mod:`fpgarec.runtime.pynq_backend`, on a board image);
+- ``emulation``: the bit-exact CPU emulation (:class:`~fpgarec.runtime.emulation.EmulationBackend`);
+- ``finn``: FINN's own execution of the HW-layer graph (slow, needs finn: development only);
+- ``auto``: ``pynq`` where a board is present, else ``emulation``.
+
+Host side of a query: the :class:`~fpgarec.runtime.sampler.HostSampler` turns a user id or an
+item list into the K context ids the design was trained with (padding and older/recent split
+from the bundle's manifest); the backend returns the design's ``top_k`` item ids, best first,
+of which ``recommend`` keeps the first ``k``.
+
+numpy only (no torch, finn, qonnx, brevitas import here; ``finn`` is imported lazily for that
+backend): it runs on a PYNQ image's Python 3.10 with numpy 1.x.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from fpgarec.errors import FpgarecError
+from fpgarec.runtime.bundle import Bundle, load_bundle
+from fpgarec.runtime.sampler import History, HostSampler, QueryError, QueryTypeError
+
+log = logging.getLogger(__name__)
+
+#: backend names :class:`Accelerator` accepts
+BACKENDS = ("auto", "pynq", "emulation", "finn")
+
+_PYNQ_MODULE = "fpgarec.runtime.pynq_backend"
+
+
+_PYNQ_MISSING = ""
+
+
+def _pynq_module():
+    """The PYNQ backend module, or None where it cannot be imported here (not part of this
+    installation, or its own imports fail off-board); the reason is kept for messages."""
+    global _PYNQ_MISSING
+    try:
+        return importlib.import_module(_PYNQ_MODULE)
+    except ImportError as exc:
+        _PYNQ_MISSING = str(exc)
+        log.debug("no PYNQ backend: %s", exc)
+        return None
+
+
+def board_present() -> bool:
+    """True when the PYNQ backend is installed and reports a board."""
+    mod = _pynq_module()
+    return bool(mod is not None and mod.board_present())
+
+
+class _FinnAdapter:
+    """``run``/``close`` over :class:`fpgarec.compile.verify.FinnBackend` (one query at a time)."""
+
+    name = "finn"
+
+    def __init__(self, bundle: Bundle, **options):
+        try:
+            from fpgarec.compile.verify import FinnBackend
+        except ImportError as exc:
+            raise FpgarecError(f"backend 'finn' needs finn-plus and qonnx installed ({exc})") from exc
+        self.workers = int(options.pop("workers", 1))
+        if options:
+            raise FpgarecError(f"backend 'finn' does not take options {sorted(options)}")
+        self._finn = FinnBackend(bundle)
+
+    def run(self, ids: np.ndarray) -> np.ndarray:
+        return self._finn.run_with_scores(ids, workers=self.workers)[0]
+
+    def close(self) -> None:
+        pass
+
+
+def open_backend(bundle: Bundle, backend: str = "auto", **options):
+    """The backend object for ``backend`` (see the module docstring); ``options`` go to its
+    constructor (emulation: ``threads``, ``min_chunk``; PYNQ: what the PYNQ backend takes)."""
+    if backend not in BACKENDS:
+        raise FpgarecError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    try:
+        if backend in ("auto", "pynq"):
+            mod = _pynq_module()
+            if mod is None:
+                if backend == "pynq":
+                    raise FpgarecError(f"backend 'pynq': {_PYNQ_MODULE} cannot be imported here ({_PYNQ_MISSING})")
+                log.info("no PYNQ backend installed: using the CPU emulation")
+            elif backend == "pynq" or (mod.board_present() and bundle.bitstream_built):
+                return mod.PynqBackend(bundle, **options)
+            elif backend == "auto" and not bundle.bitstream_built:
+                log.info("the bundle has no bitstream (%s): using the CPU emulation",
+                         bundle.manifest.get("bitstream", {}).get("reason", "not built"))
+            else:
+                log.info("no PYNQ board present: using the CPU emulation")
+        if backend == "finn":
+            return _FinnAdapter(bundle, **options)
+        from fpgarec.runtime.emulation import EmulationBackend
+
+        return EmulationBackend(bundle, **options)
+    except TypeError as exc:  # an option the chosen backend does not take
+        raise FpgarecError(f"backend {backend!r}: bad options {sorted(options)} ({exc})") from exc
+
+
+class Accelerator:
+    """A compiled design opened on a backend, with the host sampler in front of it.
+
+    ``bundle``: a bundle folder (or a loaded :class:`~fpgarec.runtime.bundle.Bundle`);
+    ``backend``: one of :data:`BACKENDS`, or an object with ``run(ids)`` (and optionally
+    ``close()``); ``history``: the known users' item histories (a :class:`History` or the path
+    of a history ``.npz``), needed for ``recommend(users=...)`` only; ``max_items``: the longest
+    item list a query may carry; ``options``: passed to the backend's constructor.
+
+    Attributes: ``k`` (context ids per query), ``top_k`` (ids the design returns),
+    ``n_items``, ``sampler``, ``backend_name``.
+    """
+
+    def __init__(self, bundle: Bundle | Path | str, backend="auto", history: History | Path | str | None = None,
+                 max_items: int = 4096, **options):
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        model = self.bundle.manifest["model"]
+        self.k = int(model["k"])
+        self.top_k = int(model["top_k"])
+        self.n_items = int(model["n_items"])
+        if history is not None and not isinstance(history, History):
+            history = History.load(history)
+        self.sampler = HostSampler.from_manifest(self.bundle.manifest, history, max_items)
+        if isinstance(backend, str):
+            self.backend = open_backend(self.bundle, backend, **options)
+        elif callable(getattr(backend, "run", None)):
+            self.backend = backend
+        else:
+            raise FpgarecError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)} or an object with run()")
+        self.backend_name = str(getattr(self.backend, "name", type(self.backend).__name__))
+        log.info("design %s on backend %s (K=%d, top_k=%d, %d items, %d known users, padding %s)",
+                 self.bundle.manifest.get("design"), self.backend_name, self.k, self.top_k, self.n_items,
+                 self.sampler.n_users, self.sampler.padding.scheme)
+
+    # ----------------------------------------------------------------------------- queries
+    def execute(self, batch: np.ndarray) -> np.ndarray:
+        """Run context ids through the design. Shapes: (B, K) integers -> (B, top_k) int64,
+        best first (equal scores: lower item id first)."""
+        ids = np.asarray(batch)
+        if ids.ndim == 1:
+            ids = ids[None, :]
+        if ids.ndim != 2 or ids.shape[1] != self.k:
+            raise QueryError(f"execute: ids must have shape (B, {self.k}), got {ids.shape}")
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise QueryError(f"execute: ids must be integers, got {ids.dtype}")
+        if len(ids) == 0:
+            return np.zeros((0, self.top_k), dtype=np.int64)
+        return np.asarray(self.backend.run(ids), dtype=np.int64)
+
+    def check_k(self, k) -> int:
+        """``k`` (None: the design's top_k) as an int in [1, top_k], else :class:`QueryError`."""
+        if k is None:
+            return self.top_k
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise QueryTypeError(f"k must be an integer, got {type(k).__name__}")
+        if not 1 <= int(k) <= self.top_k:
+            raise QueryError(f"k = {k} out of range: the design returns 1..{self.top_k} items")
+        return int(k)
+
+    def contexts(self, users=None, items=None) -> np.ndarray:
+        """The K context ids of known ``users`` (B,) or of new users' ``items`` (B lists of
+        item ids, oldest first). Exactly one of the two. Shapes: -> (B, K) int64."""
+        if (users is None) == (items is None):
+            raise QueryError("give exactly one of users and items")
+        if users is not None:
+            return self.sampler.users(users)
+        return self.sampler.items(items)
+
+    def recommend(self, users=None, items=None, k: int | None = None) -> np.ndarray:
+        """Top-``k`` item ids for known ``users`` or for new users' ``items`` lists.
+
+        Shapes: users (B,) or B item lists -> (B, k) int64, best first. ``k`` in
+        [1, top_k] (default top_k). Unknown users, empty or over-long lists, ids out of range
+        raise :class:`~fpgarec.runtime.sampler.QueryError`.
+        """
+        k = self.check_k(k)
+        return self.execute(self.contexts(users, items))[:, :k]
+
+    def recommend_queries(self, queries: list) -> np.ndarray:
+        """Top-``top_k`` ids for a mixed batch, each query a user id (int) or an item list,
+        already checked by ``sampler.check_user`` / ``check_items`` (the service's path).
+        Shapes: B queries -> (B, top_k) int64."""
+        return self.execute(self.sampler.contexts(queries))
+
+    def throughput_test(self, batch: int = 1000, seconds: float = 2.0, seed: int = 0,
+                        max_batches: int = 10_000) -> dict:
+        """Queries/s of the backend on random contexts (real ids, padding as the bundle says).
+
+        Runs batches of ``batch`` queries for about ``seconds`` (at least one, at most
+        ``max_batches``). Returns ``{"backend", "batch", "batches", "queries", "seconds",
+        "queries_per_s", "us_per_query", "ms_per_batch"}``.
+        """
+        rng = np.random.default_rng(seed)
+        lengths = rng.integers(1, 2 * self.k + 1, size=batch)
+        ends = np.cumsum(lengths)
+        flat = rng.integers(0, self.n_items, size=int(ends[-1]))
+        ids = self.sampler._from_spans(flat, ends - lengths, ends)
+        self.execute(ids[:1])  # warm-up (lazy allocations, thread pools)
+        n, t0 = 0, time.perf_counter()
+        while True:
+            self.execute(ids)
+            n += 1
+            elapsed = time.perf_counter() - t0
+            if elapsed >= seconds or n >= max_batches:
+                break
+        q = n * batch
+        return {
+            "backend": self.backend_name,
+            "batch": int(batch),
+            "batches": n,
+            "queries": q,
+            "seconds": round(elapsed, 4),
+            "queries_per_s": round(q / elapsed, 1),
+            "us_per_query": round(elapsed / q * 1e6, 3),
+            "ms_per_batch": round(elapsed / n * 1e3, 4),
+        }
+
+    # ------------------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        """Release the backend (the board's buffers, thread pools)."""
+        close = getattr(self.backend, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Accelerator:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,425 @@
+"""PYNQ backend: a bundle's bitstream on a Zynq board, driven through the ``pynq`` package.
+
+``pynq`` is imported inside this module's functions only, never when ``fpgarec.runtime`` is
+imported: the runtime must load where pynq is absent (this machine's main environment) and
+pynq 4.0.0 pins numpy < 2.
+
+How the accelerator is driven follows FINN's generated PYNQ driver, ``FINNExampleOverlay`` in
+FINN's ``src/finn/qnn-data/templates/driver/driver_base.py`` (finn-plus 1.6.1 no longer ships
+the template: it publishes it as the ``finn-plus-driver`` package), for the ``zynq-iodma``
+platform:
+
+* ``Overlay(bitfile)`` opens the ``.bit`` with the ``.hwh`` of the same stem beside it; the
+  IODMAs are the overlay's top-level IPs named in ``manifest["dma"]`` (FINN's
+  ``MakeZYNQProject`` names them ``idma0`` / ``odma0``). They carry no driver signature, so
+  they are started by register writes;
+* one ``allocate(shape, dtype=np.uint8, cacheable=True)`` buffer per DMA, of the packed shape
+  with the batch axis set to ``batch_size``; ``flush()`` (= ``sync_to_device``) after writing
+  the input, ``invalidate()`` (= ``sync_from_device``) before reading the output;
+* a batch of ``b <= batch_size`` queries (``execute_on_buffers``)::
+
+      odma.read(0x00) & 0x4 != 0                     # ap_idle: the output DMA is free
+      odma.write(0x10, obuf.device_address & 0xFFFFFFFF); odma.write(0x14, address >> 32)
+      odma.write(0x1C, b); odma.write(0x00, 1)      # numReps = b, ap_start
+      idma.write(0x10, ...); idma.write(0x14, ...); idma.write(0x1C, b); idma.write(0x00, 1)
+      while odma.read(0x00) & 0x2 == 0: ...         # ap_done (cleared by the read that sees it)
+
+  the output DMA is armed before the input DMA feeds the stream. Unlike FINN's driver the wait
+  is bounded: after ``timeout_s`` :class:`DmaTimeoutError` reports every DMA's registers;
+* the Zynq PL clock through ``pynq.Clocks.fclk0_mhz``.
+
+Data path for B queries, shapes from ``manifest["io"]`` (``K`` neighbour ids per query, top-k
+ids out; the demo bundle: UINT11 ids in 16-bit words, UINT16 ids out)::
+
+    ids (B, K) --split--> (b, K) --fold--> (b, K, 1) --pack--> (b, K, 2) uint8 --copy, flush--> ibuf
+    obuf --invalidate, copy--> (b, top_k, 2) uint8 --unpack--> (b, top_k, 1) --unfold--> (b, top_k) int64
+
+with :mod:`fpgarec.runtime.packing` (bit-exact with FINN's ``finnpy_to_packed_bytearray`` /
+``packed_bytearray_to_finnpy`` with ``reverse_endian`` and ``reverse_inner``).
+
+Clock. FINN's driver sets ``Clocks.fclk0_mhz = fclk_mhz`` because older FINN designs were
+clocked by FCLK0 directly. finn-plus 1.6.1 designs feed FCLK0 (100 MHz, set by the ``.hwh``
+when the overlay is downloaded) to a Clocking Wizard that makes the design clock, so by default
+FCLK0 is left as the bitstream sets it; ``clock_mhz`` overrides it as FINN's ``fclk_mhz`` does.
+The value read back from the PS registers is ``PynqBackend.fclk0_mhz``.
+
+pynq 4.0.0 on Zynq-7000: its metadata parser gives ``frequency=None`` for the PS7 clocks
+(``ZynqProcSysCore`` has no frequency parameter name), and ``Overlay.download()`` then calls
+``Clocks.set_pl_clk(0, clk_mhz=None)``, which fails. The overlay is therefore opened with
+``download=False``, the missing frequencies are filled from the PS parameters
+``PCW_ACT_FPGA<i>_PERIPHERAL_FREQMHZ`` and then it is downloaded.
+
+Bitstreams are loaded only after their sha256 is checked: a bundle's ``.bit``/``.hwh`` against
+its manifest (just before loading), a generated emulation overlay (``bitfile=`` option, see
+:mod:`fpgarec.runtime.pynq_hwh`) against its sidecar; and a placeholder is never downloaded onto
+a device that does not declare itself emulated.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from fpgarec.errors import FpgarecError
+from fpgarec.runtime import packing
+from fpgarec.runtime.bundle import Bundle, BundleError, load_bundle, sha256_file
+from fpgarec.runtime.pynq_hwh import (
+    AP_DONE,
+    AP_IDLE,
+    AP_READY,
+    AP_START,
+    AUTO_RESTART,
+    bit_part,
+    is_emulation_bitfile,
+    read_bit_header,
+    verify_emulation_overlay,
+)
+
+log = logging.getLogger(__name__)
+
+#: IODMA register offsets (HLS s_axilite of FINN's IODMA): control, buffer address, numReps
+REG_CTRL, REG_ADDR_LO, REG_ADDR_HI, REG_COUNT = 0x00, 0x10, 0x14, 0x1C
+#: options besides batch_size / timeout_s / clock_mhz
+OPTIONS = ("bitfile", "device", "download")
+_CTRL_BITS = ((AP_START, "ap_start"), (AP_DONE, "ap_done"), (AP_IDLE, "ap_idle"), (AP_READY, "ap_ready"),
+              (AUTO_RESTART, "auto_restart"))
+
+
+class PynqBackendError(FpgarecError):
+    """The PYNQ backend cannot run: no pynq, no device, no (valid) bitstream, bad options."""
+
+
+class DmaTimeoutError(PynqBackendError):
+    """The accelerator did not answer in time. ``registers``: every DMA's register state
+    ``{name: {"ctrl", "addr", "count"}}`` read after the timeout."""
+
+    def __init__(self, message: str, registers: dict[str, dict[str, int]]):
+        super().__init__(message)
+        self.registers = registers
+
+
+def _import_pynq():
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pynq warns about an unsupported CPU off the board
+            import pynq
+    except ImportError as exc:
+        raise PynqBackendError(
+            "the pynq package is not installed: the PYNQ backend runs on a PYNQ board image "
+            "(elsewhere use the emulation backend)") from exc
+    return pynq
+
+
+def board_present() -> bool:
+    """True when ``pynq`` imports and finds at least one device; never raises."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import pynq
+
+            return len(pynq.Device.devices) > 0
+    except Exception:  # noqa: BLE001 - any failure means: no usable board
+        return False
+
+
+def describe_ctrl(value: int) -> str:
+    """``0x6`` -> ``"ap_done|ap_idle"`` (HLS ap_ctrl_hs bits of register 0x00)."""
+    names = [name for bit, name in _CTRL_BITS if value & bit]
+    return "|".join(names) if names else "none"
+
+
+def format_dma_state(state: dict[str, dict[str, int]]) -> str:
+    """One line: ``odma0 ctrl=0x00000001 (ap_start) addr=0x16001000 count=64; idma0 ...``."""
+    return "; ".join(
+        f"{name} ctrl=0x{r['ctrl']:08x} ({describe_ctrl(r['ctrl'])}) addr=0x{r['addr']:08x} count={r['count']}"
+        for name, r in state.items())
+
+
+def resolve_bitstream(bundle: Bundle, bitfile: Path | str | None = None) -> tuple[Path, Path, bool]:
+    """``(bit, hwh, emulated)`` to load for ``bundle``, after checking their sha256.
+
+    Without ``bitfile``: the bundle's own ``.bit`` and the ``.hwh`` of the same stem, both listed
+    in the manifest and re-hashed now (the manifest was checked when the bundle loaded; this
+    catches a file swapped since). With ``bitfile``: a generated emulation overlay
+    (``*.emulated.bit``), checked against its sidecar and the bundle's design and part.
+    """
+    m = bundle.manifest
+    if bitfile is not None:
+        ov = verify_emulation_overlay(Path(bitfile), design=m["design"], part=m["part"])
+        return ov.bit, ov.hwh, True
+    if not bundle.bitstream_built:
+        reason = m.get("bitstream", {}).get("reason") or "not built"
+        raise PynqBackendError(
+            f"{bundle.root}: the bundle has no bitstream ({reason}); build it with Vivado, "
+            "or run the emulation backend")
+    rels = list(m["bitstream"].get("files", []))
+    bits = [r for r in rels if r.endswith(".bit")]
+    if len(bits) != 1:
+        raise BundleError(f"{bundle.root / 'manifest.json'}: expected one .bit in bitstream.files, found {bits}")
+    bit_rel = bits[0]
+    hwh_rel = bit_rel[: -len(".bit")] + ".hwh"
+    if hwh_rel not in rels:
+        raise BundleError(f"{bundle.root / bit_rel}: no {Path(hwh_rel).name} beside it in the bundle")
+    for rel in (bit_rel, hwh_rel):
+        info = m["files"].get(rel)
+        if info is None:
+            raise BundleError(f"{bundle.root / rel}: not listed in the manifest's files")
+        if sha256_file(bundle.root / rel) != info["sha256"]:
+            raise BundleError(f"{bundle.root / rel}: sha256 differs from the manifest (tampered)")
+    bit = bundle.root / bit_rel
+    try:
+        header = read_bit_header(bit.read_bytes())
+    except ValueError as exc:
+        raise BundleError(f"{bit}: {exc}") from exc
+    if header.get("part") and header["part"] != bit_part(m["part"]):
+        raise BundleError(f"{bit}: built for part {header['part']}, the bundle is for {m['part']}")
+    if is_emulation_bitfile(bit):
+        raise BundleError(f"{bit}: an emulation placeholder listed as the bundle's bitstream")
+    return bit, bundle.root / hwh_rel, False
+
+
+class _Port:
+    """One stream end of the design: datatype and normal / folded / packed shapes (batch
+    axis excluded), from ``manifest["io"]["input" | "output"]``."""
+
+    def __init__(self, io: dict):
+        self.name = io.get("name", "")
+        self.datatype = io["datatype"]
+        self.bits, self.signed = packing.parse_datatype(self.datatype)
+        self.normal = tuple(int(x) for x in io["shape_normal"][1:])
+        self.folded = tuple(int(x) for x in io["shape_folded"][1:])
+        self.packed = tuple(int(x) for x in io["shape_packed"][1:])
+        if self.packed[-1] != packing.packed_nbytes(self.folded[-1], self.bits):
+            raise ValueError(f"io {self.name}: packed shape {self.packed} does not hold folded {self.folded} "
+                             f"of {self.datatype}")
+
+
+class PynqBackend:
+    """Runs a bundle on a PYNQ (Zynq) board: ``run(ids)`` -> top-k item ids.
+
+    Arguments: ``bundle`` (folder or :class:`~fpgarec.runtime.bundle.Bundle`), ``batch_size``
+    (queries per DMA transfer; the buffers hold that many), ``timeout_s`` (wait per batch before
+    :class:`DmaTimeoutError`), ``clock_mhz`` (set FCLK0; default: as the bitstream sets it).
+    Options: ``bitfile`` (a generated ``*.emulated.bit``; only with an emulated device),
+    ``device`` (a ``pynq.Device``; default ``pynq.Device.active_device``), ``download`` (load
+    the bitstream, default True; False reuses the one already loaded).
+
+    Shapes: ``run``: ids (B, K) integers in [0, n_items) -> (B, top_k) int64, B any size
+    (split into batches of at most ``batch_size``).
+    """
+
+    name = "pynq"
+
+    def __init__(self, bundle: Bundle | Path | str, *, batch_size: int = 1024, timeout_s: float = 1.0,
+                 clock_mhz: float | None = None, **options):
+        unknown = sorted(set(options) - set(OPTIONS))
+        if unknown:
+            raise PynqBackendError(f"PynqBackend: unknown option(s) {', '.join(unknown)}; "
+                                   f"accepted: batch_size, timeout_s, clock_mhz, {', '.join(OPTIONS)}")
+        if int(batch_size) < 1:
+            raise PynqBackendError(f"PynqBackend: batch_size must be at least 1, got {batch_size}")
+        if not float(timeout_s) > 0:
+            raise PynqBackendError(f"PynqBackend: timeout_s must be positive, got {timeout_s}")
+        if clock_mhz is not None and not float(clock_mhz) > 0:
+            raise PynqBackendError(f"PynqBackend: clock_mhz must be positive, got {clock_mhz}")
+        self._ibuf = self._obuf = self._overlay = None
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        m = self.bundle.manifest
+        where = self.bundle.root / "manifest.json"
+        if m.get("shell") != "zynq-iodma":
+            raise PynqBackendError(f"{where}: shell {m.get('shell')!r}; the PYNQ backend drives zynq-iodma designs")
+        if len(m["dma"]["input"]) != 1 or len(m["dma"]["output"]) != 1:
+            raise PynqBackendError(f"{where}: one input and one output DMA expected, got {m['dma']}")
+        try:
+            self._in, self._out = _Port(m["io"]["input"]), _Port(m["io"]["output"])
+        except (KeyError, ValueError) as exc:
+            raise BundleError(f"{where}: io: {exc}") from exc
+        self.n_items, self.k, self.top_k = (int(m["model"][x]) for x in ("n_items", "k", "top_k"))
+        if int(np.prod(self._in.normal)) != self.k or int(np.prod(self._out.normal)) != self.top_k:
+            raise BundleError(f"{where}: io shapes {self._in.normal} -> {self._out.normal} do not match "
+                              f"k={self.k}, top_k={self.top_k}")
+        self.batch_size = int(batch_size)
+        self.timeout_s = float(timeout_s)
+        self.bitfile, self.hwh, self.emulated = resolve_bitstream(self.bundle, options.get("bitfile"))
+
+        pynq = _import_pynq()
+        device = options.get("device")
+        if device is None:
+            try:
+                device = pynq.Device.active_device
+            except RuntimeError as exc:
+                raise PynqBackendError(f"no PYNQ device found ({exc}); is this a PYNQ board image, run as root?") from exc
+        if self.emulated and not getattr(device, "emulated", False):
+            raise PynqBackendError(
+                f"{self.bitfile}: generated for emulation; refusing to load it onto device "
+                f"{getattr(device, 'name', device)!r}, which is not an emulated device")
+        self.device = device
+        self._overlay = self._open_overlay(pynq, bool(options.get("download", True)))
+        self.fclk0_mhz = self._clock(pynq, clock_mhz)
+        self._idma = self._dma(m["dma"]["input"][0])
+        self._odma = self._dma(m["dma"]["output"][0])
+        self._dma_names = (m["dma"]["input"][0], m["dma"]["output"][0])
+        self._ibuf = pynq.allocate(shape=(self.batch_size, *self._in.packed), dtype=np.uint8,
+                                   cacheable=True, target=device)
+        self._obuf = pynq.allocate(shape=(self.batch_size, *self._out.packed), dtype=np.uint8,
+                                   cacheable=True, target=device)
+        log.info("PYNQ backend: %s on %s (%s), FCLK0 %.3f MHz (design clock %s MHz), batch %d, "
+                 "buffers at 0x%x / 0x%x", self.bitfile.name, getattr(device, "name", device),
+                 "emulated" if self.emulated else "hardware", self.fclk0_mhz, m.get("clock_mhz"),
+                 self.batch_size, self._ibuf.device_address, self._obuf.device_address)
+
+    # ----------------------------------------------------------------------------- set-up
+    def _open_overlay(self, pynq, download: bool):
+        try:
+            overlay = pynq.Overlay(str(self.bitfile), download=False, device=self.device)
+        except Exception as exc:  # noqa: BLE001 - pynq raises plain exceptions for bad metadata
+            raise PynqBackendError(f"{self.hwh}: pynq could not open the design ({type(exc).__name__}: {exc})") from exc
+        _fill_zynq_clock_frequencies(overlay)
+        if download:
+            try:
+                overlay.download()
+            except Exception as exc:  # noqa: BLE001
+                raise PynqBackendError(f"{self.bitfile}: download failed ({type(exc).__name__}: {exc})") from exc
+        elif not overlay.is_loaded():
+            raise PynqBackendError(f"{self.bitfile}: not loaded on the device; open with download=True")
+        return overlay
+
+    def _clock(self, pynq, clock_mhz: float | None) -> float:
+        clocks = pynq.Clocks
+        if clock_mhz is not None:
+            clocks.fclk0_mhz = float(clock_mhz)  # FINN's driver: Clocks.fclk0_mhz = fclk_mhz
+        fclk = float(clocks.fclk0_mhz)
+        if clock_mhz is not None and abs(fclk - float(clock_mhz)) > 0.01 * float(clock_mhz):
+            log.warning("FCLK0 is %.3f MHz, %.3f MHz was asked (the nearest the PS dividers reach)", fclk, clock_mhz)
+        return fclk
+
+    def _dma(self, name: str):
+        if name not in self._overlay.ip_dict:
+            raise PynqBackendError(
+                f"{self.hwh}: no IP named {name!r} (manifest dma); the design has "
+                f"{', '.join(sorted(self._overlay.ip_dict))}")
+        try:
+            return getattr(self._overlay, name)
+        except Exception as exc:  # noqa: BLE001 - pynq/MMIO raise plain errors
+            raise PynqBackendError(
+                f"{self.bitfile}: cannot map the registers of {name} ({type(exc).__name__}: {exc}); "
+                "is the design loaded? (download=False reuses a bitstream already on the device)") from exc
+
+    # ---------------------------------------------------------------------------- running
+    def dma_state(self) -> dict[str, dict[str, int]]:
+        """Every DMA's registers: ``{name: {"ctrl": 0x00, "addr": 0x14:0x10, "count": 0x1C}}``.
+        Reading ``ctrl`` clears a pending ``ap_done`` (clear on read)."""
+        out = {}
+        for name, ip in ((self._dma_names[1], self._odma), (self._dma_names[0], self._idma)):
+            out[name] = {"ctrl": int(ip.read(REG_CTRL)),
+                         "addr": int(ip.read(REG_ADDR_LO)) | int(ip.read(REG_ADDR_HI)) << 32,
+                         "count": int(ip.read(REG_COUNT))}
+        return out
+
+    def _check_ids(self, ids) -> np.ndarray:
+        ids = np.asarray(ids)
+        if ids.ndim == 1:
+            ids = ids[None, :]
+        if ids.ndim != 2 or ids.shape[1] != self.k:
+            raise ValueError(f"ids must have shape (B, {self.k}), got {ids.shape}")
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"ids must be integers, got {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.n_items):
+            raise ValueError(f"ids must lie in [0, {self.n_items})")
+        return ids
+
+    def _start(self, ip, buf, rows: int) -> None:
+        address = int(buf.device_address)
+        ip.write(REG_ADDR_LO, address & 0xFFFFFFFF)
+        ip.write(REG_ADDR_HI, (address >> 32) & 0xFFFFFFFF)
+        ip.write(REG_COUNT, rows)
+        ip.write(REG_CTRL, AP_START)
+
+    def _execute(self, rows: int) -> None:
+        """Start both DMAs on the first ``rows`` buffer rows and wait for the output DMA."""
+        if self._ibuf is None:
+            raise PynqBackendError("PynqBackend: closed")
+        status = int(self._odma.read(REG_CTRL))
+        if not status & AP_IDLE:
+            raise PynqBackendError(
+                f"output DMA {self._dma_names[1]} is not idle before start (an earlier batch never "
+                f"finished?); DMA registers: {format_dma_state(self.dma_state())}")
+        self._start(self._odma, self._obuf, rows)
+        self._start(self._idma, self._ibuf, rows)
+        deadline = time.monotonic() + self.timeout_s
+        while not int(self._odma.read(REG_CTRL)) & AP_DONE:
+            if time.monotonic() > deadline:
+                state = self.dma_state()
+                raise DmaTimeoutError(
+                    f"{self.bitfile.name}: output DMA {self._dma_names[1]} did not finish a batch of {rows} "
+                    f"queries within {self.timeout_s:g} s; DMA registers: {format_dma_state(state)}",
+                    state)
+
+    def _run_batch(self, ids: np.ndarray) -> np.ndarray:
+        rows = len(ids)
+        words = packing.pack(packing.fold(ids, (rows, *self._in.folded)), self._in.bits, self._in.signed)
+        np.copyto(self._ibuf[:rows], words.reshape(rows, *self._in.packed))
+        self._ibuf.flush()
+        self._execute(rows)
+        self._obuf.invalidate()
+        raw = np.array(self._obuf[:rows], dtype=np.uint8)
+        folded = packing.unpack(raw, self._out.bits, self._out.signed, (rows, *self._out.folded))
+        return packing.unfold(folded, (rows, *self._out.normal)).reshape(rows, -1).astype(np.int64)
+
+    def run(self, ids: np.ndarray) -> np.ndarray:
+        """Top-k item ids per query. Shapes: (B, K) -> (B, top_k) int64."""
+        ids = self._check_ids(ids)
+        out = np.empty((len(ids), self.top_k), dtype=np.int64)
+        for start in range(0, len(ids), self.batch_size):
+            stop = min(start + self.batch_size, len(ids))
+            out[start:stop] = self._run_batch(ids[start:stop])
+        return out
+
+    def info(self) -> dict:
+        """What is loaded where: bitstream, emulated or not, FCLK0, batch, DMA addresses."""
+        return {"backend": self.name, "design": self.bundle.manifest["design"], "bitfile": str(self.bitfile),
+                "emulated": self.emulated, "fclk0_mhz": self.fclk0_mhz,
+                "design_clock_mhz": self.bundle.manifest.get("clock_mhz"), "batch_size": self.batch_size,
+                "timeout_s": self.timeout_s, "device": str(getattr(self.device, "name", self.device)),
+                "dma": {self._dma_names[0]: self._idma.mmio.base_addr, self._dma_names[1]: self._odma.mmio.base_addr}}
+
+    def close(self) -> None:
+        """Free the DMA buffers and drop the overlay (idempotent)."""
+        for buf in (self._ibuf, self._obuf):
+            if buf is not None:
+                try:
+                    buf.freebuffer()
+                except Exception:  # noqa: BLE001 - freeing must never mask the caller's error
+                    log.debug("freeing a PYNQ buffer failed", exc_info=True)
+        self._ibuf = self._obuf = None
+        self._overlay = None
+
+    def __enter__(self) -> PynqBackend:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _fill_zynq_clock_frequencies(overlay) -> None:
+    """Give every enabled PL clock of ``overlay.clock_dict`` whose ``frequency`` pynq left as
+    None the PS parameter ``PCW_ACT_FPGA<i>_PERIPHERAL_FREQMHZ`` (the rate the design was
+    timed at; else the requested ``PCW_FPGA<i>_PERIPHERAL_FREQMHZ``), so that
+    ``Overlay.download()`` can set it (pynq 4.0.0 passes None for Zynq-7000, see the module
+    docstring)."""
+    parser = getattr(overlay, "parser", None)
+    ps = overlay.ip_dict.get(getattr(parser, "ps_name", None), {}) if parser is not None else {}
+    params = ps.get("parameters", {})
+    for i, clock in overlay.clock_dict.items():
+        if not clock.get("enable") or clock.get("frequency") is not None:
+            continue
+        for key in (f"PCW_ACT_FPGA{i}_PERIPHERAL_FREQMHZ", f"PCW_FPGA{i}_PERIPHERAL_FREQMHZ"):
+            if params.get(key):
+                clock["frequency"] = float(params[key])
+                break
+        else:
+            raise PynqBackendError(f"PL clock {i} is enabled but the design's metadata gives no frequency")

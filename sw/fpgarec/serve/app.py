@@ -1,0 +1,292 @@
+"""The recommendation service: Starlette on uvicorn, one accelerator behind a dynamic batcher.
+
+Endpoints (JSON in and out; ids are the data set's internal indices, see
+:mod:`fpgarec.serve.history`):
+
+``POST /recommend``
+    ``{"user_id": 17, "k": 10}`` (a known user: its context comes from the history) or
+    ``{"items": [52, 7, 301], "k": 5}`` (a new user's items, oldest first). ``k`` is optional
+    (default: the design's ``top_k``) and must lie in [1, top_k]. Answer: ``{"items": [...]}``,
+    the ``k`` best item ids, best first.
+``GET /healthz``
+    ``{"status": "ok", "design", "backend", "k", "top_k", "n_items", "known_users"}``.
+``GET /metrics``
+    Prometheus text (:mod:`fpgarec.serve.metrics`).
+
+Errors are JSON ``{"error": message, "status": code}``: 400 malformed JSON, unknown fields or
+wrong types; 404 unknown user (or path); 405 wrong method; 413 body larger than
+``max_body_bytes``; 422 values out of range (empty or over-long item list, item id or ``k`` out
+of range); 503 more than ``max_queue`` queries waiting; 500 a failed accelerator batch. A bad
+request never affects other requests.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import time
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from fpgarec.runtime.accelerator import Accelerator
+from fpgarec.runtime.sampler import QueryError, QueryTypeError, UnknownUserError
+from fpgarec.serve.batching import DynamicBatcher, QueueFull
+from fpgarec.serve.config import ServeConfig
+from fpgarec.serve.history import load_history
+from fpgarec.serve.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+JSON = "application/json"
+#: routes reported by name in the metrics (anything else is "other", bounding label values)
+ROUTES = ("/recommend", "/healthz", "/metrics")
+_FIELDS = {"user_id", "items", "k"}
+
+
+class HTTPError(Exception):
+    """An error answer: ``status`` and a one-line message."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def answer_body(items) -> bytes:
+    """The body of a successful /recommend answer: ``{"items":[...]}`` (compact JSON)."""
+    return b'{"items":[' + ",".join(map(str, items.tolist())).encode() + b"]}"
+
+
+def error_body(status: int, message: str) -> bytes:
+    """The body of an error answer: ``{"error": message, "status": status}``."""
+    return json.dumps({"error": message, "status": status}).encode()
+
+
+def error_response(status: int, message: str) -> Response:
+    return Response(error_body(status, message), status_code=status, media_type=JSON)
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware: status and duration of every HTTP request into :class:`Metrics`."""
+
+    def __init__(self, app, metrics: Metrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+        status = 500
+
+        async def send_status(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            path = scope["path"]
+            self.metrics.observe_request(path if path in ROUTES else "other", status, time.perf_counter() - t0)
+
+
+async def read_body(scope, receive, limit: int) -> bytes:
+    """The request body, refusing more than ``limit`` bytes (413), before reading it where the
+    client declared its length (``Content-Length``)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                size = int(value)
+            except ValueError:
+                raise HTTPError(400, "malformed Content-Length header") from None
+            if size > limit:
+                raise HTTPError(413, f"body of {size} bytes, at most {limit} are accepted")
+            break
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise HTTPError(499, "client disconnected")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise HTTPError(413, f"body larger than {limit} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def parse_query(payload, acc: Accelerator) -> tuple[int | list, int]:
+    """A request body (decoded JSON) -> (checked query: user id or item list, k)."""
+    if not isinstance(payload, dict):
+        raise HTTPError(400, f"the body must be a JSON object, got {type(payload).__name__}")
+    unknown = payload.keys() - _FIELDS
+    if unknown:
+        raise HTTPError(400, f"unknown field(s) {sorted(unknown)}: expected user_id or items, and k")
+    has_user, has_items = "user_id" in payload, "items" in payload
+    if has_user == has_items:
+        raise HTTPError(400, "give exactly one of user_id and items")
+    try:
+        k = acc.check_k(payload.get("k"))
+        if has_user:
+            return acc.sampler.check_user(payload["user_id"]), k
+        items = payload["items"]
+        if not isinstance(items, list):
+            raise QueryTypeError(f"items must be a list of integers, got {type(items).__name__}")
+        return acc.sampler.check_items(items), k
+    except UnknownUserError as exc:
+        raise HTTPError(404, str(exc)) from None
+    except QueryTypeError as exc:
+        raise HTTPError(400, str(exc)) from None
+    except QueryError as exc:
+        raise HTTPError(422, str(exc)) from None
+
+
+class RecommendEndpoint:
+    """``POST /recommend`` as a plain ASGI application (the service's hot path: no Request or
+    Response objects): read and check the query, queue it on the batcher, answer its row."""
+
+    def __init__(self, acc: Accelerator, batcher: DynamicBatcher, max_body_bytes: int):
+        self.acc = acc
+        self.batcher = batcher
+        self.max_body_bytes = max_body_bytes
+
+    async def answer(self, scope, receive) -> tuple[int, bytes]:
+        try:
+            body = await read_body(scope, receive, self.max_body_bytes)
+            try:
+                payload = json.loads(body)
+            except ValueError as exc:
+                raise HTTPError(400, f"the body is not valid JSON ({exc})") from None
+            query, k = parse_query(payload, self.acc)
+            try:
+                fut = self.batcher.submit(query)
+            except QueueFull as exc:
+                raise HTTPError(503, f"overloaded: {exc}, retry later") from None
+            try:
+                row = await fut
+            except Exception as exc:
+                log.warning("request failed in its batch: %r", exc)
+                raise HTTPError(500, "the accelerator failed on this batch") from None
+        except HTTPError as err:
+            return err.status, error_body(err.status, str(err))
+        return 200, answer_body(row[:k])
+
+    async def __call__(self, scope, receive, send) -> None:
+        status, body = await self.answer(scope, receive)
+        if status == 499:  # nobody to answer
+            return
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
+
+
+def create_app(acc: Accelerator, cfg: ServeConfig) -> Starlette:
+    """The Starlette application serving ``acc`` (started and stopped with the app's lifespan;
+    the accelerator is closed at shutdown)."""
+    metrics = Metrics(cfg.max_batch, {"design": acc.bundle.manifest.get("design", ""), "backend": acc.backend_name})
+    batcher = DynamicBatcher(acc.recommend_queries, cfg.max_batch, cfg.max_wait_ms / 1000.0, cfg.max_queue,
+                             in_thread=cfg.backend_thread, on_batch=metrics.observe_batch)
+    health = json.dumps({
+        "status": "ok", "design": acc.bundle.manifest.get("design"), "backend": acc.backend_name,
+        "k": acc.k, "top_k": acc.top_k, "n_items": acc.n_items, "known_users": acc.sampler.n_users,
+    }).encode()
+
+    async def healthz(request: Request) -> Response:
+        return Response(health, media_type=JSON)
+
+    async def metrics_text(request: Request) -> Response:
+        metrics.queue_depth = batcher.pending
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        return error_response(exc.status_code, str(exc.detail))
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        log.error("unhandled error on %s", request.url.path, exc_info=exc)
+        return error_response(500, "internal error")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        batcher.start()
+        # everything built so far lives as long as the service: keep it out of the cyclic
+        # garbage collector's full passes, which otherwise stall every request for ~10 ms
+        gc.collect()
+        gc.freeze()
+        log.info("serving design %s on %s (max batch %d, wait %.2f ms)", acc.bundle.manifest.get("design"),
+                 acc.backend_name, cfg.max_batch, cfg.max_wait_ms)
+        try:
+            yield
+        finally:
+            await batcher.stop()
+            acc.close()
+
+    app = Starlette(
+        routes=[
+            Route("/recommend", RecommendEndpoint(acc, batcher, cfg.max_body_bytes), methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/metrics", metrics_text, methods=["GET"]),
+        ],
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+        exception_handlers={HTTPException: http_error, Exception: server_error},
+        lifespan=lifespan,
+    )
+    app.state.metrics = metrics
+    app.state.batcher = batcher
+    app.state.accelerator = acc
+    return app
+
+
+def open_accelerator(cfg: ServeConfig) -> Accelerator:
+    """The accelerator a configuration describes (bundle, backend, history source)."""
+    return Accelerator(cfg.bundle, cfg.backend, history=load_history(cfg.history), max_items=cfg.max_items)
+
+
+def limit_blas_threads(threads: int | None):
+    """Limit the BLAS library's threads in this process (threadpoolctl, where installed).
+    Returns the limiter (keep it alive) or None."""
+    if threads is None:
+        return None
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        log.info("threadpoolctl is not installed: BLAS threads left as they are")
+        return None
+    return threadpool_limits(limits=int(threads), user_api="blas")
+
+
+def build_server(cfg: ServeConfig, acc: Accelerator | None = None):
+    """A ``uvicorn.Server`` for the service (not started). One worker, h11, no access log
+    (requests are counted in /metrics); uvicorn logs through the standard logging module.
+    Sets the process's BLAS threads to ``cfg.blas_threads``."""
+    import uvicorn
+
+    limit_blas_threads(cfg.blas_threads)
+    if cfg.coalesce_writes:
+        from fpgarec.serve.protocol import CoalescingH11Protocol as http
+    else:
+        http = "h11"
+    app = create_app(acc if acc is not None else open_accelerator(cfg), cfg)
+    config = uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False,
+                            log_config=None, lifespan="on", loop="asyncio", http=http, workers=1,
+                            server_header=False, timeout_keep_alive=30, backlog=2048,
+                            timeout_graceful_shutdown=5)
+    return uvicorn.Server(config)
+
+
+def serve(cfg: ServeConfig) -> None:
+    """Run the service until SIGINT/SIGTERM."""
+    server = build_server(cfg)
+    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
+        log.warning("binding to %s: the service has no authentication, expose it behind a proxy", cfg.host)
+    log.info("listening on http://%s:%d", cfg.host, cfg.port)
+    server.run()

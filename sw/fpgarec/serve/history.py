@@ -1,0 +1,56 @@
+"""Where the service's known users come from: a history file or the data they were trained on.
+
+A *history source* is one of
+
+- a ``.npz`` history file (:meth:`fpgarec.runtime.sampler.History.save`; numpy only, no
+  pickles: what a board image loads);
+- a RecBole atomic-file data folder: its interactions are split as in training
+  (:func:`fpgarec.data.split.temporal_split`) and each user's train + valid items, in time
+  order, are the history (everything known before the test period, the input the models are
+  evaluated with);
+- ``ml-100k``: the demo's data (MovieLens-100k inside the installed recbole package).
+
+User and item ids are the data set's contiguous internal indices (0 .. U-1, 0 .. N-1, in the
+order :func:`fpgarec.data.dataset.load_interactions` assigns), the ids the model was trained on.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fpgarec.errors import FpgarecError
+from fpgarec.runtime.sampler import History
+
+log = logging.getLogger(__name__)
+
+#: the source name of the demo's data set
+DEMO_DATA = "ml-100k"
+
+
+def history_from_data(folder: Path | str | None = None) -> History:
+    """Train + valid items of every user of a data folder (None: the demo's MovieLens-100k)."""
+    from fpgarec.data.dataset import load_interactions
+    from fpgarec.data.split import temporal_split
+
+    data = load_interactions(folder)
+    known = temporal_split(data).known_before_test()
+    history = History(known.indptr, known.items, data.n_items, source=f"{data.folder} (train + valid)")
+    log.info("history of %d users, %d interactions, %d items from %s", history.n_users, len(history.items),
+             history.n_items, data.folder)
+    return history
+
+
+def load_history(source: str | Path | None) -> History | None:
+    """The :class:`History` a source names (module docstring); None for None."""
+    if source is None:
+        return None
+    text = str(source)
+    if text == DEMO_DATA and not Path(text).exists():
+        return history_from_data(None)
+    path = Path(text)
+    if path.is_dir():
+        return history_from_data(path)
+    if path.suffix == ".npz" or path.is_file():
+        return History.load(path)
+    raise FpgarecError(f"{path}: history source not found (a .npz history file, a data folder or {DEMO_DATA!r})")

@@ -1,0 +1,219 @@
+"""The PYNQ backend on the real pynq 4.0.0 package with an emulated PYNQ-Z2 (``.venv-pynq``).
+
+What runs as on a board: pynq's device registry, ``Overlay`` (metadata parsing of the generated
+``.hwh``, ``.bit`` header parsing, IP driver binding), ``allocate`` / ``PynqBuffer`` with
+flush/invalidate, ``MMIO`` register access and ``Clocks`` (Zynq-7000 SLCR divisors). What is
+emulated: the device underneath (``emulated_device.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+
+import numpy as np
+import pytest
+
+pynq = pytest.importorskip("pynq", reason="pynq 4.0.0 lives in .venv-pynq (requirements/pynq.txt)")
+
+
+@pytest.fixture
+def ids(bundle):
+    m = bundle.manifest["model"]
+    return np.random.default_rng(7).integers(0, m["n_items"], size=(150, m["k"]))
+
+
+def test_generated_overlay_reads_with_pynqs_parsers(overlay, bundle):
+    from pynq.pl_server.embedded_device import bit2bin, parse_bit_header
+    from pynqmetadata.frontends import Metadata
+    from pynqmetadata.views.runtime import RuntimeMetadataParser
+
+    from fpgarec.runtime.pynq_hwh import EMULATION_MARKER, dma_addresses
+
+    parser = RuntimeMetadataParser(Metadata(input=overlay.hwh))
+    assert parser.family_ps == "processing_system7"
+    for name, base in dma_addresses(bundle.manifest).items():
+        ip = parser.ip_dict[name]
+        assert (ip["phys_addr"], ip["addr_range"]) == (base, 0x1000)
+        regs = ip["registers"]
+        assert regs["CTRL"]["address_offset"] == 0x00 and regs["numReps"]["address_offset"] == 0x1C
+        assert regs["CTRL"]["fields"]["AP_DONE"]["bit_offset"] == 1
+    assert parser.clock_dict[0]["enable"] == 1 and parser.clock_dict[0]["divisor0"] == 10
+    header = parse_bit_header(overlay.bit.read_bytes())
+    assert EMULATION_MARKER in header["design"] and header["part"] == "7z020clg400"
+    assert len(bit2bin(overlay.bit.read_bytes())) % 4 == 0
+    assert "GENERATED FOR EMULATION" in overlay.hwh.read_text()[:400]
+    assert json.loads(overlay.sidecar.read_text())["generated_for_emulation"] is True
+    assert not bundle.bitstream_built  # the bundle itself never claims a bitstream
+
+
+def test_board_present_follows_pynqs_registry(make_device):
+    from fpgarec.runtime.pynq_backend import board_present
+
+    assert not board_present()  # pynq imports, but finds no device
+    make_device()
+    assert board_present()
+
+
+def test_backend_is_bit_exact_with_emulation_and_drives_dmas_like_finn(device, overlay, bundle, ids):
+    from fpgarec.runtime.emulation import EmulationBackend
+    from fpgarec.runtime.pynq_backend import PynqBackend
+
+    with PynqBackend(bundle, bitfile=overlay.bit, batch_size=64, timeout_s=2.0) as backend:
+        out = backend.run(ids)
+        info = backend.info()
+        ibuf, obuf = backend._ibuf.device_address, backend._obuf.device_address
+    assert out.dtype == np.int64 and out.shape == (150, bundle.manifest["model"]["top_k"])
+    np.testing.assert_array_equal(out, EmulationBackend(bundle).run(ids))
+    assert device.batches == [64, 64, 22] and not device.errors
+    assert device.downloads == 1 and device.flushes == 3 and device.invalidates == 3
+    assert info["emulated"] and info["dma"] == {"idma0": 0x4000_0000, "odma0": 0x4000_1000}
+    # first batch: FINN's execute_on_buffers order, odma armed before idma
+    assert device.writes[:8] == [
+        ("odma0", 0x10, obuf), ("odma0", 0x14, 0), ("odma0", 0x1C, 64), ("odma0", 0x00, 1),
+        ("idma0", 0x10, ibuf), ("idma0", 0x14, 0), ("idma0", 0x1C, 64), ("idma0", 0x00, 1),
+    ]
+    assert ("idma0", 0x1C, 22) in device.writes
+
+
+def test_single_query_and_empty_batch(device, overlay, bundle, ids):
+    from fpgarec.runtime.emulation import EmulationBackend
+    from fpgarec.runtime.pynq_backend import PynqBackend
+
+    with PynqBackend(bundle, bitfile=overlay.bit, batch_size=8) as backend:
+        np.testing.assert_array_equal(backend.run(ids[0]), EmulationBackend(bundle).run(ids[:1]))
+        assert backend.run(ids[:0]).shape == (0, bundle.manifest["model"]["top_k"])
+        with pytest.raises(ValueError, match="lie in"):
+            backend.run(np.full((1, ids.shape[1]), bundle.manifest["model"]["n_items"]))
+
+
+def test_zynq_clock_through_pynq_clocks(device, overlay, bundle):
+    from fpgarec.runtime.pynq_backend import PynqBackend
+
+    with PynqBackend(bundle, bitfile=overlay.bit, batch_size=4) as backend:
+        assert backend.fclk0_mhz == pytest.approx(100.0)  # the .hwh's FCLK0, set on download
+    with PynqBackend(bundle, bitfile=overlay.bit, batch_size=4, clock_mhz=50.0) as backend:
+        assert backend.fclk0_mhz == pytest.approx(50.0)
+    ctrl = int(device.slcr[0x170 // 4])  # FPGA0_CLK_CTRL: IO PLL 1000 MHz / (DIVISOR0 * DIVISOR1)
+    assert ((ctrl >> 8) & 0x3F) * ((ctrl >> 20) & 0x3F) == 20
+    assert pynq.Clocks.fclk0_mhz == pytest.approx(50.0)
+
+
+def test_hang_raises_timeout_with_register_state(make_device, overlay, bundle, ids):
+    from fpgarec.errors import FpgarecError
+    from fpgarec.runtime.pynq_backend import DmaTimeoutError, PynqBackend
+
+    make_device(mode="hang")
+    backend = PynqBackend(bundle, bitfile=overlay.bit, batch_size=16, timeout_s=0.2)
+    t0 = time.monotonic()
+    with pytest.raises(DmaTimeoutError) as err:
+        backend.run(ids[:16])
+    assert 0.2 <= time.monotonic() - t0 < 5
+    msg = str(err.value)
+    assert isinstance(err.value, FpgarecError) and "\n" not in msg
+    assert "odma0 did not finish a batch of 16 queries within 0.2 s" in msg
+    assert "odma0 ctrl=0x00000001 (ap_start)" in msg and "count=16" in msg and "idma0 ctrl=" in msg
+    regs = err.value.registers
+    assert regs["odma0"]["addr"] == backend._obuf.device_address and regs["idma0"]["count"] == 16
+    assert not regs["odma0"]["ctrl"] & 0x2
+    with pytest.raises(FpgarecError, match="not idle before start"):
+        backend.run(ids[:1])  # the design is still busy: refused, with the registers
+    backend.close()
+
+
+def test_dma_pointed_outside_any_buffer_stalls_and_times_out(device, overlay, bundle, ids):
+    from fpgarec.runtime.pynq_backend import DmaTimeoutError, PynqBackend
+
+    with PynqBackend(bundle, bitfile=overlay.bit, batch_size=4, timeout_s=0.1) as backend:
+        backend._ibuf.device_address = 0x1F00_0000  # the input DMA reads where no buffer lies
+        with pytest.raises(DmaTimeoutError, match="idma0 ctrl=0x00000001 .ap_start. addr=0x1f000000"):
+            backend.run(ids[:4])
+    assert any("BusError" in e for e in device.errors)
+
+
+def test_altered_emulation_files_are_refused_by_name(device, overlay, bundle, tmp_path):
+    from fpgarec.errors import FpgarecError
+    from fpgarec.runtime.pynq_backend import PynqBackend
+
+    for victim in ("hwh", "bit"):
+        copy = tmp_path / victim
+        copy.mkdir()
+        for f in (overlay.bit, overlay.hwh, overlay.sidecar):
+            shutil.copy2(f, copy / f.name)
+        path = copy / getattr(overlay, victim).name
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2] ^= 0x20
+        path.write_bytes(bytes(data))
+        with pytest.raises(FpgarecError, match=f"{path.name}: sha256 differs"):
+            PynqBackend(bundle, bitfile=copy / overlay.bit.name)
+    assert device.downloads == 0
+
+
+def test_placeholder_never_loads_on_a_device_that_is_not_emulated(make_device, overlay, bundle):
+    from fpgarec.errors import FpgarecError
+    from fpgarec.runtime.pynq_backend import PynqBackend
+
+    device = make_device(emulated=False)
+    with pytest.raises(FpgarecError, match="generated for emulation; refusing"):
+        PynqBackend(bundle, bitfile=overlay.bit)
+    assert device.downloads == 0
+
+
+def test_bundle_without_bitstream_and_bad_options_are_refused(device, bundle, overlay):
+    from fpgarec.errors import FpgarecError
+    from fpgarec.runtime.pynq_backend import PynqBackend
+
+    with pytest.raises(FpgarecError, match="has no bitstream .*Vivado not found"):
+        PynqBackend(bundle)
+    with pytest.raises(FpgarecError, match="unknown option"):
+        PynqBackend(bundle, bitfile=overlay.bit, bogus=1)
+    with pytest.raises(FpgarecError, match="batch_size"):
+        PynqBackend(bundle, bitfile=overlay.bit, batch_size=0)
+
+
+@pytest.mark.filterwarnings("ignore:No devices found")
+def test_no_device_is_a_one_line_error(bundle, overlay):
+    import emulated_device
+
+    from fpgarec.errors import FpgarecError
+    from fpgarec.runtime.pynq_backend import PynqBackend
+
+    emulated_device.uninstall()
+    with pytest.raises(FpgarecError, match="no PYNQ device found"):
+        PynqBackend(bundle, bitfile=overlay.bit)
+
+
+def test_reuse_of_a_loaded_bitstream_without_download(device, overlay, bundle, ids):
+    from fpgarec.runtime.emulation import EmulationBackend
+    from fpgarec.runtime.pynq_backend import PynqBackend
+
+    PynqBackend(bundle, bitfile=overlay.bit, batch_size=32).close()
+    with PynqBackend(bundle, bitfile=overlay.bit, batch_size=32, download=False) as backend:
+        np.testing.assert_array_equal(backend.run(ids[:40]), EmulationBackend(bundle).run(ids[:40]))
+    assert device.downloads == 1
+
+
+def test_a_built_bundles_bitstream_is_hash_checked_then_opened_by_pynq(device, built_bundle):
+    from fpgarec.errors import FpgarecError
+    from fpgarec.runtime.bundle import load_bundle
+    from fpgarec.runtime.pynq_backend import PynqBackend, resolve_bitstream
+
+    bit, hwh, emulated = resolve_bitstream(load_bundle(built_bundle))
+    assert (bit.name, hwh.name, emulated) == ("finn-accel.bit", "finn-accel.hwh", False)
+    # pynq parses the bundle's .hwh; the emulated device then refuses to program a real bitstream
+    with pytest.raises(FpgarecError, match="finn-accel.bit: download failed .*not an fpgarec emulation"):
+        PynqBackend(built_bundle)
+    assert device.downloads == 0
+    loaded = load_bundle(built_bundle)
+    (built_bundle / "bitfile" / "finn-accel.hwh").write_text("<EDKSYSTEM/>")  # swapped after loading
+    with pytest.raises(FpgarecError, match="finn-accel.hwh: sha256 differs from the manifest"):
+        PynqBackend(loaded)
+
+
+def test_download_false_needs_the_design_already_loaded(device, overlay, bundle):
+    from fpgarec.errors import FpgarecError
+    from fpgarec.runtime.pynq_backend import PynqBackend
+
+    with pytest.raises(FpgarecError, match="cannot map the registers of idma0 .*is the design loaded"):
+        PynqBackend(bundle, bitfile=overlay.bit, download=False)  # pynq itself deems it loaded

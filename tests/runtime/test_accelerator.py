@@ -1,0 +1,154 @@
+"""fpgarec.runtime.accelerator.Accelerator on the committed demo bundle: backend choice,
+recommend for known and new users equals sampler + emulation, bad queries raise."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fpgarec.errors import FpgarecError
+from fpgarec.runtime import accelerator as acc_mod
+from fpgarec.runtime.accelerator import Accelerator
+from fpgarec.runtime.bundle import Bundle
+from fpgarec.runtime.sampler import History, QueryError, UnknownUserError
+
+DEMO = Path(__file__).resolve().parents[2] / "bitstreams" / "student_w4_pynq-z2"
+
+
+@pytest.fixture(scope="module")
+def history() -> History:
+    rng = np.random.default_rng(0)
+    return History.from_lists([rng.integers(0, 1682, rng.integers(1, 60)) for _ in range(80)], 1682)
+
+
+@pytest.fixture(scope="module")
+def acc(history):
+    with Accelerator(DEMO, "emulation", history=history) as a:
+        yield a
+
+
+class Recorder:
+    """A backend that records what it is given and returns the first ids of each row."""
+
+    name = "recorder"
+
+    def __init__(self, top_k=10):
+        self.calls, self.closed, self.top_k = [], False, top_k
+
+    def run(self, ids):
+        self.calls.append(np.array(ids))
+        return np.tile(np.arange(self.top_k), (len(ids), 1))
+
+    def close(self):
+        self.closed = True
+
+
+def test_recommend_equals_sampler_then_emulation(acc, history):
+    from fpgarec.runtime.emulation import EmulationBackend
+
+    emu = EmulationBackend(DEMO)
+    users = np.arange(0, 80, 3)
+    ctx = acc.sampler.users(users)
+    want = emu.run(ctx)
+    np.testing.assert_array_equal(acc.execute(ctx), want)
+    np.testing.assert_array_equal(acc.recommend(users=users), want)
+    np.testing.assert_array_equal(acc.recommend(users, k=3), want[:, :3])
+    lists = [history.of(u).tolist() for u in users]
+    np.testing.assert_array_equal(acc.recommend(items=lists, k=5), want[:, :5])
+    mixed = [int(u) if i % 2 else lists[i] for i, u in enumerate(users)]
+    np.testing.assert_array_equal(acc.recommend_queries(mixed), want)
+    assert acc.recommend(users=[]).shape == (0, 10)
+    assert acc.backend_name == "emulation" and (acc.k, acc.top_k, acc.n_items) == (20, 10, 1682)
+
+
+def test_bad_queries_raise(acc):
+    with pytest.raises(QueryError, match="out of range"):
+        acc.recommend(users=[0], k=11)
+    with pytest.raises(QueryError):
+        acc.recommend(users=[0], k=0)
+    with pytest.raises(QueryError, match="exactly one"):
+        acc.recommend()
+    with pytest.raises(UnknownUserError):
+        acc.recommend(users=[80])
+    with pytest.raises(QueryError, match="empty"):
+        acc.recommend(items=[[]])
+    with pytest.raises(QueryError, match="shape"):
+        acc.execute(np.zeros((2, 19), np.int64))
+    with pytest.raises(QueryError, match="integers"):
+        acc.execute(np.zeros((2, 20)))
+
+
+def test_throughput_test(acc):
+    res = acc.throughput_test(batch=64, seconds=0.05)
+    assert res["backend"] == "emulation" and res["queries"] == 64 * res["batches"] and res["queries_per_s"] > 0
+
+
+def test_backend_choice(monkeypatch, history):
+    monkeypatch.setattr(acc_mod, "_pynq_module", lambda: None)
+    with Accelerator(DEMO, "auto") as a:
+        assert a.backend_name == "emulation"
+    with pytest.raises(FpgarecError, match="pynq"):
+        Accelerator(DEMO, "pynq")
+    with pytest.raises(FpgarecError, match="expected one of"):
+        Accelerator(DEMO, "gpu")
+    with pytest.raises(FpgarecError, match="bad options"):
+        Accelerator(DEMO, "emulation", no_such_option=1)
+
+    fake = types.ModuleType("fpgarec.runtime.pynq_backend")
+    fake.present = False
+    fake.board_present = lambda: fake.present
+
+    class PynqBackend(Recorder):
+        name = "pynq"
+
+        def __init__(self, bundle, **options):
+            super().__init__()
+            self.options = options
+
+    fake.PynqBackend = PynqBackend
+    monkeypatch.setattr(acc_mod, "_pynq_module", lambda: fake)
+    assert Accelerator(DEMO, "auto").backend_name == "emulation"
+    assert Accelerator(DEMO, "pynq", device="x").backend.options == {"device": "x"}
+    fake.present = True  # a board, but the bundle has no bitstream: emulation
+    assert Accelerator(DEMO, "auto").backend_name == "emulation"
+    monkeypatch.setattr(Bundle, "bitstream_built", property(lambda self: True))
+    a = Accelerator(DEMO, "auto", history=history)
+    assert a.backend_name == "pynq" and acc_mod.board_present()
+    a.close()
+    assert a.backend.closed
+
+
+def test_missing_pynq_module_means_no_board(monkeypatch):
+    monkeypatch.setitem(sys.modules, "fpgarec.runtime.pynq_backend", None)  # import raises
+    assert acc_mod._pynq_module() is None and not acc_mod.board_present()
+    monkeypatch.delitem(sys.modules, "fpgarec.runtime.pynq_backend")
+
+    def no_pynq(name):  # the module is there but its own imports fail off-board
+        raise ModuleNotFoundError("No module named 'pynq'", name="pynq")
+
+    monkeypatch.setattr(acc_mod.importlib, "import_module", no_pynq)
+    assert acc_mod._pynq_module() is None and not acc_mod.board_present()
+    with pytest.raises(FpgarecError, match="'pynq'"):
+        Accelerator(DEMO, "pynq")
+
+
+def test_null_padded_bundle_sends_null_ids(tmp_path, history):
+    bundle = tmp_path / "null"
+    shutil.copytree(DEMO, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["model"]["padding"] = {"scheme": "null", "null_id": 1682}
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+    rec = Recorder()
+    a = Accelerator(bundle, rec, history=History.from_lists([[5, 6, 7]], 1682))
+    np.testing.assert_array_equal(a.recommend(users=[0], k=2), [[0, 1]])
+    np.testing.assert_array_equal(rec.calls[0], [[5, 6, 7] + [1682] * 17])
+    a.recommend(items=[[9]])
+    np.testing.assert_array_equal(rec.calls[1], [[9] + [1682] * 19])
+    with pytest.raises(FpgarecError, match="expected one of"):
+        Accelerator(bundle, object())
