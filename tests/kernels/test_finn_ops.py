@@ -124,3 +124,14 @@ def test_generated_wrapper_lints_clean(which, tmp_path, hw_env):
     hwtools.lint(files, op.get_nodeattr("gen_top_module"), {})
     tcl = op.code_generation_ipi()
     assert tcl[-1].startswith("create_bd_cell -type module -reference")
+
+
+def test_mvau_workaround_is_sized_at_the_kernels_throughput():
+    """The comparison's MVAU meets the kernel's cycles per query and FINN estimates it in LUTs."""
+    from kernels.neighbor_aggregate.golden import AggregateParams
+    from kernels.neighbor_aggregate.workaround import mvau_workaround
+
+    p = AggregateParams(k=20, d=64, pe=8, in_bits=4, mode="mean", frac_bits=4, id_bits=11, null_id=1682)
+    m = mvau_workaround(p)
+    assert m["MW"] == 1280 and m["MH"] == 64 and m["cycles"] <= p.expected_cycles() == 160
+    assert m["LUT"] > 1000
