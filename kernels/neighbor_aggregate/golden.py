@@ -175,10 +175,17 @@ def aggregate(p: AggregateParams, feats: np.ndarray, ids: np.ndarray) -> np.ndar
         y = masked.max(axis=1)
         return np.where(n[:, None] > 0, y, 0)
     s = np.where(real[:, :, None], x, 0).sum(axis=1)  # (B, D)
+    return finish(p, s, n)
+
+
+def finish(p: AggregateParams, sums: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """sum / mean mode output from the sums over the real neighbours and their count n.
+    Shapes: sums (B, D) int64, n (B,) -> (B, D) int64."""
     if p.mode == "sum":
-        return s
-    rcp = reciprocals(p)[n]  # (B,)
-    return (s * rcp[:, None] + p.rounding) >> p.shift
+        return sums
+    if p.mode != "mean":
+        raise ValueError(f"finish() covers sum and mean, not {p.mode}")
+    return (sums * reciprocals(p)[n][:, None] + p.rounding) >> p.shift
 
 
 def count_neighbours(p: AggregateParams, ids: np.ndarray) -> np.ndarray:

@@ -280,17 +280,12 @@ class EmulationBackend:
     def _fused_mean(self, fused: np.ndarray, p):
         bound = float(np.abs(fused).max(initial=0)) * p.k
         table = fused.astype(_exact_dtype(bound))
-        rcp = aggregate_golden.reciprocals(p)
 
         def fused_mean(ids):
             acc = table[ids[:, 0]].copy()
             for j in range(1, ids.shape[1]):
                 acc += table[ids[:, j]]
-            s = acc.astype(np.int64)
-            if p.mode == "sum":
-                return s
-            n = (ids != p.null_id).sum(axis=1)
-            return (s * rcp[n][:, None] + p.rounding) >> p.shift
+            return aggregate_golden.finish(p, acc.astype(np.int64), aggregate_golden.count_neighbours(p, ids))
 
         return fused_mean
 
