@@ -79,3 +79,22 @@ def test_context_slots_mix_recent_and_evenly_spaced_older_items():
     # short histories keep the cyclic rule, so a 4-item user is still exact
     short = context_slots(np.array([0]), np.array([4]), k=8, n_recent=5)
     np.testing.assert_array_equal(short[0], [0, 1, 2, 3, 0, 1, 2, 3])
+
+
+def test_ease_is_the_closed_form():
+    """EASE's weights solve min ||X - XB||² + λ||B||² with diag(B) = 0 (Steck 2019)."""
+    from fpgarec.data.split import UserSequences
+    from fpgarec.models.ease import EASE
+
+    rng = np.random.default_rng(0)
+    x = (rng.random((30, 6)) < 0.4).astype(float)
+    u, i = np.nonzero(x)
+    seqs = UserSequences.from_pairs(u, i, 30)
+    model = EASE(seqs, 6, lam=2.0)
+    b = model.weights
+    assert np.allclose(np.diag(b), 0)
+    # stationarity: (XᵀX + λI) B - XᵀX is zero off the diagonal
+    g = x.T @ x
+    resid = (g + 2.0 * np.eye(6)) @ b - g
+    assert np.allclose(resid - np.diag(np.diag(resid)), 0, atol=1e-9)
+    np.testing.assert_allclose(model.score(np.arange(3), seqs), x[:3] @ b)

@@ -1,0 +1,62 @@
+"""EASE (Steck, "Embarrassingly Shallow Autoencoders for Sparse Data", WWW 2019): a strong
+item-item reference for the new-user protocol.
+
+    G = XᵀX,  P = (G + λI)^-1,  B = -P / diag(P) (column-wise),  diag(B) = 0,  s_u = x_u B
+
+X (U, N) binary train interactions, x_u the user's input history (for a new user: its first
+five items), so EASE serves users unseen in training without any per-user parameter. It is a
+reference only (not in the demo): it answers how far an item-item model gets on the new-user
+protocol, where popularity is strong (docs/results.md).
+
+    python -m fpgarec.models.ease          # new-user NDCG@10: popularity vs EASE over a λ grid
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import numpy as np
+
+from fpgarec.data.split import UserSequences
+
+log = logging.getLogger(__name__)
+
+
+class EASE:
+    """Scorer with ``score(users, history) -> (B, N)``. Shapes: B (N, N) float64."""
+
+    def __init__(self, train: UserSequences, n_items: int, lam: float = 500.0):
+        users, items = train.pairs()
+        x = np.zeros((train.n_users, n_items))
+        x[users, items] = 1.0
+        gram = x.T @ x + lam * np.eye(n_items)
+        p = np.linalg.inv(gram)
+        self.weights = -p / np.diag(p)[None, :]
+        np.fill_diagonal(self.weights, 0.0)
+
+    def score(self, users: np.ndarray, history: UserSequences) -> np.ndarray:
+        x = np.zeros((len(users), self.weights.shape[0]))
+        for row, u in enumerate(np.asarray(users)):
+            x[row, history.items[history.indptr[u]:history.indptr[u + 1]]] = 1.0
+        return x @ self.weights
+
+
+def main() -> None:
+    from fpgarec.config import DemoConfig
+    from fpgarec.demo import prepare
+    from fpgarec.models.baselines import Popularity
+    from fpgarec.train.evaluate import evaluate_new
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    prep = prepare(DemoConfig.from_environment(progress=False))
+    new, n = prep.new, prep.data.n_items
+    out = {"popularity": evaluate_new(Popularity(new.train, n), new)["ndcg@10"]}
+    for lam in (50.0, 200.0, 500.0, 2000.0):
+        out[f"ease_lambda_{lam:g}"] = evaluate_new(EASE(new.train, n, lam), new)["ndcg@10"]
+    log.info("new-user NDCG@10: %s", out)
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
