@@ -8,8 +8,11 @@ RTL variants, which ``SpecializeLayers`` consults), through qonnx' own registry.
 
 from __future__ import annotations
 
+import importlib
 import shutil
 from pathlib import Path
+
+from onnx import helper
 
 KERNELS_DIR = Path(__file__).resolve().parent
 
@@ -86,6 +89,72 @@ def ipi_commands(op, files: list[str]) -> list[str]:
     """Vivado IP Integrator tcl: add the sources, instantiate the wrapper as a module cell."""
     return [*(f"add_files -norecurse {f}" for f in files),
             f"create_bd_cell -type module -reference {op.get_nodeattr('gen_top_module')} {op.onnx_node.name}"]
+
+
+def node_attr(node, name: str, default=None):
+    """An ONNX node attribute's value (strings decoded), ``default`` when absent."""
+    for a in node.attribute:
+        if a.name == name:
+            value = helper.get_attribute_value(a)
+            return value.decode() if isinstance(value, bytes) else value
+    return default
+
+
+class VerifiesParams:
+    """``verify_node`` of an op with ``params()``: the parameter error as FINN's message list."""
+
+    def verify_node(self):
+        from kernels._params import KernelParameterError
+
+        try:
+            self.params()
+        except KernelParameterError as exc:
+            return [str(exc)]
+        return []
+
+
+class KernelResources(VerifiesParams):
+    """FINN's resource-estimate hooks from ``kernels/<KERNEL>/resources.py``'s ``estimate``."""
+
+    KERNEL = ""
+
+    def _estimate(self) -> dict:
+        return importlib.import_module(f"kernels.{self.KERNEL}.resources").estimate(self.params())
+
+    def lut_estimation(self, fpgapart=None):
+        return int(self._estimate()["LUT"])
+
+    def bram_estimation(self, fpgapart=None):
+        return int(self._estimate()["BRAM18"])
+
+    def dsp_estimation(self, fpgapart=None):
+        return int(self._estimate()["DSP"])
+
+    def uram_estimation(self, fpgapart=None):
+        return 0
+
+
+class RTLKernel:
+    """What an ``_rtl`` backend adds to its kernel op; placed first:
+    ``class X_rtl(RTLKernel, X, RTLBackend)``, so the attributes of X and of FINN's RTLBackend
+    merge through their own ``super()`` chain and X's numpy execution stays the fallback.
+    The class provides ``wrapper_text()`` (the Verilog wrapper around the core); ``KERNEL``
+    comes from the kernel op."""
+
+    def execute_node(self, context, graph):
+        if self.get_nodeattr("exec_mode") == "rtlsim":
+            raise NotImplementedError("FINN's rtlsim needs Vivado's xsim; the kernel is simulated with "
+                                      "Verilator in tests/kernels instead")
+        super().execute_node(context, graph)
+
+    def generate_hdl(self, model, fpgapart, clk):
+        write_rtl(self, self.KERNEL, self.wrapper_text())
+
+    def get_rtl_file_list(self, abspath=False):
+        return rtl_files(self, self.KERNEL, abspath)
+
+    def code_generation_ipi(self):
+        return ipi_commands(self, self.get_rtl_file_list(abspath=True))
 
 
 _REGISTERED = False

@@ -15,7 +15,8 @@ import numpy as np
 from qonnx.core.datatype import DataType
 from qonnx.custom_op.base import CustomOp
 
-from kernels._params import KernelParameterError, parse_datatype
+from kernels._params import parse_datatype
+from kernels.finn_common import VerifiesParams
 from kernels.modality_fusion.golden import FusionParams, fuse
 from kernels.neighbor_aggregate.golden import AggregateParams, aggregate
 
@@ -26,7 +27,7 @@ def _dt(model, name: str) -> str:
     return model.get_tensor_datatype(name).name
 
 
-class NeighborAggregate(CustomOp):
+class NeighborAggregate(VerifiesParams, CustomOp):
     def get_nodeattr_types(self):
         return {"K": ("i", True, 0), "Mode": ("s", False, "mean"), "FracBits": ("i", False, 0),
                 "NullId": ("i", False, 0), "inputDataType": ("s", False, "INT8"),
@@ -59,15 +60,9 @@ class NeighborAggregate(CustomOp):
         y = aggregate(p, x.reshape(-1, p.k, p.d), ids)
         context[node.output[0]] = y.astype(np.float32).reshape(*x.shape[:-2], p.d)
 
-    def verify_node(self):
-        try:
-            self.params()
-        except KernelParameterError as exc:
-            return [str(exc)]
-        return []
 
 
-class ModalityFusion(CustomOp):
+class ModalityFusion(VerifiesParams, CustomOp):
     def get_nodeattr_types(self):
         return {"Weights": ("ints", True, []), "WeightBits": ("i", False, 10), "FracBits": ("i", False, 0),
                 "inputDataType": ("s", False, "INT8"), "outputDataType": ("s", True, "")}
@@ -93,12 +88,6 @@ class ModalityFusion(CustomOp):
         p = self.params(d=xs.shape[-1])
         context[node.output[0]] = fuse(p, xs).astype(np.float32)
 
-    def verify_node(self):
-        try:
-            self.params()
-        except KernelParameterError as exc:
-            return [str(exc)]
-        return []
 
 
 custom_op = {"NeighborAggregate": NeighborAggregate, "ModalityFusion": ModalityFusion}

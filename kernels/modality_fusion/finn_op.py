@@ -20,8 +20,10 @@ from kernels.modality_fusion.golden import FusionParams, fuse, params_from_attrs
 KERNEL = "modality_fusion"
 
 
-class ModalityFusion(HWCustomOp):
+class ModalityFusion(finn_common.KernelResources, HWCustomOp):
     """Gated sum of M modality streams with integer weights, rounding shift and saturation."""
+
+    KERNEL = KERNEL
 
     def __init__(self, onnx_node, **kwargs):
         super().__init__(onnx_node, **kwargs)
@@ -95,12 +97,6 @@ class ModalityFusion(HWCustomOp):
         self.set_nodeattr("inputDataType", dts.pop())
         model.set_tensor_datatype(node.output[0], self.get_output_datatype())
 
-    def verify_node(self):
-        try:
-            self.params()
-        except KernelParameterError as exc:
-            return [str(exc)]
-        return []
 
     def execute_node(self, context, graph):
         """The golden model (what the RTL computes, bit for bit)."""
@@ -109,37 +105,9 @@ class ModalityFusion(HWCustomOp):
         xs = np.stack([np.rint(context[i]).astype(np.int64).reshape(-1, p.d) for i in node.input])
         context[node.output[0]] = fuse(p, xs).astype(np.float32).reshape(self.get_normal_output_shape())
 
-    def _estimate(self) -> dict:
-        from kernels.modality_fusion.resources import estimate
 
-        return estimate(self.params())
-
-    def lut_estimation(self, fpgapart=None):
-        return int(self._estimate()["LUT"])
-
-    def bram_estimation(self, fpgapart=None):
-        return int(self._estimate()["BRAM18"])
-
-    def dsp_estimation(self, fpgapart=None):
-        return int(self._estimate()["DSP"])
-
-    def uram_estimation(self, fpgapart=None):
-        return 0
-
-
-class ModalityFusion_rtl(ModalityFusion, RTLBackend):  # noqa: N801 - FINN's naming
+class ModalityFusion_rtl(finn_common.RTLKernel, ModalityFusion, RTLBackend):  # noqa: N801 - FINN's naming
     """RTL backend: kernels/modality_fusion/rtl/modality_fusion.sv in a byte-padded wrapper."""
-
-    def get_nodeattr_types(self):
-        attrs = ModalityFusion.get_nodeattr_types(self)
-        attrs.update(RTLBackend.get_nodeattr_types(self))
-        return attrs
-
-    def execute_node(self, context, graph):
-        if self.get_nodeattr("exec_mode") == "rtlsim":
-            raise NotImplementedError("FINN's rtlsim needs Vivado's xsim; the kernel is simulated with "
-                                      "Verilator in tests/kernels instead")
-        ModalityFusion.execute_node(self, context, graph)
 
     def core_parameters(self) -> dict[str, int | str]:
         p = self.params()
@@ -168,11 +136,3 @@ class ModalityFusion_rtl(ModalityFusion, RTLBackend):  # noqa: N801 - FINN's nam
                  f".out0_V_TDATA({out_expr})", ".out0_V_TVALID(out0_V_TVALID)", ".out0_V_TREADY(out0_V_TREADY)"]
         return finn_common.render_wrapper(top, KERNEL, self.core_parameters(), ports, conns, body)
 
-    def generate_hdl(self, model, fpgapart, clk):
-        finn_common.write_rtl(self, KERNEL, self.wrapper_text())
-
-    def get_rtl_file_list(self, abspath=False):
-        return finn_common.rtl_files(self, KERNEL, abspath)
-
-    def code_generation_ipi(self):
-        return finn_common.ipi_commands(self, self.get_rtl_file_list(abspath=True))

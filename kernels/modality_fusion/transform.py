@@ -9,14 +9,9 @@ from onnx import helper
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
-from qonnx.util.basic import get_by_name
 
+from kernels.finn_common import node_attr as _attr
 from kernels.qonnx_ops import DOMAIN
-
-
-def _attr(node, name, default=None):
-    a = get_by_name(node.attribute, name)
-    return default if a is None else helper.get_attribute_value(a)
 
 
 class InferModalityFusionLayer(Transformation):
@@ -32,7 +27,7 @@ class InferModalityFusionLayer(Transformation):
                 domain="finn.custom_op.fpgadataflow", backend="fpgadataflow", name=f"ModalityFusion_{idx}",
                 NumChannels=int(shape[-1]), PE=1,
                 inputDataType=model.get_tensor_datatype(node.input[0]).name,
-                outputDataType=out_dt.decode() if isinstance(out_dt, bytes) else out_dt,
+                outputDataType=out_dt,
                 Weights=[int(w) for w in _attr(node, "Weights")], WeightBits=int(_attr(node, "WeightBits", 10)),
                 FracBits=int(_attr(node, "FracBits", 0)), numInputVectors=[int(x) for x in shape[:-1]] or [1],
             )

@@ -14,7 +14,6 @@ from finn.custom_op.fpgadataflow.rtlbackend import RTLBackend
 from qonnx.core.datatype import DataType
 
 from kernels import finn_common
-from kernels._params import KernelParameterError
 from kernels.neighbor_aggregate.golden import AggregateParams, aggregate, params_from_attrs
 
 KERNEL = "neighbor_aggregate"
@@ -22,8 +21,10 @@ MODE_CODES = {"sum": 0, "mean": 1, "max": 2}
 
 
 
-class NeighborAggregate(HWCustomOp):
+class NeighborAggregate(finn_common.KernelResources, HWCustomOp):
     """Streaming reduction of K neighbour vectors (sum, mean over real neighbours, max)."""
+
+    KERNEL = KERNEL
 
     def __init__(self, onnx_node, **kwargs):
         super().__init__(onnx_node, **kwargs)
@@ -95,12 +96,6 @@ class NeighborAggregate(HWCustomOp):
         self.set_nodeattr("idDataType", model.get_tensor_datatype(node.input[1]).name)
         model.set_tensor_datatype(node.output[0], self.get_output_datatype())
 
-    def verify_node(self):
-        try:
-            self.params()
-        except KernelParameterError as exc:
-            return [str(exc)]
-        return []
 
     def execute_node(self, context, graph):
         """The golden model (what the RTL computes, bit for bit)."""
@@ -111,38 +106,9 @@ class NeighborAggregate(HWCustomOp):
         out = aggregate(p, feats, ids)
         context[node.output[0]] = out.astype(np.float32).reshape(self.get_normal_output_shape())
 
-    def _estimate(self) -> dict:
-        from kernels.neighbor_aggregate.resources import estimate
 
-        return estimate(self.params())
-
-    def lut_estimation(self, fpgapart=None):
-        return int(self._estimate()["LUT"])
-
-    def bram_estimation(self, fpgapart=None):
-        return int(self._estimate()["BRAM18"])
-
-    def dsp_estimation(self, fpgapart=None):
-        return int(self._estimate()["DSP"])
-
-    def uram_estimation(self, fpgapart=None):
-        return 0
-
-
-class NeighborAggregate_rtl(NeighborAggregate, RTLBackend):  # noqa: N801 - FINN's naming
+class NeighborAggregate_rtl(finn_common.RTLKernel, NeighborAggregate, RTLBackend):  # noqa: N801 - FINN's naming
     """RTL backend: kernels/neighbor_aggregate/rtl/neighbor_aggregate.sv in a byte-padded wrapper."""
-
-    def get_nodeattr_types(self):
-        attrs = NeighborAggregate.get_nodeattr_types(self)
-        attrs.update(RTLBackend.get_nodeattr_types(self))
-        return attrs
-
-    def execute_node(self, context, graph):
-        mode = self.get_nodeattr("exec_mode")
-        if mode == "rtlsim":
-            raise NotImplementedError("FINN's rtlsim needs Vivado's xsim; the kernel is simulated with "
-                                      "Verilator in tests/kernels instead")
-        NeighborAggregate.execute_node(self, context, graph)
 
     def core_parameters(self) -> dict[str, int]:
         p = self.params()
@@ -165,11 +131,3 @@ class NeighborAggregate_rtl(NeighborAggregate, RTLBackend):  # noqa: N801 - FINN
                  f".out0_V_TDATA({out_expr})", ".out0_V_TVALID(out0_V_TVALID)", ".out0_V_TREADY(out0_V_TREADY)"]
         return finn_common.render_wrapper(top, KERNEL, self.core_parameters(), ports, conns, body)
 
-    def generate_hdl(self, model, fpgapart, clk):
-        finn_common.write_rtl(self, KERNEL, self.wrapper_text())
-
-    def get_rtl_file_list(self, abspath=False):
-        return finn_common.rtl_files(self, KERNEL, abspath)
-
-    def code_generation_ipi(self):
-        return finn_common.ipi_commands(self, self.get_rtl_file_list(abspath=True))

@@ -9,14 +9,9 @@ from onnx import helper
 from qonnx.transformation.base import Transformation
 from qonnx.transformation.infer_datatypes import InferDataTypes
 from qonnx.transformation.infer_shapes import InferShapes
-from qonnx.util.basic import get_by_name
 
+from kernels.finn_common import node_attr as _attr
 from kernels.qonnx_ops import DOMAIN
-
-
-def _attr(node, name, default=None):
-    a = get_by_name(node.attribute, name)
-    return default if a is None else helper.get_attribute_value(a)
 
 
 class InferNeighborAggregateLayer(Transformation):
@@ -26,14 +21,14 @@ class InferNeighborAggregateLayer(Transformation):
             if node.domain != DOMAIN or node.op_type != "NeighborAggregate":
                 continue
             shape = model.get_tensor_shape(node.input[0])  # (*V, K, D)
-            mode = _attr(node, "Mode", b"mean")
+            mode = _attr(node, "Mode", "mean")
             new = helper.make_node(
                 "NeighborAggregate", list(node.input), list(node.output),
                 domain="finn.custom_op.fpgadataflow", backend="fpgadataflow", name=f"NeighborAggregate_{idx}",
                 K=int(shape[-2]), NumChannels=int(shape[-1]), PE=1,
                 inputDataType=model.get_tensor_datatype(node.input[0]).name,
                 idDataType=model.get_tensor_datatype(node.input[1]).name,
-                Mode=mode.decode() if isinstance(mode, bytes) else mode,
+                Mode=mode,
                 FracBits=int(_attr(node, "FracBits", 0)), NullId=int(_attr(node, "NullId", 0)),
                 numInputVectors=[int(x) for x in shape[:-2]] or [1],
             )
