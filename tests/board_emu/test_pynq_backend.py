@@ -20,8 +20,17 @@ pynq = pytest.importorskip("pynq", reason="pynq 4.0.0 lives in .venv-pynq (requi
 
 @pytest.fixture
 def ids(bundle):
+    """150 queries; with null padding every third is a cold-start user (L real items, then the
+    null id), one of them without any item."""
     m = bundle.manifest["model"]
-    return np.random.default_rng(7).integers(0, m["n_items"], size=(150, m["k"]))
+    rng = np.random.default_rng(7)
+    out = rng.integers(0, m["n_items"], size=(150, m["k"]))
+    if bundle.null_id is not None:
+        lengths = rng.integers(0, m["k"], size=150)
+        cold = (np.arange(150) % 3 == 0)[:, None] & (np.arange(m["k"])[None, :] >= lengths[:, None])
+        out[cold] = bundle.null_id
+        out[0] = bundle.null_id
+    return out
 
 
 def test_generated_overlay_reads_with_pynqs_parsers(overlay, bundle):
@@ -85,7 +94,7 @@ def test_single_query_and_empty_batch(device, overlay, bundle, ids):
         np.testing.assert_array_equal(backend.run(ids[0]), EmulationBackend(bundle).run(ids[:1]))
         assert backend.run(ids[:0]).shape == (0, bundle.manifest["model"]["top_k"])
         with pytest.raises(ValueError, match="lie in"):
-            backend.run(np.full((1, ids.shape[1]), bundle.manifest["model"]["n_items"]))
+            backend.run(np.full((1, ids.shape[1]), bundle.max_id + 1))
 
 
 def test_zynq_clock_through_pynq_clocks(device, overlay, bundle):

@@ -158,13 +158,10 @@ class Accelerator:
     def execute(self, batch: np.ndarray) -> np.ndarray:
         """Run context ids through the design. Shapes: (B, K) integers -> (B, top_k) int64,
         best first (equal scores: lower item id first)."""
-        ids = np.asarray(batch)
-        if ids.ndim == 1:
-            ids = ids[None, :]
-        if ids.ndim != 2 or ids.shape[1] != self.k:
-            raise QueryError(f"execute: ids must have shape (B, {self.k}), got {ids.shape}")
-        if not np.issubdtype(ids.dtype, np.integer):
-            raise QueryError(f"execute: ids must be integers, got {ids.dtype}")
+        try:
+            ids = self.bundle.check_ids(batch)
+        except ValueError as exc:
+            raise QueryError(f"execute: {exc}") from exc
         if len(ids) == 0:
             return np.zeros((0, self.top_k), dtype=np.int64)
         return np.asarray(self.backend.run(ids), dtype=np.int64)

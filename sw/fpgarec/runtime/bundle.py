@@ -87,6 +87,34 @@ class Bundle:
     def bitstream_built(self) -> bool:
         return bool(self.manifest.get("bitstream", {}).get("built"))
 
+    @property
+    def null_id(self) -> int | None:
+        """The id of an empty neighbour slot (null padding), None for cyclic padding."""
+        padding = self.manifest["model"].get("padding") or {}
+        return int(padding["null_id"]) if padding.get("scheme") == "null" else None
+
+    @property
+    def max_id(self) -> int:
+        """The largest id a query may carry: the null id, or the last item."""
+        n = int(self.manifest["model"]["n_items"])
+        return n if self.null_id is not None else n - 1
+
+    def check_ids(self, ids) -> np.ndarray:
+        """A query batch as a (B, K) integer array, or ValueError naming what is wrong.
+        Shapes: (K,) or (B, K) -> (B, K)."""
+        k = int(self.manifest["model"]["k"])
+        ids = np.asarray(ids)
+        if ids.ndim == 1:
+            ids = ids[None, :]
+        if ids.ndim != 2 or ids.shape[1] != k:
+            raise ValueError(f"ids must have shape (B, {k}), got {ids.shape}")
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise ValueError(f"ids must be integers, got {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() > self.max_id):
+            null = f" ({self.max_id} = the null id of an empty slot)" if self.null_id is not None else ""
+            raise ValueError(f"ids must lie in [0, {self.max_id}]{null}")
+        return ids
+
 
 def verify_files(root: Path, manifest: dict, max_bytes: int = MAX_FILE_BYTES) -> None:
     """Check every file listed in the manifest: present, expected size, sha256."""

@@ -199,10 +199,6 @@ class EmulationBackend:
         self.n_items = int(m["model"]["n_items"])
         self.k_neighbours = int(m["model"]["k"])
         self.top_k = int(m["model"]["top_k"])
-        padding = m["model"].get("padding") or {"scheme": "cyclic"}
-        #: the id of an empty neighbour slot (null padding), None for cyclic padding
-        self.null_id = int(padding["null_id"]) if padding.get("scheme") == "null" else None
-        self.max_id = self.n_items if self.null_id is not None else self.n_items - 1
         self.layers = _with_connections(m["layers"])
         if not self.layers or self.layers[-1]["op"] != "LabelSelect":
             raise BundleError(f"{self.bundle.root}: the emulation expects layers ending in a LabelSelect")
@@ -358,16 +354,7 @@ class EmulationBackend:
 
     # ---------------------------------------------------------------------------- running
     def _check_ids(self, ids: np.ndarray) -> np.ndarray:
-        ids = np.asarray(ids)
-        if ids.ndim == 1:
-            ids = ids[None, :]
-        if ids.ndim != 2 or ids.shape[1] != self.k_neighbours:
-            raise ValueError(f"ids must have shape (B, {self.k_neighbours}), got {ids.shape}")
-        if not np.issubdtype(ids.dtype, np.integer):
-            raise ValueError(f"ids must be integers, got {ids.dtype}")
-        if ids.size and (ids.min() < 0 or ids.max() > self.max_id):
-            raise ValueError(f"ids must lie in [0, {self.max_id}]"
-                             + (f" ({self.max_id} = the null id of an empty slot)" if self.null_id is not None else ""))
+        ids = self.bundle.check_ids(ids)
         return ids.astype(np.intp, copy=False)
 
     def _run_steps(self, steps, tensors: dict) -> dict:

@@ -320,18 +320,6 @@ class PynqBackend:
                          "count": int(ip.read(REG_COUNT))}
         return out
 
-    def _check_ids(self, ids) -> np.ndarray:
-        ids = np.asarray(ids)
-        if ids.ndim == 1:
-            ids = ids[None, :]
-        if ids.ndim != 2 or ids.shape[1] != self.k:
-            raise ValueError(f"ids must have shape (B, {self.k}), got {ids.shape}")
-        if not np.issubdtype(ids.dtype, np.integer):
-            raise ValueError(f"ids must be integers, got {ids.dtype}")
-        if ids.size and (ids.min() < 0 or ids.max() >= self.n_items):
-            raise ValueError(f"ids must lie in [0, {self.n_items})")
-        return ids
-
     def _start(self, ip, buf, rows: int) -> None:
         address = int(buf.device_address)
         ip.write(REG_ADDR_LO, address & 0xFFFFFFFF)
@@ -372,7 +360,7 @@ class PynqBackend:
 
     def run(self, ids: np.ndarray) -> np.ndarray:
         """Top-k item ids per query. Shapes: (B, K) -> (B, top_k) int64."""
-        ids = self._check_ids(ids)
+        ids = self.bundle.check_ids(ids)
         out = np.empty((len(ids), self.top_k), dtype=np.int64)
         for start in range(0, len(ids), self.batch_size):
             stop = min(start + self.batch_size, len(ids))
