@@ -259,6 +259,27 @@ def _add_deploy_command(sub) -> None:
     p.set_defaults(func=cmd_deploy)
 
 
+def cmd_explain(args: argparse.Namespace) -> int:
+    """``fpgarec explain --user ID``: PNG + HTML of why the design recommends what it does."""
+    from fpgarec.explain.page import ExplainConfig, explain_user
+
+    cfg = ExplainConfig(user=args.user, bundle=args.bundle, data=args.data, out=args.out, windows=args.windows)
+    result = explain_user(cfg)
+    log.info("top recommendation %r: %s", result["titles"][0] if result["titles"] else None,
+             (cfg.out / f"user_{cfg.user}.html").resolve())
+    return 0
+
+
+def _add_explain_command(sub) -> None:
+    p = sub.add_parser("explain", help="why a user gets their recommendations: neighbours, modalities, interest over time")
+    p.add_argument("--user", required=True, help="the user's id (token) in the data set, e.g. 196")
+    p.add_argument("--bundle", type=Path, default=Path("bitstreams/student_w4_pynq-z2"), help="the design to explain")
+    p.add_argument("--data", type=Path, default=None, help="RecBole atomic-file folder (default: ml-100k)")
+    p.add_argument("--out", type=Path, default=Path("build/explain"), help="output folder")
+    p.add_argument("--windows", type=int, default=4, help="time windows of the interest panel")
+    p.set_defaults(func=cmd_explain)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fpgarec", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -306,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_verify)
     _add_deploy_command(sub)
     _add_serve_commands(sub)
+    _add_explain_command(sub)
     return parser
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 
@@ -54,6 +54,12 @@ class DemoConfig:
     max_epochs: int = 300
     #: torch intra-op threads (default: all cores of this machine).
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
+    #: worker processes training models side by side, one torch thread each (default: all
+    #: cores; 1 = everything in this process). These models gain nothing from a second
+    #: intra-op thread, so two single-threaded workers do about twice the work (pipeline.py).
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    #: also train the 4-bit student without the teacher (the distillation report).
+    distillation_ablation: bool = True
     #: show progress bars.
     progress: bool = True
     #: started by torchrun (WORLD_SIZE set): train with DDP over gloo.
@@ -66,10 +72,26 @@ class DemoConfig:
         cfg.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if cfg.distributed:  # torchrun gives each process a share of the cores
             cfg.threads = max(1, (os.cpu_count() or 1) // int(os.environ["WORLD_SIZE"]))
+            cfg.workers = 1  # the ranks already share the cores
         if cfg.quick:
             cfg.max_epochs = min(cfg.max_epochs, 30)
             cfg.bitexact_queries = min(cfg.bitexact_queries, 500)
         return cfg
+
+    @classmethod
+    def from_dict(cls, values: dict) -> DemoConfig:
+        """The inverse of :meth:`as_dict` (paths back to Path, tuples back to tuples)."""
+        kinds = {f.name: f.type for f in fields(cls)}
+        out = {}
+        for k, v in values.items():
+            if k not in kinds:
+                raise ValueError(f"unknown DemoConfig field {k!r}")
+            if isinstance(v, str) and "Path" in str(kinds[k]) and v != "None":
+                v = Path(v)
+            elif isinstance(v, list):
+                v = tuple(v)
+            out[k] = v
+        return cls(**out)
 
     def as_dict(self) -> dict:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}

@@ -273,6 +273,78 @@ def _bars_table(bars: list[Mapping[str, Any]]) -> str:
     return "<table>\n" + "\n".join(rows) + "\n</table>"
 
 
+def _ctr_table(report: Mapping[str, Any], models: list[str]) -> str:
+    rows = ["<tr><th>model</th><th>AUC</th><th>GAUC</th><th>log-loss</th><th>test examples</th></tr>"]
+    for name in models:
+        ctr = report[name].get("ctr")
+        if isinstance(ctr, Mapping):
+            rows.append(
+                f"<tr><th>{html.escape(name)}</th><td class=\"num\">{_fmt(ctr.get('auc'), 4)}</td>"
+                f"<td class=\"num\">{_fmt(ctr.get('gauc'), 4)}</td><td class=\"num\">{_fmt(ctr.get('logloss'), 4)}</td>"
+                f"<td class=\"num\">{_fmt(ctr.get('test_examples'), 0)}</td></tr>"
+            )
+    return "<table>\n" + "\n".join(rows) + "\n</table>" if len(rows) > 1 else ""
+
+
+def _grid_table(data: Mapping[str, Any], row_keys: list[str], col_keys: list[str], digits: int = 4) -> str:
+    """Rows ``row_keys`` of ``data``, columns ``col_keys`` of each row (numbers formatted)."""
+    head = "<tr><th></th>" + "".join(f"<th>{html.escape(c)}</th>" for c in col_keys) + "</tr>"
+    rows = [head]
+    for r in row_keys:
+        row = data.get(r)
+        if not isinstance(row, Mapping):
+            continue
+        rows.append(f"<tr><th>{html.escape(r)}</th>" + "".join(
+            f'<td class="num">{_fmt(row.get(c), digits)}</td>' for c in col_keys) + "</tr>")
+    return "<table>\n" + "\n".join(rows) + "\n</table>"
+
+
+def _extra_sections(report: Mapping[str, Any], models: list[str]) -> list[str]:
+    """Sections of the later issues' keys, each shown only when present."""
+    parts = []
+    ctr = _ctr_table(report, models)
+    if ctr:
+        parts += ["<h2>Click-through prediction</h2>", ctr]
+        note = (report.get("meta") or {}).get("ctr protocol")
+        if note:
+            parts.append(f'<p class="note">{html.escape(str(note))}</p>')
+    notes = {f"{m}: {k}": v for m in models for k, v in report[m].items()
+             if isinstance(v, str) and k not in ("new_note",)}
+    if notes:
+        parts += ["<h2>Model notes</h2>", _kv_table(notes)]
+    distill = report.get("distillation")
+    if isinstance(distill, Mapping):
+        parts += ["<h2>Distillation (4-bit student, NDCG@10)</h2>",
+                  _grid_table(distill, ["with", "without", "gain"], list(GROUPS))]
+        if distill.get("detail"):
+            parts.append(f'<p class="note">{html.escape(str(distill["detail"]))}; gain = with / without - 1.</p>')
+    lora = report.get("lora")
+    if isinstance(lora, Mapping):
+        parts += ["<h2>Text encoder fine-tuning: frozen vs LoRA vs full</h2>",
+                  _grid_table(lora, ["frozen", "lora", "full"], ["train_seconds", "peak_mb", "trainable_params",
+                                                                  "ndcg@10"])]
+        if lora.get("plot"):
+            parts.append(f'<div><img src="{html.escape(str(lora["plot"]))}" alt="LoRA comparison"></div>')
+        rest = {k: v for k, v in lora.items() if k not in ("frozen", "lora", "full", "plot")}
+        if rest:
+            parts.append(_kv_table(rest))
+    for key, title in (("multimodal", "Multimodal item encoder"), ("sequence_info", "Behaviour sequences"),
+                       ("hetero_info", "Heterogeneous message passing")):
+        value = report.get(key)
+        if isinstance(value, Mapping):
+            parts += [f"<h2>{title}</h2>", _kv_table(value)]
+    ex = report.get("explanations")
+    if isinstance(ex, Mapping):
+        parts.append("<h2>Explanations</h2>")
+        if ex.get("example"):
+            link = html.escape(str(ex["example"]))
+            parts.append(f'<p>Example: <a href="{link}">{link}</a> (neighbour items, modalities and interest over '
+                         f'time); every recommendation: <a href="{html.escape(str(ex.get("all_users", "")))}">'
+                         f'{html.escape(str(ex.get("all_users", "")))}</a>.</p>')
+        parts.append(_kv_table({k: v for k, v in ex.items() if k not in ("example", "all_users")}))
+    return parts
+
+
 def _render_html(report: Mapping[str, Any], models: list[str], plots: list[str]) -> str:
     parts = [
         "<!DOCTYPE html>",
@@ -299,6 +371,8 @@ def _render_html(report: Mapping[str, Any], models: list[str], plots: list[str])
         n_pass = sum(bool(b.get("passed")) for b in bars if isinstance(b, Mapping))
         parts.append(f"<h2>Acceptance checks ({n_pass}/{len(bars)} passed)</h2>")
         parts.append(_bars_table([b for b in bars if isinstance(b, Mapping)]))
+
+    parts.extend(_extra_sections(report, models))
 
     parts.append("<h2>Plots</h2>")
     for rel in plots:

@@ -352,6 +352,30 @@ class EmulationBackend:
             return lambda x: tie_rule_topk(x.reshape(len(x), -1), k, max_abs=bound, overwrite=True)
         raise BundleError(f"{where}: op {op} is not supported by the emulation")
 
+    def with_layer_attrs(self, op: str, **attrs) -> EmulationBackend:
+        """A copy of this backend whose (single) ``op`` layer has ``attrs`` replaced, e.g.
+        ``with_layer_attrs("ModalityFusion", Weights=[0, 446])``: what the design computes with
+        other kernel weights (explanations and their tests). The bundle is not modified."""
+        import copy
+
+        hits = [i for i, layer in enumerate(self.layers) if layer["op"] == op]
+        if len(hits) != 1:
+            raise BundleError(f"{self.bundle.root}: expected one {op} layer, found {len(hits)}")
+        other = copy.copy(self)
+        other.layers = list(self.layers)
+        layer = self.layers[hits[0]]
+        other.layers[hits[0]] = {**layer, "attrs": {**layer.get("attrs", {}), **attrs}}
+        other._executor = None
+        other._compile_plan(fast=True)
+        return other
+
+    def layer_attrs(self, op: str) -> dict:
+        """The attributes of the (single) ``op`` layer, e.g. the fusion kernel's weights."""
+        hits = [layer for layer in self.layers if layer["op"] == op]
+        if len(hits) != 1:
+            raise BundleError(f"{self.bundle.root}: expected one {op} layer, found {len(hits)}")
+        return dict(hits[0].get("attrs", {}))
+
     # ---------------------------------------------------------------------------- running
     def _check_ids(self, ids: np.ndarray) -> np.ndarray:
         ids = self.bundle.check_ids(ids)

@@ -1,0 +1,202 @@
+"""``fpgarec explain --user ID``: one user's recommendations with what weighed in each, as a
+PNG (three panels) and an HTML page.
+
+Panels: (1) neighbour effects Δ_ij, recommendations × the user's context items (heatmap);
+(2) modality effects Δ_im per recommendation (bars) with the fusion kernel's weights in the
+title; (3) the user's genre mix per time window (stacked bars). Definitions in
+:mod:`fpgarec.explain.attribution` and :mod:`fpgarec.explain.interest`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fpgarec.errors import FpgarecError
+from fpgarec.explain.attribution import Explainer, Explanation
+from fpgarec.explain.interest import InterestShift, feature_clusters, interest_shift, item_genres
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExplainConfig:
+    """Settings of ``fpgarec explain``."""
+
+    #: the user's token in the data set (e.g. "196" for MovieLens)
+    user: str
+    #: the design whose emulation is explained
+    bundle: Path = Path("bitstreams/student_w4_pynq-z2")
+    #: RecBole atomic-file folder (None: MovieLens-100k from the recbole package)
+    data: Path | None = None
+    #: output folder of the PNG, HTML and JSON
+    out: Path = Path("build/explain")
+    #: time windows of the interest-shift panel
+    windows: int = 4
+
+
+def _short(title: str, n: int = 38) -> str:
+    return title if len(title) <= n else title[: n - 1] + "…"
+
+
+def item_titles(data) -> list[str]:
+    """A readable title per item: the item text's title part, else the item token."""
+    out = []
+    for tok, text in zip(data.item_tokens, data.item_text, strict=True):
+        title = next((p.split(": ", 1)[1] for p in text.split("; ") if p.startswith("movie title: ")), "")
+        out.append(title or f"item {tok}")
+    return out
+
+
+def plot_explanation(ex: Explanation, shift: InterestShift, titles: list[str], path: Path, user: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    recs = [_short(titles[i], 30) for i in ex.recommendations]
+    fig, axes = plt.subplots(1, 3, figsize=(19, 6.5), gridspec_kw={"width_ratios": [2.2, 1.1, 1.4]})
+    ax = axes[0]
+    eff = np.asarray(ex.neighbour_effect, dtype=float)
+    if eff.size:
+        lim = max(1.0, float(np.abs(eff).max()))
+        im = ax.imshow(eff, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
+        ax.set_xticks(range(len(ex.neighbours)), [_short(titles[i], 22) for i in ex.neighbours], rotation=70,
+                      fontsize=7, ha="right")
+        fig.colorbar(im, ax=ax, fraction=0.03, label="score drop without the neighbour (integer)")
+    else:
+        ax.text(0.5, 0.5, "no interactions: popularity-free cold query", ha="center", transform=ax.transAxes)
+    ax.set_yticks(range(len(recs)), recs, fontsize=8)
+    ax.set_title(f"neighbour items (aggregation kernel weight {ex.neighbour_weight:.3f} each)")
+    ax = axes[1]
+    m_eff = np.asarray(ex.modality_effect, dtype=float)
+    y = np.arange(len(recs))
+    h = 0.8 / max(1, m_eff.shape[1])
+    for m, name in enumerate(ex.modality_names):
+        ax.barh(y + m * h, m_eff[:, m], height=h, label=name)
+    ax.set_yticks(y + 0.4 - h / 2, recs, fontsize=8)
+    ax.invert_yaxis()
+    w = ", ".join(f"{n} {v}" for n, v in zip(ex.modality_names, ex.modality_weights, strict=True))
+    ax.set_title(f"modalities (fusion kernel W = {w}; /2^{ex.modality_frac_bits})", fontsize=9)
+    ax.set_xlabel("score drop with the modality's weight set to 0")
+    ax.legend(fontsize=8)
+    ax = axes[2]
+    left = np.zeros(len(shift.labels))
+    cmap = plt.get_cmap("tab20")
+    for g, name in enumerate(shift.groups):
+        ax.barh(range(len(shift.labels)), shift.mix[:, g], left=left, color=cmap(g % 20), label=name)
+        left += shift.mix[:, g]
+    ax.set_yticks(range(len(shift.labels)), shift.labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_title(f"interest over time ({shift.kind} mix per window)")
+    ax.legend(fontsize=6, ncol=2, loc="lower right", bbox_to_anchor=(1.0, -0.45))
+    fig.suptitle(f"Why these recommendations for user {user} (from the design's bit-exact emulation)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def render_page(ex: Explanation, shift: InterestShift, titles: list[str], png: str, user: str, bundle: str) -> str:
+    esc = html.escape
+    rows = []
+    for r, item in enumerate(ex.recommendations):
+        if ex.neighbours:
+            order = np.argsort(ex.neighbour_effect[r])[::-1][:3]
+            top = ", ".join(f"{esc(titles[ex.neighbours[j]])} ({ex.neighbour_effect[r][j]:+d})" for j in order)
+        else:
+            top = "–"
+        mods = ", ".join(f"{n} {v:+d}" for n, v in zip(ex.modality_names, ex.modality_effect[r], strict=True))
+        rows.append(f"<tr><td>{r + 1}</td><td>{esc(titles[item])}</td><td>{ex.scores[r]}</td><td>{top}</td>"
+                    f"<td>{esc(mods)}</td><td>{esc(ex.top_modality(r))}</td></tr>")
+    mix_rows = "".join(
+        f"<tr><td>{esc(lbl)}</td><td>{esc(', '.join(f'{g} {v:.0%}' for g, v in sorted(zip(shift.groups, m, strict=True), key=lambda t: -t[1])[:4]))}</td></tr>"
+        for lbl, m in zip(shift.labels, shift.mix, strict=True)
+    )
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>fpgarec: why user {esc(user)}</title>
+<style>body{{font-family:sans-serif;margin:2em}} td,th{{border:1px solid #ccc;padding:3px 6px;font-size:13px}}
+table{{border-collapse:collapse}} .note{{color:#555}}</style></head><body>
+<h1>Recommendations for user {esc(user)}</h1>
+<p class="note">Design: {esc(bundle)}. Scores and effects are the design's integer scores from its bit-exact
+emulation (the real accelerator returns only the top-k). Neighbour effect = score drop when that item is
+removed from the user's context (the aggregation kernel then averages over the others; each real neighbour has
+kernel weight {ex.neighbour_weight:.4f}). Modality effect = score drop when the fusion kernel's weight of that
+modality is set to 0 (weights W = {esc(str(ex.modality_weights))}, / 2^{ex.modality_frac_bits}).</p>
+<img src="{esc(png)}" alt="explanation plot" style="max-width:100%">
+<h2>Each recommendation</h2>
+<table><tr><th>#</th><th>item</th><th>score</th><th>neighbours that weighed most (effect)</th>
+<th>modality effects</th><th>top modality</th></tr>
+{''.join(rows)}</table>
+<h2>Interest over time ({esc(shift.kind)})</h2>
+<table><tr><th>window</th><th>largest shares</th></tr>{mix_rows}</table>
+</body></html>
+"""
+
+
+def explain_user(cfg: ExplainConfig, data=None, history=None, explainer: Explainer | None = None) -> dict:
+    """Write ``user_<ID>.png``, ``.html`` and ``.json`` into ``cfg.out``; returns the JSON dict.
+
+    ``history``: the model's input per user (:class:`~fpgarec.data.split.UserSequences`,
+    default: train + valid of the temporal split, what the service reads).
+    """
+    from fpgarec.data.dataset import load_interactions
+    from fpgarec.data.split import temporal_split
+    from fpgarec.runtime.emulation import EmulationBackend
+    from fpgarec.runtime.sampler import HostSampler
+
+    data = data if data is not None else load_interactions(cfg.data)
+    if cfg.user not in set(data.user_tokens):
+        raise FpgarecError(f"unknown user {cfg.user!r} (not in {data.folder})")
+    u = data.user_tokens.index(cfg.user)
+    history = history if history is not None else temporal_split(data).known_before_test()
+    explainer = explainer or Explainer(EmulationBackend(cfg.bundle))
+    manifest = explainer.backend.bundle.manifest
+    if int(manifest["model"]["n_items"]) != data.n_items:
+        raise FpgarecError(f"{cfg.bundle}: built for {manifest['model']['n_items']} items, the data has {data.n_items}")
+    sampler = HostSampler.from_manifest(manifest)
+    items = history.of(u)
+    ctx = sampler.items([items.tolist()])
+    ex = explainer.explain(ctx)[0]
+    user_rows = np.flatnonzero(data.user == u)[: len(items)]  # (user, time)-sorted: known part first
+    genres = item_genres(data)
+    kind = "genres"
+    if genres is None:
+        genres = feature_clusters(explainer.backend.bundle.array(
+            explainer.backend.layers[1]["params"]["table"]).astype(float)[: data.n_items])
+        kind = "clusters of the design's item features"
+    shift = interest_shift(items, data.timestamp[user_rows], genres, cfg.windows, kind)
+    titles = item_titles(data)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = f"user_{cfg.user}"
+    plot_explanation(ex, shift, titles, out / f"{stem}.png", cfg.user)
+    (out / f"{stem}.html").write_text(render_page(ex, shift, titles, f"{stem}.png", cfg.user, str(cfg.bundle)))
+    result = {"user": cfg.user, "explanation": ex.as_dict(), "titles": [titles[i] for i in ex.recommendations],
+              "interest": {"labels": shift.labels, "groups": shift.groups, "mix": shift.mix.round(4).tolist(),
+                           "kind": shift.kind}}
+    (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    log.info("explanation of user %s written to %s", cfg.user, out / f"{stem}.html")
+    return result
+
+
+def explain_all(explainer: Explainer, contexts: np.ndarray, users: list[str], batch: int = 256) -> dict:
+    """A compact explanation of every recommendation of every user (the demo's check that
+    each has one): per user, per recommendation, the top neighbour and top modality."""
+    out = {}
+    for start in range(0, len(users), batch):
+        for user, ex in zip(users[start : start + batch], explainer.explain(contexts[start : start + batch]),
+                            strict=True):
+            out[user] = [
+                {"item": item, "score": ex.scores[r], "top_neighbour": ex.top_neighbour(r),
+                 "neighbour_effect": max(ex.neighbour_effect[r]) if ex.neighbours else None,
+                 "top_modality": ex.top_modality(r), "modality_effect": dict(zip(ex.modality_names,
+                                                                                 ex.modality_effect[r], strict=True))}
+                for r, item in enumerate(ex.recommendations)
+            ]
+    return out

@@ -1,0 +1,51 @@
+"""The demo's task pipeline: ordering by needs, and the assembly of results per model."""
+
+from __future__ import annotations
+
+import pytest
+
+from fpgarec.config import DemoConfig
+from fpgarec.pipeline import Task, TaskResult, _topological
+from fpgarec.tasks import NODISTILL, assemble, distillation_report, plan
+
+
+def test_topological_order_respects_needs():
+    a, b = Task("teacher", "standard"), Task("student_w4", "standard", needs=("teacher.standard.0",))
+    assert [t.key for t in _topological([b, a])] == [a.key, b.key]
+    with pytest.raises(RuntimeError):
+        _topological([Task("x", "s", needs=("y.s.0",)), Task("y", "s", needs=("x.s.0",))])
+
+
+def test_plan_has_every_model_on_the_splits_it_needs():
+    cfg = DemoConfig()
+    keys = {t.key for t in plan(cfg, ["popularity", "bpr", "lightgcn", "teacher", "student_w8", "student_w4"])}
+    assert {"bpr.standard.0", "bpr.standard.1", "teacher.new.0", "student_w4.new.0"} <= keys
+    assert f"{NODISTILL}.standard.0" in keys and "bpr.new.0" not in keys
+    with pytest.raises(ValueError):
+        plan(cfg, ["no-such-model"])
+
+
+def _metrics(v):
+    return {m: v for m in ("recall@10", "ndcg@10", "recall@20", "ndcg@20")}
+
+
+def _res(model, split, variant, valid, ndcg, seconds=1.0):
+    value = {"valid": valid, "seconds": seconds, "curve": {"chosen": {"lr": variant}}}
+    value["metrics"] = {"all": _metrics(ndcg), "cold": _metrics(ndcg)} if split == "standard" else {"new": _metrics(ndcg)}
+    return TaskResult(Task(model, split, variant), value, seconds)
+
+
+def test_assemble_picks_grid_points_on_validation_not_test():
+    done = {r.task.key: r for r in [
+        _res("bpr", "standard", 0, valid=0.30, ndcg=0.10),
+        _res("bpr", "standard", 1, valid=0.20, ndcg=0.90),  # better on test, worse on valid
+        _res("student_w4", "standard", 0, 0.3, 0.2), _res("student_w4", "new", 0, 0.3, 0.5),
+        _res(NODISTILL, "standard", 0, 0.3, 0.1), _res(NODISTILL, "new", 0, 0.3, 0.4),
+    ]}
+    results, curves = assemble(done, ["bpr", "student_w4"], pop_new=_metrics(0.45))
+    assert results["bpr"]["all"]["ndcg@10"] == 0.10
+    assert results["bpr"]["new"]["ndcg@10"] == 0.45 and "new_note" in results["bpr"]
+    assert results["bpr"]["train_seconds"] == 2.0
+    d = distillation_report(results)
+    assert d["with"]["all"] == 0.2 and d["without"]["new"] == 0.4
+    assert d["gain"]["all"] == pytest.approx(1.0)
