@@ -8,7 +8,15 @@ five items), so EASE serves users unseen in training without any per-user parame
 reference only (not in the demo): it answers how far an item-item model gets on the new-user
 protocol, where popularity is strong (docs/results.md).
 
-    python -m fpgarec.models.ease          # new-user NDCG@10: popularity vs EASE over a λ grid
+A second reference, :class:`FewShotRidge`, is fitted on the protocol's own task: from the first
+``c`` items of every training user, predict the rest of that user's training items,
+
+    W = argmin ||Y - X_c W||² + λ ||W||²  = (X_cᵀX_c + λI)^-1 X_cᵀ (Y - ȳ),   s_u = x_u W + ȳ
+
+(X_c: first-c indicator rows, Y: the later items, ȳ: their mean row, which is popularity
+among later items). It bounds what a linear model of a new user's first items reaches here.
+
+    python -m fpgarec.models.ease          # new-user NDCG@10: popularity vs EASE vs few-shot ridge
 """
 
 from __future__ import annotations
@@ -42,6 +50,28 @@ class EASE:
         return x @ self.weights
 
 
+class FewShotRidge:
+    """Scorer ``score(users, history) -> (B, N)`` fitted from first-``context`` items to the rest."""
+
+    def __init__(self, train: UserSequences, n_items: int, lam: float = 50.0, context: int = 5):
+        lens = train.lengths()
+        users = np.flatnonzero(lens > context)
+        x = np.zeros((len(users), n_items))
+        y = np.zeros((len(users), n_items))
+        for row, u in enumerate(users):
+            seq = train.of(u)
+            x[row, seq[:context]] = 1.0
+            y[row, seq[context:]] = 1.0
+        self.mean = y.mean(axis=0)
+        self.weights = np.linalg.solve(x.T @ x + lam * np.eye(n_items), x.T @ (y - self.mean))
+
+    def score(self, users: np.ndarray, history: UserSequences) -> np.ndarray:
+        x = np.zeros((len(users), self.weights.shape[0]))
+        for row, u in enumerate(np.asarray(users)):
+            x[row, history.items[history.indptr[u]:history.indptr[u + 1]]] = 1.0
+        return x @ self.weights + self.mean
+
+
 def main() -> None:
     from fpgarec.config import DemoConfig
     from fpgarec.demo import prepare
@@ -54,6 +84,9 @@ def main() -> None:
     out = {"popularity": evaluate_new(Popularity(new.train, n), new)["ndcg@10"]}
     for lam in (50.0, 200.0, 500.0, 2000.0):
         out[f"ease_lambda_{lam:g}"] = evaluate_new(EASE(new.train, n, lam), new)["ndcg@10"]
+    known = new.train.concat(new.valid)  # everything the training users did (no new user in it)
+    for lam in (10.0, 50.0, 200.0):
+        out[f"fewshot_ridge_lambda_{lam:g}"] = evaluate_new(FewShotRidge(known, n, lam), new)["ndcg@10"]
     log.info("new-user NDCG@10: %s", out)
     print(json.dumps(out))
 
