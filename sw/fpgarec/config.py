@@ -13,6 +13,9 @@ class DemoConfig:
 
     #: RecBole atomic-file folder; None = MovieLens-100k from the installed recbole package.
     data: Path | None = None
+    #: media folder (item images/audio/GIF videos named by item id, docs/multimodal.md): the
+    #: item content vectors become the aligned text+image+audio vectors; None = text only.
+    media: Path | None = None
     #: output folder of report.json, report.html, plots and trained weights.
     out: Path = Path("build/demo")
     #: cache folder for language-model vectors (keyed by text hash).

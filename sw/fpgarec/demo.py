@@ -41,16 +41,56 @@ class Prepared:
     data: InteractionData
     standard: Split
     new: Split
+    #: the item content vectors every model reads: MiniLM text vectors (I, 384), or with
+    #: ``--media`` the aligned multimodal vectors (I, 256)
     text: np.ndarray
+    #: the multimodal encoder's report (None: text only)
+    multimodal: dict | None = None
 
 
-def prepare(cfg: DemoConfig) -> Prepared:
+MULTIMODAL_FILES = ("multimodal_vectors.npy", "multimodal.json")
+
+
+def _item_content(cfg: DemoConfig, data: InteractionData, text: np.ndarray, reuse: bool):
+    """(vectors, report): the text vectors, or with ``cfg.media`` the aligned multimodal ones.
+
+    The multimodal heads are trained once, by the process that prepares first; worker
+    processes (``reuse``) load that result from ``<out>/work/`` so every model reads the same
+    vectors bit for bit.
+    """
+    if cfg.media is None:
+        return text, None
+    import json
+
+    vec_path, rep_path = (cfg.out / "work" / f for f in MULTIMODAL_FILES)
+    if reuse and vec_path.exists() and rep_path.exists():
+        return np.load(vec_path, allow_pickle=False), json.loads(rep_path.read_text())
+    from fpgarec.encoders.multimodal import MultimodalConfig, multimodal_item_vectors
+
+    vectors, report = multimodal_item_vectors(
+        data, text, cfg.media, cfg.cache / "media", MultimodalConfig(seed=cfg.seed),
+        progress=cfg.progress and is_main_process(),
+    )
+    if is_main_process():
+        vec_path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(vec_path, vectors.astype(np.float32))
+        rep_path.write_text(json.dumps(report, default=str))
+    return vectors, report
+
+
+def prepare(cfg: DemoConfig, reuse_content: bool = False) -> Prepared:
+    """Data, splits and item content vectors (``reuse_content``: a worker process, see
+    :func:`_item_content`)."""
     data = load_interactions(cfg.data)
     if cfg.quick:
         data = subsample_users(data, cfg.quick_users, cfg.seed)
         log.info("quick run on a subsample: %s", data.summary())
     text = encode_texts(data.item_text, cfg.cache / "text", show_progress=cfg.progress and is_main_process())
-    return Prepared(data, temporal_split(data), new_user_split(data, seed=cfg.seed), text)
+    content, multimodal = _item_content(cfg, data, text, reuse_content)
+    if multimodal is None and not reuse_content:
+        log.info("item content: text only (%s has no media folder; give --media DIR for image/audio/video)",
+                 data.name)
+    return Prepared(data, temporal_split(data), new_user_split(data, seed=cfg.seed), content, multimodal)
 
 
 def _train_cfg(cfg: DemoConfig, lr: float, patience: int, eval_every: int) -> TrainConfig:
@@ -324,6 +364,18 @@ def explain_demo(cfg: DemoConfig, prep: Prepared, bundle_dir: Path) -> dict:
     }
 
 
+def _multimodal_entry(prep: Prepared) -> dict:
+    """The report's ``"multimodal"`` object: what the item content vectors were made of."""
+    if prep.multimodal is None:
+        return {"status": f"text only: {prep.data.name} has no media folder (MovieLens ships no images, "
+                          "audio or video); run with --media DIR to align image, audio and GIF video with the text",
+                "content_dim": int(prep.text.shape[1])}
+    mm = prep.multimodal
+    keep = ("items", "dim", "modalities", "files", "retrieval", "train_seconds", "encoders")
+    return {"status": "text + media aligned into one item space (InfoNCE)", "content_dim": int(prep.text.shape[1]),
+            **{k: mm[k] for k in keep if k in mm}, "skipped_files": len(mm.get("skipped", []))}
+
+
 def run_demo(cfg: DemoConfig) -> dict:
     """Run the whole job; returns the report (rank 0 also writes it)."""
     from fpgarec.reporting.html import write_report
@@ -338,6 +390,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         results, curves, trained, extra = train_in_workers(prep, cfg, model_names(cfg))
     report = dict(results)
     report.update(extra)
+    report["multimodal"] = _multimodal_entry(prep)
     report["curves"] = curves
     report["bars"] = check_bars(results)
     report["meta"] = {

@@ -80,7 +80,7 @@ def prepared(cfg):
     key = json.dumps(cfg.as_dict(), sort_keys=True, default=str)
     if key not in _PREPARED:
         _PREPARED.clear()
-        _PREPARED[key] = prepare(cfg)
+        _PREPARED[key] = prepare(cfg, reuse_content=True)
     return _PREPARED[key]
 
 
