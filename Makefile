@@ -14,7 +14,7 @@ QUIET_PIP := sed -u '/is ignored: it is neither a file nor a directory/d'
 
 venv: $(STAMP)
 
-$(STAMP): requirements/torch.txt requirements/stack.txt requirements/nodeps.txt requirements/hwsim.txt requirements/serve.txt requirements/media.txt pyproject.toml
+$(STAMP): requirements/torch.txt requirements/stack.txt requirements/nodeps.txt requirements/hwsim.txt requirements/serve.txt requirements/media.txt requirements/lm.txt pyproject.toml
 	@echo "== creating $(VENV) (about 1-2 minutes on a fresh machine)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q -r requirements/torch.txt 2>&1 | $(QUIET_PIP)
@@ -22,6 +22,7 @@ $(STAMP): requirements/torch.txt requirements/stack.txt requirements/nodeps.txt 
 	$(BIN)/pip install -q --no-deps -r requirements/nodeps.txt 2>&1 | $(QUIET_PIP)
 	$(BIN)/pip install -q -r requirements/hwsim.txt -r requirements/serve.txt 2>&1 | $(QUIET_PIP)
 	$(BIN)/pip install -q --no-deps -r requirements/media.txt 2>&1 | $(QUIET_PIP)
+	$(BIN)/pip install -q -r requirements/lm.txt 2>&1 | $(QUIET_PIP)
 	$(BIN)/pip install -q --no-deps --no-build-isolation -e . 2>&1 | $(QUIET_PIP)
 	$(BIN)/python -c "import torch, brevitas, finn, qonnx; assert not torch.version.cuda, 'torch must be the CPU build'"
 	touch $(STAMP)
