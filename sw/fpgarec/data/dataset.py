@@ -1,9 +1,10 @@
 """The interaction data set: ids mapped to contiguous indices, item text, knowledge-graph edges.
 
 A data folder holds RecBole atomic files sharing one stem: ``<name>.inter`` (required, with
-``user_id``, ``item_id`` and ``timestamp`` columns) and optionally ``<name>.item`` (item side
-information; its text columns become the language-model input), ``<name>.user``, ``<name>.kg``
-(``head_id relation_id tail_id`` triples) and ``<name>.link`` (``item_id entity_id``).
+``user_id``, ``item_id`` and ``timestamp`` columns; a ``rating`` float column is read where
+present) and optionally ``<name>.item`` (item side information; its text columns become the
+language-model input), ``<name>.user``, ``<name>.kg`` (``head_id relation_id tail_id``
+triples) and ``<name>.link`` (``item_id entity_id``).
 
 The default folder is MovieLens-100k as shipped inside the installed ``recbole`` package; it is
 read from there and never copied into the repository (its licence forbids redistribution).
@@ -67,6 +68,8 @@ class InteractionData:
             (user, timestamp, original line order).
         item_text: one string per item index, the language-model input (may be empty).
         kg: knowledge-graph edges, or None where the folder has no ``.kg``/``.link``.
+        rating: the ``.inter`` file's ``rating`` column aligned with ``user``/``item``, shape
+            (n_interactions,) float64, or None where the file has no float ``rating`` column.
     """
 
     name: str
@@ -78,6 +81,7 @@ class InteractionData:
     timestamp: np.ndarray
     item_text: list[str]
     kg: KnowledgeGraph | None
+    rating: np.ndarray | None = None
 
     @property
     def n_users(self) -> int:
@@ -245,6 +249,9 @@ def load_interactions(folder: Path | str | None = None) -> InteractionData:
     item_tokens, item = _index(inter.columns["item_id"], item_vocab, inter, "item_id")
     user_tokens, user = _index(inter.columns["user_id"], user_vocab, inter, "user_id")
     order = np.lexsort((np.arange(len(user)), ts, user))
+    rating = None
+    if inter.types.get("rating") == "float":
+        rating = np.asarray(inter.columns["rating"], dtype=np.float64)[order]
     item_vocab = {t: i for i, t in enumerate(item_tokens)}
     data = InteractionData(
         name=stem,
@@ -256,6 +263,7 @@ def load_interactions(folder: Path | str | None = None) -> InteractionData:
         timestamp=ts[order],
         item_text=_item_text(item_table, item_vocab, len(item_tokens)),
         kg=_knowledge_graph(folder, stem, item_vocab),
+        rating=rating,
     )
     log.info("loaded %s", data.summary())
     return data
@@ -265,7 +273,8 @@ def subsample_users(data: InteractionData, n_users: int, seed: int = 0) -> Inter
     """A seeded subsample of ``n_users`` users with all their interactions (for quick runs).
 
     Items nobody in the sample interacted with are dropped and indices are renumbered; the
-    knowledge graph is dropped. The result is labelled ``<name>-sub<n_users>``.
+    knowledge graph is dropped, the ratings are kept. The result is labelled
+    ``<name>-sub<n_users>``.
     """
     if n_users >= data.n_users:
         return data
@@ -287,4 +296,5 @@ def subsample_users(data: InteractionData, n_users: int, seed: int = 0) -> Inter
         timestamp=data.timestamp[keep],
         item_text=[data.item_text[i] for i in items],
         kg=None,
+        rating=None if data.rating is None else data.rating[keep],
     )
