@@ -33,6 +33,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cache", type=Path, default=None, help="language-model vector cache (default: build/cache)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--social", type=Path, default=None,
+                   help="user-user social file (RecBole .net: source_id:token, target_id:token)")
     p.add_argument("--media", type=Path, default=None,
                    help="media folder (images/audio/GIF named by item id) aligned with the item text")
 
@@ -42,7 +44,7 @@ def _config(args: argparse.Namespace):
 
     return DemoConfig.from_environment(
         data=args.data, out=args.out, cache=args.cache, quick=args.quick, seed=args.seed,
-        progress=False if args.no_progress else None, media=args.media,
+        progress=False if args.no_progress else None, media=args.media, social=args.social,
     )
 
 

@@ -16,6 +16,8 @@ class DemoConfig:
     #: media folder (item images/audio/GIF videos named by item id, docs/multimodal.md): the
     #: item content vectors become the aligned text+image+audio vectors; None = text only.
     media: Path | None = None
+    #: user-user social file (RecBole ``.net``, docs/hetero.md) for the heterogeneous model.
+    social: Path | None = None
     #: output folder of report.json, report.html, plots and trained weights.
     out: Path = Path("build/demo")
     #: cache folder for language-model vectors (keyed by text hash).
@@ -63,6 +65,10 @@ class DemoConfig:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     #: also train the 4-bit student without the teacher (the distillation report).
     distillation_ablation: bool = True
+    #: compare frozen / LoRA / full fine-tuning of the text encoder (fpgarec.lm).
+    lora: bool = True
+    #: train the behaviour-sequence and heterogeneous models too.
+    extended_models: bool = True
     #: show progress bars.
     progress: bool = True
     #: started by torchrun (WORLD_SIZE set): train with DDP over gloo.

@@ -179,7 +179,8 @@ TRAINERS = {"bpr": train_bpr, "lightgcn": train_lightgcn, "teacher": train_teach
 
 
 def model_names(cfg: DemoConfig) -> list[str]:
-    return [*BASELINES, "teacher", *(f"student_w{b}" for b in cfg.student_bits)]
+    extended = ["sequence", "hetero"] if cfg.extended_models and not (cfg.distributed or cfg.workers <= 1) else []
+    return [*BASELINES, "teacher", *(f"student_w{b}" for b in cfg.student_bits), *extended]
 
 
 def train_and_evaluate(prep: Prepared, cfg: DemoConfig, names: list[str]) -> tuple[dict, dict, dict]:
@@ -254,6 +255,12 @@ def check_bars(results: dict) -> list[dict]:
     if "student_w4" in results and "popularity" in results:
         bar("student_w4 / popularity NDCG@10, new", _ratio(nd("student_w4", "new"), nd("popularity", "new")), 1.5,
             f"{nd('student_w4', 'new'):.4f} vs {nd('popularity', 'new'):.4f}")
+    if "sequence" in results and "teacher" in results:
+        bar("sequence / teacher (no sequences) NDCG@10, all", _ratio(nd("sequence", "all"), nd("teacher", "all")), 1.0,
+            f"{nd('sequence', 'all'):.4f} vs {nd('teacher', 'all'):.4f}")
+    if "hetero" in results and "teacher" in results:
+        bar("hetero / teacher (bipartite only) NDCG@10, cold", _ratio(nd("hetero", "cold"), nd("teacher", "cold")), 1.0,
+            f"{nd('hetero', 'cold'):.4f} vs {nd('teacher', 'cold'):.4f}")
     for bits, target in ((8, 0.97), (4, 0.93)):
         m = f"student_w{bits}"
         if m in results and "teacher" in results:
@@ -322,6 +329,9 @@ def train_in_workers(prep: Prepared, cfg: DemoConfig, names: list[str]) -> tuple
                      r["cold"]["ndcg@10"], r["new"]["ndcg@10"], r["train_seconds"])
     trained = {n: load_student(student_path(cfg, n, "standard")) for n in names if n.startswith("student_w")}
     extra = {}
+    lora = [r.value["lora"] for r in done.values() if r.task.model == "lora"]
+    if lora:
+        extra["lora"] = lora[0]
     distill = distillation_report(results)
     if distill is not None:
         extra["distillation"] = distill
@@ -392,7 +402,15 @@ def run_demo(cfg: DemoConfig) -> dict:
     report.update(extra)
     report["multimodal"] = _multimodal_entry(prep)
     report["curves"] = curves
-    report["bars"] = check_bars(results)
+    report["bars"] = check_bars(results) + list((extra.get("lora") or {}).get("bars", []))
+    if "distillation" in extra:
+        gain = extra["distillation"]["gain"]
+        report["bars"].append({
+            "name": "distillation gain: student_w4 with / without teacher - 1, NDCG@10 mean of all, cold, new",
+            "value": float(np.mean(list(gain.values()))), "target": 0.0,
+            "passed": bool(np.mean(list(gain.values())) > 0),
+            "detail": ", ".join(f"{g} {v:+.1%}" for g, v in gain.items()),
+        })
     report["meta"] = {
         "dataset": prep.data.summary(),
         "protocol": "per-user temporal 80/10/10; full ranking excluding earlier interactions; "

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fpgarec.pipeline import NEW, STANDARD, Task, TaskResult, work_dir
+from fpgarec.pipeline import BOTH, NEW, STANDARD, Task, TaskResult, work_dir
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,52 @@ def task_student(task: Task, cfg, prep) -> dict:
                     modality_weights=[float(x) for x in model.modality_weights().detach()])
 
 
+def _social(cfg, prep):
+    """The ``--social`` file's edges (None without one); its validation report is logged."""
+    if cfg.social is None:
+        return None
+    from fpgarec.data.social import read_social
+
+    return read_social(cfg.social, prep.data.user_tokens)
+
+
+def task_sequence(task: Task, cfg, prep) -> dict:
+    from fpgarec.models.sequence import train_sequence
+
+    teacher = load_teacher(prep, task.split, cfg)
+    model, hist = train_sequence(prep, _split(prep, task.split), cfg, teacher=teacher)
+    return _outcome(model, hist, task, prep, cfg, about=model.report_entry())
+
+
+def task_hetero(task: Task, cfg, prep) -> dict:
+    from fpgarec.models.hetero import train_hetero
+
+    teacher = load_teacher(prep, task.split, cfg)
+    social = _social(cfg, prep)
+    model, hist = train_hetero(prep, _split(prep, task.split), cfg, social=social, teacher=teacher)
+    about = model.report_entry()
+    about["social"] = social.report if social is not None else (
+        "none: MovieLens ships no social graph (give --social FILE, a RecBole .net file)")
+    return _outcome(model, hist, task, prep, cfg, about=about)
+
+
+def task_lora(task: Task, cfg, prep) -> dict:
+    """Frozen vs LoRA vs full fine-tuning of the text encoder (fpgarec.lm.finetune); each mode
+    runs in its own child process so its peak memory is its own."""
+    from fpgarec.lm.finetune import FinetuneConfig, compare_finetuning
+    from fpgarec.lm.plot import plot_finetuning
+
+    fcfg = FinetuneConfig(dim=cfg.dim, k=cfg.k, horizon=cfg.horizon, seed=cfg.seed, progress=False)
+    res = compare_finetuning(prep, fcfg, progress=False)
+    png = plot_finetuning(res, Path(cfg.out) / "plots", "lora.png")
+    res["plot"] = f"plots/{png.name}"
+    return {"lora": res, "seconds": sum(float(res[m]["train_seconds"]) for m in fcfg.modes if m in res)}
+
+
 TASK_FUNCTIONS = {
+    "sequence": task_sequence,
+    "hetero": task_hetero,
+    "lora": task_lora,
     "bpr": task_baseline,
     "lightgcn": task_baseline,
     "teacher": task_teacher,
@@ -124,7 +169,7 @@ TASK_FUNCTIONS = {
 }
 
 #: expected single-core seconds per task on full MovieLens-100k (orders the queue only)
-COSTS = {"bpr": 12, "lightgcn": 100, "teacher": 100, "student": 65}
+COSTS = {"bpr": 12, "lightgcn": 100, "teacher": 100, "student": 65, "sequence": 50, "hetero": 50, "lora": 150}
 
 
 def plan(cfg, names: list[str]) -> list[Task]:
@@ -139,12 +184,15 @@ def plan(cfg, names: list[str]) -> list[Task]:
             tasks += [Task(name, STANDARD, v, cost=COSTS[name]) for v in range(len(BASELINE_GRID[name]))]
         elif name == "teacher":
             tasks += [Task("teacher", s, cost=COSTS["teacher"]) for s in (STANDARD, NEW)]
-        elif name.startswith("student_w"):
-            tasks += [Task(name, s, needs=(f"teacher.{s}.0",), cost=COSTS["student"]) for s in (STANDARD, NEW)]
+        elif name.startswith("student_w") or name in ("sequence", "hetero"):
+            cost = COSTS.get(name, COSTS["student"])
+            tasks += [Task(name, s, needs=(f"teacher.{s}.0",), cost=cost) for s in (STANDARD, NEW)]
         else:
             raise ValueError(f"no task trains model {name!r}")
     if cfg.distillation_ablation and "student_w4" in names:
         tasks += [Task(NODISTILL, s, cost=COSTS["student"]) for s in (STANDARD, NEW)]
+    if cfg.lora:
+        tasks.append(Task("lora", BOTH, cost=COSTS["lora"]))
     return tasks
 
 
@@ -180,6 +228,10 @@ def assemble(done: dict[str, TaskResult], names: list[str], pop_new: dict) -> tu
         )
         if "modality_weights" in best.value:
             entry["modality_weights"] = best.value["modality_weights"]
+        if "about" in best.value:
+            entry["about"] = best.value["about"]
+            if new and "about" in new[0].value:
+                entry["about_new_split"] = new[0].value["about"]
     return results, curves
 
 
