@@ -12,8 +12,9 @@ another model (a student needs its split's teacher) load that model's weights fr
 ``work/`` folder (safetensors: no pickles on disk). What comes back to the parent process is
 plain numbers (metrics, curves, seconds).
 
-Scheduling: longest expected task first among those whose inputs are ready (list
-scheduling); with ``workers = 1`` the tasks run one after the other in this process.
+Scheduling: among the tasks whose inputs are ready, the one with the longest expected chain
+of work behind it first (:func:`critical_path`); with ``workers = 1`` the tasks run one after
+the other in this process.
 """
 
 from __future__ import annotations
@@ -116,11 +117,13 @@ def run_tasks(
         missing = [n for n in t.needs if n not in keys]
         if missing:
             raise ValueError(f"task {t.key} needs unknown tasks {missing}")
-    pending = sorted(tasks, key=lambda t: -t.cost)
+    rank = critical_path(tasks)
+    pending = sorted(tasks, key=lambda t: -rank[t.key])
     done: dict[str, TaskResult] = {}
     bar = tqdm(total=len(tasks), desc=f"training ({workers} worker{'s' * (workers > 1)})", unit="task",
                disable=not progress)
-    cfg_dict = cfg.as_dict()
+    # workers log each task's epochs; one bar (here) shows the tasks, so bars do not interleave
+    cfg_dict = cfg.as_dict() | ({"progress": False} if workers > 1 else {})
 
     def finish(task: Task, value: dict, seconds: float) -> None:
         res = TaskResult(task, value, seconds)
@@ -149,6 +152,7 @@ def run_tasks(
                 task = ready.pop(0)
                 pending.remove(task)
                 running[pool.submit(run_task, cfg_dict, task)] = (task, time.perf_counter())
+            bar.set_postfix_str("running: " + ", ".join(t.key.removesuffix(".0") for t, _ in running.values()))
             if not running:
                 raise RuntimeError(f"tasks {[t.key for t in pending]} can never start (cyclic needs)")
             finished, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -163,6 +167,20 @@ def run_tasks(
                 finish(task, value, time.perf_counter() - t0)
     bar.close()
     return done
+
+
+def critical_path(tasks: list[Task]) -> dict[str, float]:
+    """Per task: its expected cost plus the longest chain of tasks that need it (the classic
+    list-scheduling priority: a teacher that five students wait for starts before a longer
+    task nobody waits for)."""
+    needed_by: dict[str, list[Task]] = {}
+    for t in tasks:
+        for n in t.needs:
+            needed_by.setdefault(n, []).append(t)
+    rank: dict[str, float] = {}
+    for t in reversed(_topological(list(tasks))):
+        rank[t.key] = t.cost + max((rank[d.key] for d in needed_by.get(t.key, [])), default=0.0)
+    return rank
 
 
 def _topological(tasks: list[Task]) -> list[Task]:

@@ -9,7 +9,7 @@ import pytest
 
 from fpgarec.train.evaluate import METRIC_NAMES
 
-MODELS = ("popularity", "bpr", "lightgcn", "teacher", "student_w8", "student_w4")
+MODELS = ("popularity", "bpr", "lightgcn", "teacher", "student_w8", "student_w4", "sequence", "hetero")
 
 
 @pytest.mark.slow
@@ -27,6 +27,8 @@ def test_quick_demo_writes_a_complete_report(tmp_path, venv_bin, text_cache):
                 value = report[name][group][metric]
                 assert value is not None and 0.0 <= value <= 1.0, (name, group, metric, value)
         assert report[name]["train_seconds"] >= 0
+        ctr = report[name]["ctr"]
+        assert 0.5 < ctr["auc"] <= 1.0 and 0.0 < ctr["logloss"] < 0.75, (name, ctr)
     # trained models beat random ranking by a wide margin (random NDCG@10 is about 10/n_items)
     assert report["teacher"]["all"]["ndcg@10"] > 0.05
     assert report["student_w4"]["all"]["ndcg@10"] > 0.05
@@ -34,3 +36,17 @@ def test_quick_demo_writes_a_complete_report(tmp_path, venv_bin, text_cache):
     assert (out / "plots" / "metrics.png").stat().st_size > 1000
     assert (out / "models" / "student_w4.safetensors").exists()
     assert {b["name"] for b in report["bars"]}
+    # issue 6: distillation and fine-tuning figures; text only without --media
+    for side in ("with", "without"):
+        assert set(report["distillation"][side]) == {"all", "cold", "new"}
+    for mode in ("frozen", "lora", "full"):
+        entry = report["lora"][mode]
+        assert entry["train_seconds"] > 0 and entry["peak_mb"] > 0 and 0 < entry["ndcg@10"] <= 1
+    assert report["lora"]["lora"]["trainable_params"] < report["lora"]["full"]["trainable_params"]
+    assert report["multimodal"]["status"].startswith("text only")
+    # issue 7: models' notes and one explanation page per demo, every recommendation explained
+    assert "host" in report["sequence"]["about"]["attention"]
+    ex = report["explanations"]
+    assert ex["explained"] == ex["recommendations"] == 10 * ex["users"]
+    assert (out / ex["example"]).read_text().count("<tr>") > 10
+    assert ex["example"] in (out / "report.html").read_text()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fpgarec.config import DemoConfig
-from fpgarec.pipeline import Task, TaskResult, _topological
+from fpgarec.pipeline import Task, TaskResult, _topological, critical_path
 from fpgarec.tasks import NODISTILL, assemble, distillation_report, plan
 
 
@@ -49,3 +49,11 @@ def test_assemble_picks_grid_points_on_validation_not_test():
     d = distillation_report(results)
     assert d["with"]["all"] == 0.2 and d["without"]["new"] == 0.4
     assert d["gain"]["all"] == pytest.approx(1.0)
+
+
+def test_critical_path_starts_the_teacher_before_a_longer_lone_task():
+    teacher = Task("teacher", "standard", cost=100)
+    students = [Task(f"student_w{b}", "standard", needs=(teacher.key,), cost=65) for b in (8, 4)]
+    lone = Task("lightgcn", "standard", cost=150)
+    rank = critical_path([lone, *students, teacher])
+    assert rank[teacher.key] == 165 > rank[lone.key] == 150
