@@ -174,7 +174,8 @@ def _item_text(table: AtomicTable | None, item_vocab: dict[str, int], n_items: i
     return texts
 
 
-def _knowledge_graph(folder: Path, stem: str, item_vocab: dict[str, int]) -> KnowledgeGraph | None:
+def read_kg_tables(folder: Path, stem: str) -> tuple[AtomicTable, AtomicTable] | None:
+    """(link, kg) atomic tables of a folder, columns checked; None without ``.kg``/``.link``."""
     kg_path, link_path = folder / f"{stem}.kg", folder / f"{stem}.link"
     if not (kg_path.exists() and link_path.exists()):
         return None
@@ -182,6 +183,14 @@ def _knowledge_graph(folder: Path, stem: str, item_vocab: dict[str, int]) -> Kno
     link.require("item_id", "entity_id")
     kg = read_atomic(kg_path)
     kg.require("head_id", "relation_id", "tail_id")
+    return link, kg
+
+
+def _knowledge_graph(folder: Path, stem: str, item_vocab: dict[str, int]) -> KnowledgeGraph | None:
+    tables = read_kg_tables(folder, stem)
+    if tables is None:
+        return None
+    link, kg = tables
     ent_vocab: dict[str, int] = {}
 
     def ent(tok: str) -> int:

@@ -177,16 +177,12 @@ def typed_kg_edges(
     """
     from pathlib import Path
 
-    from fpgarec.data.atomic import read_atomic
+    from fpgarec.data.dataset import read_kg_tables
 
-    folder = Path(folder)
-    kg_path, link_path = folder / f"{stem}.kg", folder / f"{stem}.link"
-    if not (kg_path.exists() and link_path.exists()):
+    tables = read_kg_tables(Path(folder), stem)
+    if tables is None:
         return None
-    link = read_atomic(link_path)
-    link.require("item_id", "entity_id")
-    kg = read_atomic(kg_path)
-    kg.require("head_id", "relation_id", "tail_id")
+    link, kg = tables
     vocab = {t: i for i, t in enumerate(item_tokens)}
     items_of: dict[str, list[int]] = {}
     for tok, e in zip(link.columns["item_id"], link.columns["entity_id"], strict=True):
