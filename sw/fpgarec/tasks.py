@@ -223,9 +223,7 @@ def assemble(done: dict[str, TaskResult], names: list[str], pop_new: dict) -> tu
             entry["new_note"] = "user unseen in training: popularity fallback"
         entry["train_seconds"] = float(sum(r.value["seconds"] for r in runs))
         results[name] = entry
-        curves[name] = best.value["curve"] | (
-            {"chosen": best.value["curve"].get("chosen")} if len(standard) > 1 else {}
-        )
+        curves[name] = best.value["curve"]  # a grid point's curve names its hyper-parameters
         if "modality_weights" in best.value:
             entry["modality_weights"] = best.value["modality_weights"]
         if "about" in best.value:
