@@ -86,6 +86,20 @@ def items_as_context(item_lists: list[np.ndarray], k: int, null_id: int | None =
     return recent_items(seqs, np.arange(len(item_lists)), k, null_id=null_id)
 
 
+def example_positions(train: UserSequences, horizon: int, rng: np.random.Generator, min_context: int = 1):
+    """Every train interaction at position p >= ``min_context`` of its user as a positive, with
+    a gap j ~ U{0, horizon - 1} drawn per example (the context ends at p - j).
+
+    Returns (users, positives, sequence starts, positions p, gaps j), each (E,).
+    """
+    users, items = train.pairs()
+    start = train.indptr[users]
+    pos = np.arange(len(users)) - start
+    keep = pos >= min_context
+    users, items, start, pos = users[keep], items[keep], start[keep], pos[keep]
+    return users, items, start, pos, rng.integers(0, horizon, size=len(pos))
+
+
 def next_item_examples(
     train: UserSequences, k: int, horizon: int, rng: np.random.Generator, min_context: int = 1,
     long_prob: float = 0.0, n_recent: int | None = None, null_id: int | None = None,
@@ -102,12 +116,7 @@ def next_item_examples(
 
     Returns (users (E,), contexts (E, K), positives (E,)).
     """
-    users, items = train.pairs()
-    start = train.indptr[users]
-    pos = np.arange(len(users)) - start
-    keep = pos >= min_context
-    users, items, start, pos = users[keep], items[keep], start[keep], pos[keep]
-    gap = rng.integers(0, horizon, size=len(pos))
+    users, items, start, pos, gap = example_positions(train, horizon, rng, min_context)
     if long_prob > 0:
         long = rng.random(len(pos)) < long_prob
         gap[long] = (rng.random(int(long.sum())) * (pos[long] - min_context + 1)).astype(np.int64)

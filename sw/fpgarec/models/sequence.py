@@ -172,12 +172,9 @@ def sequence_examples(
     Returns:
         (users (E,), SequenceContext with (E, K) slots, positives (E,)).
     """
-    users, items = train.pairs()
-    start = train.indptr[users]
-    pos = np.arange(len(users)) - start
-    keep = pos >= min_context
-    users, items, start, pos = users[keep], items[keep], start[keep], pos[keep]
-    gap = rng.integers(0, horizon, size=len(pos))
+    from fpgarec.data.sampler import example_positions
+
+    users, items, start, pos, gap = example_positions(train, horizon, rng, min_context)
     end = np.maximum(pos - gap, min_context)
     return users, sequence_context(train.items, types, ts, start, start + end, k), items
 
@@ -188,10 +185,10 @@ def sequence_batches(
     """A batch source for :func:`fpgarec.train.loop.fit`: epochs of
     (user (B,), items (B, K), types (B, K), Δt (B, K), mask (B, K), positive (B,), negative (B,)).
     Negatives are uniform over items the user has not interacted with in train (one redraw)."""
+    from fpgarec.train.sampling import NegativeDraw
+
     types, ts = blog.aligned(train)
-    seen = np.zeros((train.n_users, n_items), dtype=bool)
-    u_all, i_all = train.pairs()
-    seen[u_all, i_all] = True
+    negatives = NegativeDraw(train, n_items)
 
     def source(rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
         users, ctx, pos = sequence_examples(train, types, ts, k, horizon, rng)
@@ -199,9 +196,7 @@ def sequence_batches(
         for lo in range(0, len(perm), batch_size):
             idx = perm[lo : lo + batch_size]
             u = users[idx]
-            n = rng.integers(0, n_items, size=len(idx))
-            clash = seen[u, n]
-            n[clash] = rng.integers(0, n_items, size=int(clash.sum()))
+            n = negatives(u, rng)
             yield (
                 torch.from_numpy(u),
                 *ctx.rows(idx).tensors(),
