@@ -52,11 +52,4 @@ def test_multimodal_bundle_is_bitexact(tmp_path, text_cache):
     assert load_bundle(bundle).manifest["model"]["n_items"] == data.n_items
     res = compare(bundle, student, n_queries=2000, finn_queries=80, seed=2)
     assert res["emulation_vs_finn"] == {"topk": 0, "scores": 0, "any": 0}
-    # Known discrepancy, not fixed (session 3): on a fresh CI machine (transformers 5.24, so
-    # slightly different text vectors and another tiny student) the Brevitas reference differed
-    # from the emulation, which equals FINN, on 20 of these 2,000 queries; here (transformers
-    # 5.23) on none. Root cause: an exact tie. The aggregated mean met the activation
-    # quantizer's step at 6.5 steps; Brevitas (torch.round) rounds half to even (6), FINN's
-    # thresholds round half up (7). Fix to come: tie-aware integer thresholds (t or t + 1 by
-    # the parity of the step). The bound keeps it from growing meanwhile.
-    assert res["emulation_vs_brevitas"]["any"] <= 0.02 * res["queries"], res["emulation_vs_brevitas"]
+    assert res["emulation_vs_brevitas"] == {"topk": 0, "scores": 0, "any": 0}

@@ -137,6 +137,20 @@ class Probe:
     #: the graph's top-k differs from the tie rule on these query rows (integer scores only)
     tie_rule_violations: list = field(default_factory=list)
 
+    def rows(self, keep: np.ndarray | None) -> Probe:
+        """The probe restricted to the query rows where ``keep`` (Q,) bool is true (None: all)."""
+        if keep is None:
+            return self
+        idx = np.flatnonzero(keep)
+        remap = {int(old): new for new, old in enumerate(idx)}
+
+        def take(a):
+            return None if a is None else a[idx]
+
+        return Probe(take(self.scores), take(self.approx), self.raw_scores[idx], take(self.topk), self.scores_name,
+                     self.topk_name, self.integer_typed, self.queries[idx] if len(self.queries) else self.queries,
+                     [remap[q] for q in self.tie_rule_violations if q in remap])
+
 
 def probe(model, queries: np.ndarray, score_scale: float | None) -> Probe:
     """Execute ``model`` on every query (``queries`` (Q, K)) and collect scores and top-k."""

@@ -153,6 +153,28 @@ def _prepend_head(model, student: QuantStudent) -> None:
 
 
 @torch.no_grad()
+def quantizer_metadata(student: QuantStudent) -> dict:
+    """Exact scales of the two activation quantizers, for
+    :mod:`fpgarec.compile.exact_rounding`: ``agg`` rounds m_int · a / s_a with a = s_f 2^-P;
+    ``relu`` rounds (acc · s_a s_w + β) / s_u with acc = W_int · q_int. Every value is a float32
+    written as the float64 that holds it exactly."""
+    student = student.eval()
+    mean_scale = float(np.float32(float(student.fusion.out_scale().detach()) / (1 << student.shape.agg_frac_bits)))
+    s_a, s_u = _act_scale(student.agg_quant), _act_scale(student.relu)
+    s_w = float(student.transform.quant_weight().scale.detach().reshape(()))
+    bias = student.transform.bias
+    d = student.shape.dim
+    beta = [float(b) for b in bias.detach()] if bias is not None else [0.0] * d
+    aq, rq = student.agg_quant.act_quant, student.relu.act_quant
+    return {
+        "agg": {"in_scale": [mean_scale], "bias": [0.0], "scale": s_a, "bits": int(aq.bit_width()),
+                "signed": bool(aq.is_signed), "narrow": bool(aq.is_narrow_range)},
+        "relu": {"in_scale": [s_a, s_w], "bias": beta, "scale": s_u, "bits": int(rq.bit_width()),
+                 "signed": bool(rq.is_signed), "narrow": bool(rq.is_narrow_range)},
+    }
+
+
+@torch.no_grad()
 def check_export(model, student: QuantStudent, n: int = 32, seed: int = 0) -> None:
     """Raise unless qonnx' execution of the exported head equals the student's integers exactly
     and its scores match the student's (float32 tolerance) on ``n`` queries, some null-padded."""
@@ -165,7 +187,7 @@ def check_export(model, student: QuantStudent, n: int = 32, seed: int = 0) -> No
         ctx[row, row % shape.k + 1:] = shape.null_id
     f_int, _ = student.fused_integers(ctx)
     m_int = student.aggregate(f_int, ctx).numpy()
-    scores = student(ctx).numpy()
+    scores = student(ctx, exact=False).numpy()  # the float32 forward Brevitas exported
     agg = next(node for node in model.graph.node if node.op_type == "NeighborAggregate")
     for b in range(n):
         out = execute_onnx(model, {INPUT_NAME: ctx[b:b + 1].numpy()}, return_full_exec_context=True)
@@ -208,7 +230,8 @@ def export_qonnx(student: QuantStudent, path: Path, metadata: dict | None = None
         "fusion": "modality_fusion kernel", "modality_weights": [float(x) for x in student.modality_weights().detach()],
         "fusion_weights": list(fusion.weights), "fusion_frac_bits": fusion.frac_bits,
         "padding": {"scheme": "null", "null_id": shape.null_id}, "n_recent": shape.n_recent,
-        "aggregation": {"mode": agg.mode, "frac_bits": agg.frac_bits}, **(metadata or {}),
+        "aggregation": {"mode": agg.mode, "frac_bits": agg.frac_bits},
+        "quantizers": quantizer_metadata(student), **(metadata or {}),
     }
     for key, value in meta.items():
         model.set_metadata_prop(META_PREFIX + key, json.dumps(value))
@@ -230,13 +253,15 @@ def read_metadata(model) -> dict:
 
 
 @torch.no_grad()
-def integer_scores(student: QuantStudent, ids: np.ndarray, batch: int = 4096) -> np.ndarray:
+def integer_scores(student: QuantStudent, ids: np.ndarray, batch: int = 4096, exact: bool = True) -> np.ndarray:
     """The student's scores as the integers the hardware computes, z = u_int · S_intᵀ.
 
     u_int = Q_u output / s_u and S_int = Q_w(S) / s_S are the Brevitas quantizers' own integers
     (exact: small integers times a scale), multiplied in int64, so the result is exact at any
     bit width, whereas the float forward s = score_scale · z rounds once |z| passes 2^24.
     Raises if the float forward disagrees with score_scale · z beyond float32 rounding.
+    ``exact``: the student's exact rounding (what the hardware computes, the default) or its
+    float32 forward (what Brevitas exported; see :meth:`QuantStudent.user_vector`).
 
     Shapes: ids (B, K) -> (B, N) int64.
     """
@@ -248,7 +273,7 @@ def integer_scores(student: QuantStudent, ids: np.ndarray, batch: int = 4096) ->
     out = []
     for start in range(0, len(ids), batch):
         ctx = torch.as_tensor(np.asarray(ids[start:start + batch]), dtype=torch.int64)
-        u = student.user_vector(ctx)
+        u = student.user_vector(ctx, exact)
         u_int = torch.round(u / s_u).to(torch.int64)
         z = (u_int @ w_int.T).numpy()
         s = student.scorer(u).double().numpy() / scale

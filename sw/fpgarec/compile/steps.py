@@ -8,14 +8,17 @@ for DSP48E1). The runner (:func:`fpgarec.compile.flow.run_steps`) saves every st
 
 Query path and what each part becomes::
 
-    ids (1,K) UINTn -> Gather(F)        -> Lookup          (table in BRAM, one id per cycle)
-                    -> Unsqueeze        -> Unsqueeze       (NHWC (1,K,1,D) for the pool)
-                    -> GlobalAveragePool-> GlobalAccPool   (Σ_k; the 1/K goes into the thresholds)
-                    -> Quant            -> Thresholding    (agg_quant, scale folded in)
-                    -> Gemm             -> MVAU            (W m, integer)
-                    -> Relu + Quant     -> Thresholding    (bias, ReLU, Q_u folded in)
-                    -> MatMul           -> MVAU            (scores, N items, padded)
-                    -> TopK (inserted)  -> LabelSelect     (top-k ids)
+    ids (1,K) UINTn -> Gather x2 (E_id, E_txt) -> Lookup x2       (tables in BRAM, one id per cycle)
+                    -> ModalityFusion          -> ModalityFusion  (kernels/modality_fusion)
+                    -> NeighborAggregate       -> NeighborAggregate (kernels/neighbor_aggregate)
+                    -> Mul + Quant             -> Thresholding    (agg_quant, scale folded in;
+                                                                   exact thresholds, step_exact_thresholds)
+                    -> Gemm                    -> MVAU            (W q, integer)
+                    -> Relu + Quant            -> Thresholding    (bias, ReLU, Q_u folded in; exact)
+                    -> MatMul                  -> MVAU            (scores, N items, padded)
+                    -> TopK (inserted)         -> LabelSelect     (top-k ids)
+
+(Exports with cyclic padding use Unsqueeze -> GlobalAveragePool -> GlobalAccPool for the mean.)
 """
 
 from __future__ import annotations
@@ -233,6 +236,21 @@ def step_streamline(model, cfg: BuildConfig):
     return restore_io_names(_tidy(model))
 
 
+def step_exact_thresholds(model, cfg: BuildConfig):
+    """Replace the two activation quantizers' thresholds (computed by FINN in float32, a tie
+    rounded up) with exact ones that round half to even like the student
+    (:mod:`fpgarec.compile.exact_rounding`, from the export's ``fpgarec.quantizers`` metadata).
+    From here on every threshold is an exact integer on an integer input."""
+    from fpgarec.compile import exact_rounding
+    from fpgarec.compile.export import read_metadata
+
+    model, _ = exact_rounding.apply(model, read_metadata(model).get("quantizers"))
+    return model
+
+
+step_exact_thresholds.exact_rounding = True
+
+
 def step_pad_items(model, cfg: BuildConfig):
     """Pad the scoring MatMul's item count N up to a multiple of ``pad_items_multiple``.
 
@@ -387,6 +405,7 @@ STEPS = [
     step_qonnx_to_finn,
     step_insert_topk,
     step_streamline,
+    step_exact_thresholds,
     step_pad_items,
     step_convert_to_hw,
     step_minimize_bit_width_initial,

@@ -111,19 +111,40 @@ class QuantStudent(nn.Module):
         self.transform.weight.copy_(context.weight)
         self.transform.bias.copy_(context.bias)
 
-    def mean_feature(self, ctx: torch.Tensor) -> torch.Tensor:
-        """m: the aggregated neighbour feature, real-valued. Shapes: (B, K) -> (B, D)."""
+    def mean_feature(self, ctx: torch.Tensor, exact: bool = True) -> torch.Tensor:
+        """m = m_int · s_f 2^-P: the aggregated neighbour feature, real-valued; float64 when
+        ``exact`` (the product of an integer below 2^24 and a float32 is exact there).
+        Shapes: (B, K) -> (B, D)."""
         f_int, s_f = self.fused_integers(ctx)
         m_int = self.aggregate(f_int, ctx)
+        if exact:
+            return m_int.double() * (s_f.double() / (1 << self.shape.agg_frac_bits))
         return m_int * (s_f / (1 << self.shape.agg_frac_bits))
 
-    def user_vector(self, ctx: torch.Tensor) -> torch.Tensor:
-        """u for a batch of contexts. Shapes: (B, K) -> (B, D)."""
-        return self.relu(self.transform(self.agg_quant(self.mean_feature(ctx))))
+    def user_vector(self, ctx: torch.Tensor, exact: bool = True) -> torch.Tensor:
+        """u = Q_u(ReLU(W Q_a(m) + β)) for a batch of contexts. Shapes: (B, K) -> (B, D) float32.
 
-    def forward(self, ctx: torch.Tensor) -> torch.Tensor:
+        ``exact`` (the default, in training and evaluation): the two activation quantizers see
+        their input computed in float64, so they round the exact real value half to even, as
+        the hardware's integer thresholds do (:mod:`fpgarec.compile.exact_rounding`). For Q_a
+        this is exact: m_int · s_f 2^-P / s_a is correctly rounded from an exact product, and a
+        quotient of those widths that is not a tie lies much further than 2^-53 from one. For
+        Q_u, W Q_a(m) + β sums D products of float32 values in float64 (relative error about
+        2^-50 against the float32 step of the plain forward). The float32 forward
+        (``exact=False``) is what Brevitas exports and qonnx executes: it rounds
+        m_int · s_f 2^-P / s_a in float32 first, so a value like 6.50000019 becomes the tie 6.5
+        and rounds to 6 where the exact value rounds to 7.
+        """
+        q = self.agg_quant(self.mean_feature(ctx, exact))
+        if not exact:
+            return self.relu(self.transform(q))
+        w = self.transform.quant_weight().value.double()
+        bias = self.transform.bias.double() if self.transform.bias is not None else None
+        return self.relu(F.linear(q, w, bias)).float()  # u_int · s_u: exact in float32
+
+    def forward(self, ctx: torch.Tensor, exact: bool = True) -> torch.Tensor:
         """Scores of all items. Shapes: (B, K) -> (B, I)."""
-        return self.scorer(self.user_vector(ctx))
+        return self.scorer(self.user_vector(ctx, exact))
 
     @torch.no_grad()
     def score(self, users: np.ndarray, history: UserSequences) -> np.ndarray:
