@@ -136,7 +136,7 @@ def apply(model, quantizers: dict | None):
 
 def near_tie_queries(student, queries: np.ndarray, tol: float = 1e-3) -> np.ndarray:
     """Which queries (Q, K) bring a quantizer's exact input v = (a x + b) / s within ``tol`` steps
-    of a rounding boundary k + 1/2, for either quantizer. Float32 graphs (the QONNX export and
+    of a rounding boundary k + 1/2 inside its output range, for either quantizer. Float32 graphs (the QONNX export and
     FINN's steps before the exact thresholds) may round those either way; every other query
     they must compute exactly. Shape (Q,) bool."""
     import torch
@@ -146,8 +146,14 @@ def near_tie_queries(student, queries: np.ndarray, tol: float = 1e-3) -> np.ndar
     meta = quantizer_metadata(student)
     student = student.eval()
 
-    def near(v: np.ndarray) -> np.ndarray:
-        return (np.abs(v - np.floor(v) - 0.5) < tol).any(axis=1)
+    def near(v: np.ndarray, name: str) -> np.ndarray:
+        """Rows with a v near k + 1/2 inside the output range (a boundary the clamp keeps)."""
+        q = meta[name]
+        bits, signed, narrow = q["bits"], q["signed"], q["narrow"]
+        q_min = -(1 << (bits - 1)) + int(narrow) if signed else 0
+        q_max = (1 << (bits - 1)) - 1 if signed else (1 << bits) - 1
+        inside = (v > q_min) & (v < q_max)
+        return ((np.abs(v - np.floor(v) - 0.5) < tol) & inside).any(axis=1)
 
     def scale_of(name: str) -> tuple[float, float]:
         a = 1.0
@@ -165,4 +171,4 @@ def near_tie_queries(student, queries: np.ndarray, tol: float = 1e-3) -> np.ndar
         w_int = np.rint((qw.value / qw.scale).double().numpy())
     a2, s2 = scale_of("relu")
     acc = q_int @ w_int.T
-    return near(m_int * a / s) | near((acc * a2 + np.asarray(meta["relu"]["bias"])) / s2)
+    return near(m_int * a / s, "agg") | near((acc * a2 + np.asarray(meta["relu"]["bias"])) / s2, "relu")
