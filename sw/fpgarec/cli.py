@@ -115,7 +115,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     cfg = BuildConfig(
         board=args.board, clock_mhz=args.clock_mhz, target_qps=args.target_qps,
-        folding_file=args.folding_file, output_dir=args.out, design=args.design,
+        folding_file=args.folding_file, output_dir=args.out, design=args.design, top_k=args.top_k,
     )
     bundle = build(args.source, cfg)
     log.info("bundle: %s", bundle)
@@ -305,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folding-file", type=Path, default=None)
     p.add_argument("--out", type=Path, default=Path("bitstreams"), help="folder that receives <design>/")
     p.add_argument("--design", default=None, help="design name (default: from the source file)")
+    p.add_argument("--top-k", type=int, default=10, help="item ids the design returns per query (default 10); "
+                   "a service that excludes seen items needs more, e.g. 64")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("report", help="per-layer cycles, resources, latency and throughput estimates")

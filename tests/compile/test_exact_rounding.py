@@ -54,6 +54,7 @@ def tie_student(tmp_path_factory):
     """The small student with s_a = s_f: the aggregation quantizer rounds m_int / 16, a tie
     whenever m_int = 8 mod 16 (e.g. two real neighbours whose fused values sum to an odd number)."""
     from safetensors.torch import save_file
+
     from small_design import SHAPE, make_student
 
     folder = tmp_path_factory.mktemp("tie_student")
@@ -91,10 +92,10 @@ def test_student_exact_forward_rounds_half_to_even(tie_student):
 
 def test_tie_heavy_student_builds_bit_exact(tie_student, tmp_path):
     from qonnx.core.modelwrapper import ModelWrapper
-    from small_design import small_build_config
 
     from fpgarec.compile.flow import build
     from fpgarec.compile.verify import compare
+    from small_design import small_build_config
 
     student, path = tie_student
     bundle = build(path, small_build_config(tmp_path, design="ties", check_queries=40))

@@ -32,6 +32,24 @@ def test_answers_equal_the_accelerator(service, reference):
         assert (health["k"], health["top_k"], health["n_items"], health["known_users"]) == (20, 10, 1682, 100)
 
 
+def test_exclude_seen_drops_the_history_and_the_given_items(service, reference):
+    """The answer is the design's top_k list without what the query has seen, in order."""
+    hist = reference.sampler.history
+    with httpx.Client(base_url=service.url) as c:
+        for user in (3, 11, 42):
+            full = reference.recommend(users=[user])[0]
+            seen = set(hist.of(user).tolist())
+            want = [i for i in full.tolist() if i not in seen][:6]
+            r = c.post("/recommend", json={"user_id": user, "k": 6, "exclude_seen": True})
+            assert r.status_code == 200 and r.json() == {"items": want}
+            assert not seen & set(r.json()["items"])
+        given = reference.recommend(items=[[5, 17, 300]])[0].tolist()
+        seen_items = given[:3]  # give the design's own top 3 as the history: they must go
+        r = c.post("/recommend", json={"items": seen_items, "exclude_seen": True})
+        assert not set(seen_items) & set(r.json()["items"])
+        assert c.post("/recommend", json={"user_id": 3, "exclude_seen": 1}).status_code == 400
+
+
 @pytest.mark.parametrize(
     ("body", "status", "words"),
     [

@@ -120,6 +120,15 @@ def open_backend(bundle: Bundle, backend: str = "auto", **options):
         raise FpgarecError(f"backend {backend!r}: bad options {sorted(options)} ({exc})") from exc
 
 
+def first_unseen(row: np.ndarray, seen: np.ndarray, k: int) -> np.ndarray:
+    """The first ``k`` ids of a best-first ``row`` (T,) that are not in ``seen``; fewer when the
+    row runs out. Shape (<= k,) int64."""
+    row = np.asarray(row, dtype=np.int64)
+    if len(seen):
+        row = row[~np.isin(row, seen)]
+    return row[:k]
+
+
 class Accelerator:
     """A compiled design opened on a backend, with the host sampler in front of it.
 
@@ -185,15 +194,36 @@ class Accelerator:
             return self.sampler.users(users)
         return self.sampler.items(items)
 
-    def recommend(self, users=None, items=None, k: int | None = None) -> np.ndarray:
+    def recommend(self, users=None, items=None, k: int | None = None, exclude_seen: bool = False) -> np.ndarray:
         """Top-``k`` item ids for known ``users`` or for new users' ``items`` lists.
 
         Shapes: users (B,) or B item lists -> (B, k) int64, best first. ``k`` in
         [1, top_k] (default top_k). Unknown users, empty or over-long lists, ids out of range
         raise :class:`~fpgarec.runtime.sampler.QueryError`.
+
+        ``exclude_seen``: drop the items each query has seen (a known user's whole history, a
+        new user's given items) from the design's top_k list and keep the best ``k`` of the rest;
+        a row is padded with -1 where fewer than ``k`` unseen ids remain. The design ranks seen
+        items too (with the demo model about 6 of a known user's top 10), so build it with a
+        larger ``top_k`` (``fpgarec build --top-k 64``) when serving this way.
         """
         k = self.check_k(k)
-        return self.execute(self.contexts(users, items))[:, :k]
+        top = self.execute(self.contexts(users, items))
+        if not exclude_seen:
+            return top[:, :k]
+        queries = [int(u) for u in np.asarray(users).reshape(-1)] if users is not None else list(items)
+        out = np.full((len(top), k), -1, dtype=np.int64)
+        for b, query in enumerate(queries):
+            row = first_unseen(top[b], self.seen(query), k)
+            out[b, :len(row)] = row
+        return out
+
+    def seen(self, query) -> np.ndarray:
+        """What a query has seen: a known user's (int) whole history, or the given item list."""
+        if isinstance(query, (int, np.integer)) and not isinstance(query, bool):
+            user = self.sampler.check_user(query)
+            return self.sampler.history.of(user)
+        return np.asarray(query, dtype=np.int64)
 
     def recommend_queries(self, queries: list) -> np.ndarray:
         """Top-``top_k`` ids for a mixed batch, each query a user id (int) or an item list,

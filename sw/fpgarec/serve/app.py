@@ -7,7 +7,10 @@ Endpoints (JSON in and out; ids are the data set's internal indices, see
     ``{"user_id": 17, "k": 10}`` (a known user: its context comes from the history) or
     ``{"items": [52, 7, 301], "k": 5}`` (a new user's items, oldest first). ``k`` is optional
     (default: the design's ``top_k``) and must lie in [1, top_k]. Answer: ``{"items": [...]}``,
-    the ``k`` best item ids, best first.
+    the ``k`` best item ids, best first. ``"exclude_seen": true`` (optional, default false)
+    drops the items the query has seen (the known user's history, or the given items) from the
+    design's ``top_k`` list first, so the answer may hold fewer than ``k`` ids; serve a design
+    built with a larger ``top_k`` (``fpgarec build --top-k 64``) for that.
 ``GET /healthz``
     ``{"status": "ok", "design", "backend", "k", "top_k", "n_items", "known_users"}``.
 ``GET /metrics``
@@ -35,7 +38,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from fpgarec.runtime.accelerator import Accelerator
+from fpgarec.runtime.accelerator import Accelerator, first_unseen
 from fpgarec.runtime.sampler import QueryError, QueryTypeError, UnknownUserError
 from fpgarec.serve.batching import DynamicBatcher, QueueFull
 from fpgarec.serve.config import ServeConfig
@@ -47,7 +50,7 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 #: routes reported by name in the metrics (anything else is "other", bounding label values)
 ROUTES = ("/recommend", "/healthz", "/metrics")
-_FIELDS = {"user_id", "items", "k"}
+_FIELDS = {"user_id", "items", "k", "exclude_seen"}
 
 
 class HTTPError(Exception):
@@ -125,24 +128,27 @@ async def read_body(scope, receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
-def parse_query(payload, acc: Accelerator) -> tuple[int | list, int]:
-    """A request body (decoded JSON) -> (checked query: user id or item list, k)."""
+def parse_query(payload, acc: Accelerator) -> tuple[int | list, int, bool]:
+    """A request body (decoded JSON) -> (checked query: user id or item list, k, exclude_seen)."""
     if not isinstance(payload, dict):
         raise HTTPError(400, f"the body must be a JSON object, got {type(payload).__name__}")
     unknown = payload.keys() - _FIELDS
     if unknown:
-        raise HTTPError(400, f"unknown field(s) {sorted(unknown)}: expected user_id or items, and k")
+        raise HTTPError(400, f"unknown field(s) {sorted(unknown)}: expected user_id or items, k and exclude_seen")
     has_user, has_items = "user_id" in payload, "items" in payload
     if has_user == has_items:
         raise HTTPError(400, "give exactly one of user_id and items")
+    exclude = payload.get("exclude_seen", False)
+    if not isinstance(exclude, bool):
+        raise HTTPError(400, f"exclude_seen must be true or false, got {type(exclude).__name__}")
     try:
         k = acc.check_k(payload.get("k"))
         if has_user:
-            return acc.sampler.check_user(payload["user_id"]), k
+            return acc.sampler.check_user(payload["user_id"]), k, exclude
         items = payload["items"]
         if not isinstance(items, list):
             raise QueryTypeError(f"items must be a list of integers, got {type(items).__name__}")
-        return acc.sampler.check_items(items), k
+        return acc.sampler.check_items(items), k, exclude
     except UnknownUserError as exc:
         raise HTTPError(404, str(exc)) from None
     except QueryTypeError as exc:
@@ -167,7 +173,7 @@ class RecommendEndpoint:
                 payload = json.loads(body)
             except ValueError as exc:
                 raise HTTPError(400, f"the body is not valid JSON ({exc})") from None
-            query, k = parse_query(payload, self.acc)
+            query, k, exclude = parse_query(payload, self.acc)
             try:
                 fut = self.batcher.submit(query)
             except QueueFull as exc:
@@ -179,7 +185,7 @@ class RecommendEndpoint:
                 raise HTTPError(500, "the accelerator failed on this batch") from None
         except HTTPError as err:
             return err.status, error_body(err.status, str(err))
-        return 200, answer_body(row[:k])
+        return 200, answer_body(first_unseen(row, self.acc.seen(query), k) if exclude else row[:k])
 
     async def __call__(self, scope, receive, send) -> None:
         status, body = await self.answer(scope, receive)
