@@ -56,6 +56,24 @@ def _gif(frames: int = 3) -> bytes:
     return buf.getvalue()
 
 
+def _video(frames: int = 30, fps: int = 10, size=(64, 48), codec: str = "mpeg4", fmt: str = "mp4") -> bytes:
+    """A container video (PyAV) whose frame i is uniformly red = 8 i."""
+    import av
+
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for i in range(frames):
+            img = np.zeros((size[1], size[0], 3), np.uint8)
+            img[..., 0] = 8 * i
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    return buf.getvalue()
+
+
 def _wav(seconds: float = 0.5, rate: int = 16000, freq: float = 440.0) -> bytes:
     t = np.arange(int(seconds * rate)) / rate
     buf = io.BytesIO()
@@ -64,6 +82,27 @@ def _wav(seconds: float = 0.5, rate: int = 16000, freq: float = 440.0) -> bytes:
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes((np.sin(2 * np.pi * freq * t) * 20000).astype("<i2").tobytes())
+    return buf.getvalue()
+
+
+def _coded_audio(codec: str, fmt: str, seconds: float = 0.5, rate: int = 16000, freq: float = 440.0,
+                 channels: int = 2) -> bytes:
+    """The samples of :func:`_wav` (on every channel), encoded with PyAV."""
+    import av
+
+    t = np.arange(int(seconds * rate)) / rate
+    x = (np.sin(2 * np.pi * freq * t) * 20000).astype(np.int16)
+    layout = "stereo" if channels == 2 else "mono"
+    buf = io.BytesIO()
+    with av.open(buf, mode="w", format=fmt) as out:
+        stream = out.add_stream(codec, rate=rate, layout=layout)
+        frame = av.AudioFrame.from_ndarray(np.repeat(x[None, :], channels, 0).T.reshape(1, -1).copy(),
+                                           format="s16", layout=layout)
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
     return buf.getvalue()
 
 
@@ -96,10 +135,13 @@ def _write_media(folder, items_image=range(1, 21), items_audio=range(1, 16), ite
     folder.mkdir(exist_ok=True)
     for i in items_image:
         (folder / f"{i}.png").write_bytes(_png(colour=(8 * i, 255 - 8 * i, (37 * i) % 256)))
-    for i in items_audio:
-        (folder / f"{i}.wav").write_bytes(_wav(freq=200 + 40 * i))
-    for i in items_video:
-        (folder / f"{i}.gif").write_bytes(_gif())
+    for i in items_audio:  # every third one as FLAC
+        if i % 3:
+            (folder / f"{i}.wav").write_bytes(_wav(freq=200 + 40 * i))
+        else:
+            (folder / f"{i}.flac").write_bytes(_coded_audio("flac", "flac", freq=200 + 40 * i))
+    for n, i in enumerate(items_video):  # GIF and mp4 in turn
+        (folder / f"{i}.gif").write_bytes(_gif()) if n % 2 == 0 else (folder / f"{i}.mp4").write_bytes(_video())
     return folder
 
 
@@ -108,12 +150,13 @@ BAD = {
     "22.png": None,                                      # too small (8x8), written below
     "23.wav": None,                                      # a PNG named .wav, written below
     "24.wav": None,                                      # too short, written below
-    "25.mp4": b"\x00\x00\x00\x18ftypmp42",               # unsupported extension
+    "25.mid": b"MThd\x00\x00\x00\x06",                   # unsupported extension
     "999.png": None,                                     # no such item
     "1.png": None,                                       # second image of item 1 (1.jpg kept)
     "26.gif": None,                                      # truncated GIF
     "27.png": b"",                                       # empty
     "28.gif": None,                                      # a PNG named .gif: not a GIF video
+    "29.mp4": None,                                      # truncated mp4
 }
 
 
@@ -126,6 +169,7 @@ def _write_bad(folder):
     BAD_BYTES["1.png"] = _png()
     BAD_BYTES["26.gif"] = _gif()[:40]
     BAD_BYTES["28.gif"] = _png()
+    BAD_BYTES["29.mp4"] = _video()[:200]
     for name, data in BAD_BYTES.items():
         (folder / name).write_bytes(data)
     (folder / "1.jpg").write_bytes(_png(fmt="JPEG"))
@@ -148,7 +192,8 @@ def test_bad_files_are_skipped_with_one_warning_each(tmp_path, caplog, monkeypat
     assert {s["file"] for s in report["skipped"]} == {str(folder / n) for n in BAD}
     reasons = {s["file"].rsplit("/", 1)[1]: s["reason"] for s in report["skipped"]}
     assert "too small" in reasons["22.png"] and "too short" in reasons["24.wav"]
-    assert "unsupported extension" in reasons["25.mp4"] and "no item" in reasons["999.png"]
+    assert "unsupported extension" in reasons["25.mid"] and "no item" in reasons["999.png"]
+    assert "video" in reasons["29.mp4"]
     assert "already has a image file (1.jpg)" in reasons["1.png"] and "empty" in reasons["27.png"]
     assert report["files"]["skipped"] == len(BAD)
     assert report["modalities"] == {"text": N_ITEMS, "image": 20, "audio": 15, "video": 2}
@@ -242,6 +287,37 @@ def test_media_decoding_and_frame_sampling():
         media.decode_image(_png(size=(300, 300)), media.MediaLimits(max_image_pixels=10_000))
 
 
+def test_compressed_audio_decodes_like_the_wav():
+    """FLAC is lossless: its stereo decode equals the mono WAV's samples exactly; mp3 keeps the
+    length (up to the encoder's padding) and the 440 Hz tone."""
+    want, rate = media.decode_audio(_wav())
+    got, got_rate = media.decode_audio(_coded_audio("flac", "flac"))
+    assert got_rate == rate and np.array_equal(got, want)
+    y, r = media.decode_audio(_coded_audio("libmp3lame", "mp3", rate=16000))
+    assert r == 16000 and abs(len(y) - len(want)) <= 2000
+    spectrum = np.abs(np.fft.rfft(y[:8000]))
+    assert abs(np.argmax(spectrum) * r / 8000 - 440) <= 4
+    with pytest.raises(media.MediaSkipped, match="too short"):
+        media.decode_audio(_coded_audio("flac", "flac", seconds=0.02))
+    with pytest.raises(media.MediaSkipped, match="audio"):
+        media.decode_audio(_png())
+
+
+@pytest.mark.parametrize(("codec", "fmt"), [("mpeg4", "mp4"), ("h264", "matroska"), ("libvpx-vp9", "webm"),
+                                            ("mpeg4", "avi")])
+def test_container_video_frames_are_sampled_at_segment_centres(codec, fmt):
+    """30 frames at 10 fps, frame i red = 8 i: 4 frames at t = 0.375, 1.125, 1.875, 2.625 s are
+    frames 4, 12, 19, 27 (the first at or after each time), red 32, 96, 152, 216 up to the codec's loss."""
+    frames = media.decode_video(_video(codec=codec, fmt=fmt), media.MediaLimits(video_frames=4))
+    red = [float(np.asarray(f)[..., 0].mean()) for f in frames]
+    assert len(frames) == 4 and frames[0].size == (64, 48) and frames[0].mode == "RGB"
+    np.testing.assert_allclose(red, [32, 96, 152, 216], atol=6)
+    with pytest.raises(media.MediaSkipped, match="too small"):
+        media.decode_video(_video(size=(16, 8)), media.MediaLimits(min_image_side=10))
+    with pytest.raises(media.MediaSkipped, match="video"):
+        media.decode_video(b"\x00\x00\x00\x18ftypmp42" + bytes(100))
+
+
 def test_user_mistakes_are_one_line_errors(tmp_path, monkeypatch):
     _stub(monkeypatch)
     with pytest.raises(FpgarecError, match="media folder not found"):
@@ -296,6 +372,7 @@ def test_real_encoders_shapes(tmp_path):
     x = img.encode([media.decode_image(_png(size=(64, 48))), media.decode_image(_png(colour=(0, 0, 255)))])
     assert x.shape == (2, 1280) and np.isfinite(x).all() and not np.allclose(x[0], x[1])
     assert img.encode_video(media.decode_video(_gif())).shape == (1280,)
+    assert img.encode_video(media.decode_video(_video())).shape == (1280,)
     a = AudioEncoder()
     e1 = a.encode_one(*media.decode_wav(_wav(freq=300)))
     e2 = a.encode_one(*media.decode_wav(_wav(seconds=3.0, rate=44100, freq=3000)))

@@ -13,9 +13,11 @@ modality  extensions                                      decoded by
 ========  ==============================================  ==================================
 image     ``.png .jpg .jpeg .bmp .webp``                  Pillow (first frame)
 audio     ``.wav`` (PCM 8/16/24/32-bit or float, any      ``scipy.io.wavfile``
-          rate 4-192 kHz, any channel count)
+          rate 4-192 kHz, any channel count);
+          ``.mp3 .ogg .oga .opus .flac .m4a .aac``        PyAV (FFmpeg)
 video     ``.gif`` (animated; a still GIF is a 1-frame    Pillow, frames sampled uniformly
-          video)
+          video); ``.mp4 .m4v .mov .mkv .webm .avi``      PyAV (FFmpeg), frames sampled
+                                                          uniformly in time by seeking
 ========  ==============================================  ==================================
 
 Files whose name starts with ``.`` or ``README`` are ignored silently. Every other file that is
@@ -24,9 +26,9 @@ no item with that token, a second file of the same modality for the same item (t
 sorted name order is kept), empty or larger than ``max_file_bytes``, undecodable or of the
 wrong format, too small (image side < ``min_image_side``), too large (more than
 ``max_image_pixels`` pixels), or audio shorter than ``min_audio_seconds``. Audio longer than
-``max_audio_seconds`` is cut to its beginning (not skipped). Video must be given as an
-animated GIF: no mp4 decoder is installed (convert with e.g. ``ffmpeg -i in.mp4 -vf
-fps=2,scale=224:-1 42.gif``).
+``max_audio_seconds`` is cut to its beginning (not skipped). A container video is skipped
+when it has no video stream, no known duration and no decodable frame, or a frame outside the
+image size limits.
 
 Feature cache
 -------------
@@ -53,8 +55,10 @@ log = logging.getLogger(__name__)
 #: extension (lower case, with dot) -> modality
 EXTENSIONS: dict[str, str] = {
     ".png": "image", ".jpg": "image", ".jpeg": "image", ".bmp": "image", ".webp": "image",
-    ".wav": "audio",
-    ".gif": "video",
+    ".wav": "audio", ".mp3": "audio", ".ogg": "audio", ".oga": "audio", ".opus": "audio", ".flac": "audio",
+    ".m4a": "audio", ".aac": "audio",
+    ".gif": "video", ".mp4": "video", ".m4v": "video", ".mov": "video", ".mkv": "video", ".webm": "video",
+    ".avi": "video",
 }
 #: the media modalities, in report order (text is always present and is not a file)
 MODALITIES = ("image", "audio", "video")
@@ -216,8 +220,14 @@ def frame_indices(n_frames: int, n: int) -> np.ndarray:
 
 
 def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> list:
-    """Frames of an animated GIF (or any multi-frame image), ``limits.video_frames`` of them at
-    most, sampled uniformly, as RGB ``PIL.Image`` s. Raises :class:`MediaSkipped`."""
+    """Frames of a video, ``limits.video_frames`` of them at most, sampled uniformly, as RGB
+    ``PIL.Image`` s: an animated GIF (Pillow; any multi-frame image) or a container file (mp4,
+    mov, mkv, webm, avi: :func:`decode_container_video`). Raises :class:`MediaSkipped`."""
+    if not data.startswith((b"GIF87a", b"GIF89a")):
+        still = _image_format(data)
+        if still is not None:
+            raise MediaSkipped(f"a video must be an animated GIF or a video file, this is a {still} image")
+        return decode_container_video(data, limits)
     img = _open_image(data, limits)
     if img.format != "GIF":
         raise MediaSkipped(f"a video must be an animated GIF, this is {img.format}")
@@ -230,6 +240,103 @@ def decode_video(data: bytes, limits: MediaLimits = MediaLimits()) -> list:
         return frames
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise MediaSkipped(f"video data is corrupt ({exc})") from exc
+
+
+def _image_format(data: bytes) -> str | None:
+    """Pillow's format name if ``data`` is a still image Pillow recognises, else None."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.format
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        return None
+
+
+def decode_container_video(data: bytes, limits: MediaLimits = MediaLimits()) -> list:
+    """``limits.video_frames`` frames of a container video, at the centres of equal time
+    segments t_j = (j + 1/2) T / n of its duration T, as RGB ``PIL.Image`` s (PyAV, the FFmpeg
+    libraries inside its wheel). Each frame is the first decoded at or after t_j, reached by
+    seeking to the key frame before it, so a long video is not decoded whole. Raises
+    :class:`MediaSkipped`."""
+    try:
+        import av
+    except ImportError as exc:  # media extras not installed
+        raise MediaSkipped("PyAV is not installed (requirements/media.txt); only GIF videos can be read") from exc
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.video:
+                raise MediaSkipped("no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            base = float(stream.time_base) if stream.time_base else 1e-6
+            if stream.duration:
+                seconds = stream.duration * base
+            elif container.duration:
+                seconds = container.duration / 1e6
+            else:
+                seconds = 0.0
+            start = (stream.start_time or 0) * base
+            n = max(1, limits.video_frames) if seconds > 0 else 1
+            frames = []
+            for j in range(n):
+                t = start + (j + 0.5) * seconds / n
+                container.seek(int(t / base), stream=stream, backward=True, any_frame=False)
+                frame = next((f for f in container.decode(stream) if f.time is None or f.time >= t - 1e-6), None)
+                if frame is None:
+                    continue
+                w, h = frame.width, frame.height
+                if min(w, h) < limits.min_image_side:
+                    raise MediaSkipped(f"video frame too small ({w}x{h}; each side must be >= {limits.min_image_side})")
+                if w * h > limits.max_image_pixels:
+                    raise MediaSkipped(f"video frame too large ({w}x{h} > {limits.max_image_pixels} pixels)")
+                frames.append(frame.to_image().convert("RGB"))
+    except MediaSkipped:
+        raise
+    except (av.FFmpegError, OSError, ValueError, StopIteration) as exc:
+        raise MediaSkipped(f"not a decodable video ({type(exc).__name__}: {exc})") from exc
+    if not frames:
+        raise MediaSkipped("no decodable video frame")
+    return frames
+
+
+def decode_audio(data: bytes, limits: MediaLimits = MediaLimits()) -> tuple[np.ndarray, int]:
+    """(mono samples in [-1, 1] float32 (T,), sample rate) of an audio file: WAV through
+    :func:`decode_wav`, anything else (mp3, ogg/vorbis/opus, flac, m4a/aac) through PyAV. Cut to
+    ``max_audio_seconds``; channels averaged. Raises :class:`MediaSkipped`."""
+    if data.startswith(b"RIFF"):
+        return decode_wav(data, limits)
+    try:
+        import av
+    except ImportError as exc:  # media extras not installed
+        raise MediaSkipped("PyAV is not installed (requirements/media.txt); only WAV audio can be read") from exc
+    try:
+        with av.open(io.BytesIO(data), mode="r") as container:
+            if not container.streams.audio:
+                raise MediaSkipped("no audio stream")
+            stream = container.streams.audio[0]
+            rate = int(stream.rate or 0)
+            if not limits.min_audio_rate <= rate <= limits.max_audio_rate:
+                raise MediaSkipped(f"sample rate {rate} Hz outside {limits.min_audio_rate}..{limits.max_audio_rate}")
+            resampler = av.AudioResampler(format="fltp", rate=rate)  # planar float32, source layout
+            limit = int(limits.max_audio_seconds * rate)
+            chunks, n = [], 0
+            for frame in container.decode(stream):
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray().mean(axis=0))  # (channels, samples) -> samples
+                    n += chunks[-1].shape[0]
+                if n >= limit:
+                    break
+    except MediaSkipped:
+        raise
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise MediaSkipped(f"not a decodable audio file ({type(exc).__name__}: {exc})") from exc
+    y = np.concatenate(chunks).astype(np.float32)[:limit] if chunks else np.zeros(0, np.float32)
+    if len(y) < limits.min_audio_seconds * rate:
+        raise MediaSkipped(f"audio too short ({len(y) / rate:.3f} s < {limits.min_audio_seconds} s)")
+    if not np.isfinite(y).all():
+        raise MediaSkipped("audio holds non-finite samples")
+    return np.clip(y, -1.0, 1.0), rate
 
 
 def decode_wav(data: bytes, limits: MediaLimits = MediaLimits()) -> tuple[np.ndarray, int]:

@@ -162,7 +162,7 @@ def _encode_files(files: list, modality: str, enc, store: media_io.FeatureCache,
             elif modality == "video":
                 keep(f.item, key, enc.encode_video(media_io.decode_video(data, limits)))
             else:
-                keep(f.item, key, enc.encode_one(*media_io.decode_wav(data, limits)))
+                keep(f.item, key, enc.encode_one(*media_io.decode_audio(data, limits)))
         except media_io.MediaSkipped as exc:
             media_io.skip(skipped, f.path, str(exc))
             continue
