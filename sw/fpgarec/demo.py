@@ -70,6 +70,7 @@ def _item_content(cfg: DemoConfig, data: InteractionData, text: np.ndarray, reus
     vectors, report = multimodal_item_vectors(
         data, text, cfg.media, cfg.cache / "media", MultimodalConfig(seed=cfg.seed),
         progress=cfg.progress and is_main_process(),
+        heads_out=cfg.out / "models" / "multimodal_heads" if is_main_process() else None,
     )
     if is_main_process():
         vec_path.parent.mkdir(parents=True, exist_ok=True)

@@ -222,6 +222,30 @@ def test_shapes_missing_modalities_and_report(tmp_path, monkeypatch):
     assert sorted(p.name for p in (tmp_path / "cache" / "image").iterdir()) == ["keys.npy", "vectors.npy"]
 
 
+def test_saved_heads_give_a_new_item_the_catalogue_vector(tmp_path, monkeypatch):
+    """Heads saved with the vectors, loaded back: item_vector of an item's text and media
+    features equals its row (item 5: image + audio; item 25: text only)."""
+    from fpgarec.encoders.multimodal import item_vector, load_heads
+
+    _stub(monkeypatch)
+    folder = _write_media(tmp_path / "m")
+    cfg = MultimodalConfig(epochs=3, dim=16, hidden=32, holdout=0.25)
+    text = _text()
+    vectors, report = multimodal_item_vectors(_data(), text, folder, tmp_path / "cache", cfg, progress=False,
+                                              heads_out=tmp_path / "heads" / "mm")
+    assert report["heads"] == str(tmp_path / "heads" / "mm.safetensors")
+    model, loaded_cfg = load_heads(tmp_path / "heads" / "mm")
+    assert loaded_cfg == cfg
+    image = StubImage().encode([media.decode_image((folder / "5.png").read_bytes())])[0]
+    audio = StubAudio().encode_one(*media.decode_audio((folder / "5.wav").read_bytes()))
+    np.testing.assert_allclose(item_vector(model, text[4], {"image": image, "audio": audio}), vectors[4], atol=1e-6)
+    np.testing.assert_allclose(item_vector(model, text[24], {}), vectors[24], atol=1e-6)
+    with pytest.raises(FpgarecError, match="unknown modality"):
+        item_vector(model, text[0], {"smell": image})
+    with pytest.raises(FpgarecError, match="file not found"):
+        load_heads(tmp_path / "heads" / "nope")
+
+
 def test_missing_modality_vector_is_the_mean_of_the_aligned_ones():
     """v_i = normalize(mean of the modalities item i has): text only, text + image, all three."""
     import torch

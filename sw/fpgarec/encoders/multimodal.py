@@ -264,6 +264,59 @@ def _build_model(in_dims: dict[str, int], stats: dict[str, tuple[np.ndarray, np.
     return AlignmentModel()
 
 
+def save_heads(model, cfg: MultimodalConfig, path: Path) -> Path:
+    """Write trained heads as ``<path>.safetensors`` (every head's weights and input
+    normalisation, the InfoNCE scale) and ``<path>.json`` (config, input width per head). No
+    pickles. Returns the .safetensors path."""
+
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    weights = path.with_suffix(".safetensors")
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(weights))
+    in_dims = {h: int(head.mean.shape[0]) for h, head in model.heads.items()}
+    path.with_suffix(".json").write_text(json.dumps({"config": asdict(cfg), "in_dims": in_dims,
+                                                     "head_of": HEAD_OF}, indent=1))
+    return weights
+
+
+def load_heads(path: Path):
+    """(model, config) saved by :func:`save_heads` (``path`` with or without a suffix)."""
+
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    weights, meta_file = path.with_suffix(".safetensors"), path.with_suffix(".json")
+    for f in (weights, meta_file):
+        if not f.is_file():
+            raise FpgarecError(f"{f}: file not found (saved heads are <name>.safetensors + <name>.json)")
+    try:
+        meta = json.loads(meta_file.read_text())
+        cfg = MultimodalConfig(**meta["config"])
+        in_dims = {h: int(d) for h, d in meta["in_dims"].items()}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise FpgarecError(f"{meta_file}: not a multimodal heads file ({exc})") from exc
+    stats = {h: (np.zeros(d, np.float32), np.ones(d, np.float32)) for h, d in in_dims.items()}
+    model = _build_model(in_dims, stats, cfg)
+    try:
+        model.load_state_dict(load_file(str(weights)))
+    except RuntimeError as exc:
+        raise FpgarecError(f"{weights}: weights do not fit {meta_file.name} ({exc})") from exc
+    return model.eval(), cfg
+
+
+def item_vector(model, text: np.ndarray, media: dict[str, np.ndarray]) -> np.ndarray:
+    """One new item's aligned vector from its MiniLM vector (384,) and the encoder features of
+    the media it has (modality -> (d_m,) vector, e.g. ``ImageEncoder.encode``'s row): the same
+    :func:`fuse` as for the catalogue. Shape (dim,) float32."""
+    features = {m: (np.zeros(1, np.int64), np.asarray(x, np.float32)[None, :]) for m, x in media.items()}
+    unknown = set(features) - set(HEAD_OF)
+    if unknown:
+        raise FpgarecError(f"unknown modality {sorted(unknown)}: expected some of {sorted(set(HEAD_OF) - {'text'})}")
+    return fuse(model, np.asarray(text, np.float32)[None, :], features)[0][0]
+
+
 def _stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(0), np.maximum(x.std(0), 1e-3)
 
@@ -443,13 +496,14 @@ def split_items(features: dict, n_items: int, cfg: MultimodalConfig) -> tuple[np
 
 
 def multimodal_item_vectors(data, text: np.ndarray, media_dir: Path, cache: Path, cfg: MultimodalConfig | None = None,
-                            progress: bool = True) -> tuple[np.ndarray, dict]:
+                            progress: bool = True, heads_out: Path | None = None) -> tuple[np.ndarray, dict]:
     """Aligned multimodal item vectors to use in place of the text vectors, and a report.
 
     ``data``: the :class:`fpgarec.data.dataset.InteractionData` (its ``item_tokens`` name the
     media files); ``text``: its MiniLM vectors (I, 384) (:func:`fpgarec.encoders.text.encode_texts`);
     ``media_dir``: the media folder (naming rules: :mod:`fpgarec.encoders.media`); ``cache``: a
-    folder for the encoders' feature caches.
+    folder for the encoders' feature caches; ``heads_out``: where to save the trained heads
+    (:func:`save_heads`; new items then get vectors with :func:`load_heads` + :func:`item_vector`).
 
     Returns (v (I, cfg.dim) float32, L2-normalised rows; report dict with "items", "dim",
     "modalities" (items per modality), "files" (found / used / skipped counts), "skipped"
@@ -483,6 +537,7 @@ def multimodal_item_vectors(data, text: np.ndarray, media_dir: Path, cache: Path
         figures["after"] = retrieval(model, text, features, held)
         figures["chance"] = _chance(figures["after"])
     vectors, _ = fuse(model, text, features)
+    heads = str(save_heads(model, cfg, heads_out)) if heads_out is not None else None
     n_found = len(scan.files) + len(scan.skipped)
     report = {
         "items": n_items,
@@ -498,9 +553,10 @@ def multimodal_item_vectors(data, text: np.ndarray, media_dir: Path, cache: Path
         "training": train_info,
         "encoding": timing,
         "encoders": {"text": "all-MiniLM-L6-v2 (384-d)", "image": "EfficientNet-Lite0 ImageNet (1280-d)",
-                     "video": "EfficientNet-Lite0, mean of sampled GIF frames (1280-d)",
+                     "video": "EfficientNet-Lite0, mean of sampled frames (GIF or container video) (1280-d)",
                      "audio": "aiSFX X-Sequential-CE (512-d)"},
         "config": asdict(cfg),
+        "heads": heads,
     }
     log.info("multimodal item vectors: %d items, %s; %d files used, %d skipped; heads trained in %.1f s",
              n_items, report["modalities"], n_used, len(skipped), seconds)
