@@ -13,7 +13,7 @@ class DemoConfig:
 
     #: RecBole atomic-file folder; None = MovieLens-100k from the installed recbole package.
     data: Path | None = None
-    #: media folder (item images/audio/GIF videos named by item id, docs/multimodal.md): the
+    #: media folder (item images, audio, videos named by item id, docs/multimodal.md): the
     #: item content vectors become the aligned text+image+audio vectors; None = text only.
     media: Path | None = None
     #: user-user social file (RecBole ``.net``, docs/hetero.md) for the heterogeneous model.

@@ -379,10 +379,10 @@ def _multimodal_entry(prep: Prepared) -> dict:
     """The report's ``"multimodal"`` object: what the item content vectors were made of."""
     if prep.multimodal is None:
         return {"status": f"text only: {prep.data.name} has no media folder (MovieLens ships no images, "
-                          "audio or video); run with --media DIR to align image, audio and GIF video with the text",
+                          "audio or video); run with --media DIR to align image, audio and video with the text",
                 "content_dim": int(prep.text.shape[1])}
     mm = prep.multimodal
-    keep = ("items", "dim", "modalities", "files", "retrieval", "train_seconds", "encoders")
+    keep = ("items", "dim", "modalities", "files", "retrieval", "train_seconds", "encoders", "heads")
     return {"status": "text + media aligned into one item space (InfoNCE)", "content_dim": int(prep.text.shape[1]),
             **{k: mm[k] for k in keep if k in mm}, "skipped_files": len(mm.get("skipped", []))}
 

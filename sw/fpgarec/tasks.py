@@ -148,6 +148,12 @@ def task_lora(task: Task, cfg, prep) -> dict:
     from fpgarec.lm.finetune import FinetuneConfig, compare_finetuning
     from fpgarec.lm.plot import plot_finetuning
 
+    if prep.multimodal is not None:  # --media: prep.text holds the aligned vectors; this compares MiniLM itself
+        from dataclasses import replace
+
+        from fpgarec.encoders.text import encode_texts
+
+        prep = replace(prep, text=encode_texts(prep.data.item_text, Path(cfg.cache) / "text", show_progress=False))
     fcfg = FinetuneConfig(dim=cfg.dim, k=cfg.k, horizon=cfg.horizon, seed=cfg.seed, progress=False)
     res = compare_finetuning(prep, fcfg, progress=False)
     png = plot_finetuning(res, Path(cfg.out) / "plots", "lora.png")
