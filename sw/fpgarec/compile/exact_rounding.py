@@ -135,10 +135,10 @@ def apply(model, quantizers: dict | None):
 
 
 def near_tie_queries(student, queries: np.ndarray, tol: float = 1e-3) -> np.ndarray:
-    """Which queries (Q, K) bring a quantizer's exact input v = (a x + b) / s within ``tol`` steps
-    of a rounding boundary k + 1/2 inside its output range, for either quantizer. Float32 graphs (the QONNX export and
-    FINN's steps before the exact thresholds) may round those either way; every other query
-    they must compute exactly. Shape (Q,) bool."""
+    """Which queries (Q, K) bring a quantizer's exact input v = (a x + b) / s within ``tol``
+    steps of a rounding boundary k + 1/2 inside its output range, for either quantizer. Float32
+    graphs (the QONNX export and FINN's steps before the exact thresholds) may round those
+    either way; every other query they must compute exactly. Shape (Q,) bool."""
     import torch
 
     from fpgarec.compile.export import quantizer_metadata

@@ -27,8 +27,8 @@ sorted name order is kept), empty or larger than ``max_file_bytes``, undecodable
 wrong format, too small (image side < ``min_image_side``), too large (more than
 ``max_image_pixels`` pixels), or audio shorter than ``min_audio_seconds``. Audio longer than
 ``max_audio_seconds`` is cut to its beginning (not skipped). A container video is skipped
-when it has no video stream, no known duration and no decodable frame, or a frame outside the
-image size limits.
+when it has no video stream, no decodable frame, or frames outside the image size limits (one
+of unknown duration gives its first frame only).
 
 Feature cache
 -------------
