@@ -253,16 +253,22 @@ def _image_format(data: bytes) -> str | None:
         return None
 
 
+def _pyav(without: str):
+    """The ``av`` module (PyAV), or :class:`MediaSkipped` saying what can be read ``without`` it."""
+    try:
+        import av
+    except ImportError as exc:  # media extras not installed
+        raise MediaSkipped(f"PyAV is not installed (requirements/media.txt); {without}") from exc
+    return av
+
+
 def decode_container_video(data: bytes, limits: MediaLimits = MediaLimits()) -> list:
     """``limits.video_frames`` frames of a container video, at the centres of equal time
     segments t_j = (j + 1/2) T / n of its duration T, as RGB ``PIL.Image`` s (PyAV, the FFmpeg
     libraries inside its wheel). Each frame is the first decoded at or after t_j, reached by
     seeking to the key frame before it, so a long video is not decoded whole. Raises
     :class:`MediaSkipped`."""
-    try:
-        import av
-    except ImportError as exc:  # media extras not installed
-        raise MediaSkipped("PyAV is not installed (requirements/media.txt); only GIF videos can be read") from exc
+    av = _pyav("only GIF videos can be read")
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.video:
@@ -306,10 +312,7 @@ def decode_audio(data: bytes, limits: MediaLimits = MediaLimits()) -> tuple[np.n
     ``max_audio_seconds``; channels averaged. Raises :class:`MediaSkipped`."""
     if data.startswith(b"RIFF"):
         return decode_wav(data, limits)
-    try:
-        import av
-    except ImportError as exc:  # media extras not installed
-        raise MediaSkipped("PyAV is not installed (requirements/media.txt); only WAV audio can be read") from exc
+    av = _pyav("only WAV audio can be read")
     try:
         with av.open(io.BytesIO(data), mode="r") as container:
             if not container.streams.audio:
