@@ -214,12 +214,12 @@ def test_social_ties_give_an_unseen_user_a_long_term_vector():
     assert entry["edges"]["user-user"] == 1 and entry["nodes"]["entities"] == 3
 
 
-def test_train_hetero_runs_on_a_tiny_generated_data_set():
-    rng = np.random.default_rng(0)
-    n_users, n_items, per_user = 12, 20, 15
+def _toy_data(rng, n_users: int, n_items: int, per_user: int) -> InteractionData:
+    """Generated interactions: each user ``per_user`` distinct random items at times 0, 1, ...;
+    no texts, no knowledge graph."""
     user = np.repeat(np.arange(n_users), per_user)
     item = np.concatenate([rng.choice(n_items, per_user, replace=False) for _ in range(n_users)])
-    data = InteractionData(
+    return InteractionData(
         name="toy",
         folder=Path("."),
         user_tokens=[f"u{i}" for i in range(n_users)],
@@ -230,6 +230,12 @@ def test_train_hetero_runs_on_a_tiny_generated_data_set():
         item_text=[""] * n_items,
         kg=None,
     )
+
+
+def test_train_hetero_runs_on_a_tiny_generated_data_set():
+    rng = np.random.default_rng(0)
+    n_users, n_items, per_user = 12, 20, 15
+    data = _toy_data(rng, n_users, n_items, per_user)
     split = temporal_split(data)
     prep = SimpleNamespace(data=data, text=rng.normal(size=(n_items, 8)).astype(np.float32))
     cfg = DemoConfig(dim=8, k=4, max_epochs=2, progress=False)
@@ -242,19 +248,7 @@ def test_train_hetero_runs_on_a_tiny_generated_data_set():
 def test_train_hetero_without_extra_relations_is_the_teacher():
     rng = np.random.default_rng(1)
     n_users, n_items, per_user = 8, 15, 12
-    user = np.repeat(np.arange(n_users), per_user)
-    item = np.concatenate([rng.choice(n_items, per_user, replace=False) for _ in range(n_users)])
-    data = InteractionData(
-        name="toy",
-        folder=Path("."),
-        user_tokens=[f"u{i}" for i in range(n_users)],
-        item_tokens=[f"i{i}" for i in range(n_items)],
-        user=user,
-        item=item,
-        timestamp=np.tile(np.arange(per_user, dtype=np.float64), n_users),
-        item_text=[""] * n_items,
-        kg=None,
-    )  # no knowledge graph, and no social file below: only the user-item relation
+    data = _toy_data(rng, n_users, n_items, per_user)  # no knowledge graph, and no social file below: only the user-item relation
     split = temporal_split(data)
     text = rng.normal(size=(n_items, 8)).astype(np.float32)
     adj, _ = normalized_adjacency(split.train, n_items)
