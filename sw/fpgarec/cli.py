@@ -122,6 +122,16 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sim(args: argparse.Namespace) -> int:
+    from fpgarec.hwsim.measure import measure
+
+    summary = measure(args.bundle, queries=args.queries, seed=args.seed, gap=args.gap,
+                      backpressure=args.backpressure, size=args.size_fifos, synth=args.synth,
+                      record=args.record, cache=args.cache)
+    sys.stdout.write(json.dumps(summary) + "\n")
+    return 0 if summary["mismatches"] == 0 else 1
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from fpgarec.compile.report import report
 
@@ -324,6 +334,21 @@ def build_parser() -> argparse.ArgumentParser:
     b = bench_sub.add_parser("packing", help="our bit packing vs finn-plus' at the demo bundle's datatypes")
     b.add_argument("--batch", type=int, default=1000)
     b.set_defaults(func=cmd_bench_packing)
+
+    p = sub.add_parser("sim", help="Verilator simulation of the whole design, bit for bit against the "
+                       "emulation; last line: one JSON object")
+    p.add_argument("bundle", type=Path, help="the compiled design (bundle folder)")
+    p.add_argument("--queries", type=int, default=1000, help="generated queries to stream (default 1000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the queries, gaps and back-pressure (default 0)")
+    p.add_argument("--gap", type=float, default=0.2, help="input gap probability of the random pass (default 0.2)")
+    p.add_argument("--backpressure", type=float, default=0.2,
+                   help="output back-pressure probability of the random pass (default 0.2)")
+    p.add_argument("--size-fifos", action="store_true", help="size the FIFOs anew even if the bundle has depths")
+    p.add_argument("--synth", action="store_true", help="also synthesize the design with Yosys")
+    p.add_argument("--record", action="store_true",
+                   help="store the measurements (and FIFO depths) in the bundle's manifest")
+    p.add_argument("--cache", type=Path, default=Path("build/rtlsim"), help="build cache (default build/rtlsim)")
+    p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("verify", help="bit-exactness: emulation vs FINN execution vs Brevitas")
     p.add_argument("bundle", type=Path)

@@ -102,16 +102,69 @@ def format_report(manifest: dict) -> str:
     if e.get("mac_bound_cycles"):
         lines.append(f"MAC bound: {e['macs_per_query']:,} MACs/query / {e['macs_per_cycle']:,} MACs/cycle = "
                      f"{e['mac_bound_cycles']:.0f} cycles -> at most {e['mac_bound_queries_per_s']:,.0f} queries/s")
+    lines += format_measured(manifest)
     bit = manifest.get("bitstream", {})
     lines.append("bitstream: " + ("built" if bit.get("built") else f"not built ({bit.get('reason', '')})"))
-    lines.append("NOTE: " + e["note"] + "; a board measurement replaces them.")
+    lines.append("NOTE: " + e["note"] + "; the measured section (Verilator simulation, Yosys synthesis) "
+                 "replaces them where present; a board measurement replaces both.")
     return "\n".join(line for line in lines if line)
+
+
+def format_measured(manifest: dict) -> list[str]:
+    """Estimate and measurement side by side: per layer FINN's cycles and resources next to the
+    RTL kernel's cycles and Yosys' cells, then the whole design's simulated latency and
+    throughput next to FINN's estimate. Empty if the bundle has no measurements."""
+    m = manifest.get("measured")
+    if not m or "simulation" not in m:
+        return []
+    e, sim, syn = manifest["estimates"], m["simulation"], m.get("synthesis")
+    out = ["", "estimate vs measurement (FINN estimate | RTL: kernel cycles, checked in simulation | "
+               "Yosys synthesis, no place and route)",
+           f"{'layer':<26}{'FINN cyc':>9}{'RTL cyc':>8}{'FINN LUT':>9}{'Yosys LUT':>10}{'FF':>7}"
+           f"{'FINN BRAM':>10}{'BRAM18':>7}{'FINN DSP':>9}{'DSP':>5}{'depth':>9}"]
+    for name, layer in e["layers"].items():
+        r = layer["resources"]
+        y = (syn or {}).get("layers", {}).get(name, {})
+        d = (syn or {}).get("logic_depth", {}).get(name)
+        depth = f"{d['lut_levels']}L+{d['carry_cells']}C" if d else "-"
+        rtl_c = sim.get("layer_cycles", {}).get(name, "-")
+        lut = y.get("LUT", 0) + y.get("LUTRAM", 0) if y else "-"
+        out.append(f"{name:<26}{layer['cycles']:>9}{rtl_c:>8}{r['LUT']:>9.0f}{lut:>10}{y.get('FF', '-'):>7}"
+                   f"{r['BRAM18']:>10.0f}{y.get('BRAM18', '-'):>7}{r['DSP']:>9.0f}{y.get('DSP', '-'):>5}{depth:>9}")
+    if syn:
+        y = syn["layers"].get("streams")
+        if y:
+            d = syn["logic_depth"].get("streams")
+            out.append(f"{'FIFOs and width converters':<26}{'':>9}{'':>8}{'':>9}{y['LUT'] + y['LUTRAM']:>10}"
+                       f"{y['FF']:>7}{'':>10}{y['BRAM18']:>7}{'':>9}{y['DSP']:>5}"
+                       f"{(str(d['lut_levels']) + 'L+' + str(d['carry_cells']) + 'C') if d else '-':>9}")
+        t, avail = syn["total"], e["resources"]["available"]
+        parts = []
+        for key, val in (("LUT", t["LUT"] + t["LUTRAM"]), ("FF", t["FF"]), ("BRAM18", t["BRAM18"]),
+                         ("URAM", t["URAM"]), ("DSP", t["DSP"])):
+            pct = f" ({100 * val / avail[key]:.0f}%)" if avail.get(key) else ""
+            parts.append(f"{key} {val:,} of {avail.get(key, 0):,}{pct}")
+        worst = max(syn["logic_depth"].values(), key=lambda d: (d["lut_levels"], d["carry_cells"]), default=None)
+        out.append(f"Yosys synthesis ({syn['family']}, no place and route): " + ", ".join(parts))
+        if worst:
+            out.append(f"deepest register-to-register path: {worst['lut_levels']} LUT levels + "
+                       f"{worst['carry_cells']} carry cells (100 MHz on a -1 xc7 allows about "
+                       f"{syn['max_lut_levels_at_100mhz']} LUT levels plus a carry chain)")
+    out.append(f"Verilator simulation of the whole design ({sim['queries']:,} queries, {sim['mismatches']} "
+               f"mismatches against the emulation): latency {sim['latency_us']:.2f} us ({sim['latency_cycles']} "
+               f"cycles; FINN estimate {e['latency_us']:.2f} us), throughput {sim['queries_per_s']:,.0f} "
+               f"queries/s ({sim['cycles_per_query']:g} cycles/query; FINN estimate {e['queries_per_s']:,.0f})")
+    if e.get("mac_bound_cycles"):
+        out.append(f"MAC bound {e['mac_bound_cycles']:.0f} cycles/query: the simulated design reaches "
+                   f"{100 * e['mac_bound_cycles'] / sim['cycles_per_query']:.0f}% of it")
+    return out
 
 
 def report_json(manifest: dict) -> dict:
     """The machine-readable report (the manifest's estimates plus identity fields)."""
     return {"design": manifest["design"], "board": manifest["board"], "part": manifest["part"],
-            "bitstream_built": bool(manifest.get("bitstream", {}).get("built")), **manifest["estimates"]}
+            "bitstream_built": bool(manifest.get("bitstream", {}).get("built")), **manifest["estimates"],
+            **({"measured": manifest["measured"]} if manifest.get("measured") else {})}
 
 
 def write_report(manifest: dict, out_dir: Path) -> tuple[Path, Path]:
@@ -146,4 +199,15 @@ def design_summary(bundle_dir: Path, bitexact_queries: int, bitexact_mismatches:
         "resources": {"used": used, "available": e["resources"]["available"]},
         "bundle": str(bundle.root), "bitexact_queries": int(bitexact_queries),
         "bitexact_mismatches": int(bitexact_mismatches),
+        "estimate_source": "FINN estimate",
+        **({"measured": measured_summary(bundle.manifest)} if bundle.manifest.get("measured") else {}),
     }
+
+
+def measured_summary(manifest: dict) -> dict:
+    """{latency_us, queries_per_s, resources, sources} of a bundle's recorded measurements."""
+    m = manifest["measured"]
+    return {"latency_us": m.get("latency_us"), "queries_per_s": m.get("queries_per_s"),
+            "resources": m.get("resources"), "queries": m.get("simulation", {}).get("queries"),
+            "mismatches": m.get("simulation", {}).get("mismatches"),
+            "source": "Verilator simulation (latency, queries/s); Yosys synthesis, no place and route (resources)"}

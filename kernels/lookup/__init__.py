@@ -1,0 +1,2 @@
+"""Lookup kernel: an embedding table in block RAM, one id in, one row out (RTL backend of FINN's
+Lookup)."""

@@ -1,0 +1,199 @@
+"""Whole-design RTL simulation of a bundle in Verilator, bit for bit against the CPU emulation.
+
+:func:`simulate` stitches the bundle (:mod:`fpgarec.hwsim.stitch`), builds it once (cached) and
+runs three passes of the same C++ testbench:
+
+1. **random**: all N queries back to back with random input gaps (``gap``) and output
+   back-pressure (``backpressure``): every output beat is compared with the emulation;
+2. **steady**: all N queries with no gaps and no back-pressure: steady-state cycles per query
+   = (t_last(N-1) - t_last(w)) / (N-1-w) over the last output beats after a warm-up of w
+   queries; outputs compared again;
+3. **isolated**: the first ``latency_queries`` queries one at a time (query q+1 enters after
+   query q's last output): batch-1 latency = t_last_out - t_first_in + 1 cycles (the cycles
+   from the clock edge that takes the first input beat to the edge that delivers the last
+   output beat, both included); the maximum over those queries is reported.
+
+The queries are generated (seeded): context ids drawn uniformly from the real items, with a
+share of cold users (fewer real items, null-padded) and a few all-null queries; ids within a
+query are distinct, as the host sampler's are.
+
+FIFO depths: a bundle may carry sized depths (``manifest["rtl"]["fifo_depths"]``); otherwise
+(or with ``size=True``) :func:`size_fifos` runs the steady pass with deep FIFOs and takes each
+FIFO's peak occupancy (at least 2).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from fpgarec.errors import FpgarecError
+from fpgarec.hwsim import verilator as vl
+from fpgarec.hwsim.stitch import MIN_DEPTH, SIZING_DEPTH, Design, stitch
+from fpgarec.runtime.bundle import Bundle, load_bundle
+from fpgarec.runtime.emulation import EmulationBackend
+
+log = logging.getLogger(__name__)
+
+
+def generate_queries(n: int, k: int, n_items: int, null_id: int | None, seed: int = 0,
+                     cold_share: float = 0.25, empty_share: float = 0.02) -> np.ndarray:
+    """(n, k) context ids: distinct real items; a ``cold_share`` of queries has 1..k-1 real
+    items then ``null_id`` padding, an ``empty_share`` only padding (needs a null id)."""
+    rng = np.random.default_rng(seed)
+    ids = np.argsort(rng.random((n, n_items)), axis=1)[:, :k] if n_items <= 4096 else \
+        np.stack([rng.choice(n_items, size=k, replace=False) for _ in range(n)])
+    ids = ids.astype(np.int64)
+    if null_id is None:
+        return ids
+    kind = rng.random(n)
+    for q in np.nonzero(kind < cold_share + empty_share)[0]:
+        real = 0 if kind[q] < empty_share else int(rng.integers(1, k))
+        ids[q, real:] = null_id
+    return ids
+
+
+@dataclass
+class SimResult:
+    """What ``fpgarec sim`` prints (the last line is :meth:`summary` as JSON)."""
+
+    queries: int
+    mismatches: int
+    latency_cycles: int
+    cycles_per_query: float
+    clock_mhz: float
+    sim_seconds: float
+    build_seconds: float
+    build_cached: bool
+    fifo_depths: dict[str, int]
+    fifo_peaks: dict[str, int]
+    first_mismatch: str | None = None
+    layer_cycles: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def latency_us(self) -> float:
+        return self.latency_cycles / self.clock_mhz
+
+    @property
+    def queries_per_s(self) -> float:
+        return self.clock_mhz * 1e6 / self.cycles_per_query
+
+    def summary(self) -> dict:
+        return {"queries": self.queries, "mismatches": self.mismatches,
+                "latency_cycles": self.latency_cycles, "latency_us": round(self.latency_us, 4),
+                "cycles_per_query": round(self.cycles_per_query, 3),
+                "queries_per_s": round(self.queries_per_s, 1), "clock_mhz": self.clock_mhz,
+                "sim_seconds": round(self.sim_seconds, 2)}
+
+
+def _stall_message(design: Design, stats: dict, where: str) -> str:
+    occ = stats["occupancy"]
+    full = [f for f in design.fifos if occ[f.index] >= f.depth]
+    empty = {f.index for f in design.fifos if occ[f.index] == 0}
+    stuck = []
+    for f in full:  # a layer holding a full input FIFO while all its output FIFOs are empty
+        outs = [g for g in design.fifos if g.producer == f.consumer]
+        if all(g.index in empty for g in outs):
+            stuck.append(f.consumer)
+    parts = [f"FIFO {f.index} ({f.tensor}: {f.producer} -> {f.consumer}) full at {f.depth}" for f in full]
+    parts += [f"FIFO {f.index} ({f.tensor}: {f.producer} -> {f.consumer}) empty" for f in design.fifos
+              if f.index in empty][:6]
+    blame = f"layer {', '.join(sorted(set(stuck)))} stopped" if stuck else "no layer holds a full input FIFO"
+    return (f"{where}: the design stalled at cycle {stats['cycles']} ({stats['in_beats']} input and "
+            f"{stats['out_beats']} output beats moved): {blame}; " + "; ".join(parts))
+
+
+class Simulator:
+    """A bundle's stitched design, built once, run many times."""
+
+    def __init__(self, bundle: Bundle | Path | str, cache: Path, depths: dict[str, int] | None = None,
+                 default_depth: int = MIN_DEPTH):
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        self.design = stitch(self.bundle, depths, default_depth)
+        self.build = vl.build(self.design, cache)
+
+    def pack(self, ids: np.ndarray) -> np.ndarray:
+        d = self.design
+        return vl.pack_beats(np.asarray(ids).reshape(-1, d.in_lanes), d.in_lanes, d.in_bits)
+
+    def run(self, ids: np.ndarray, **kw) -> vl.RunResult:
+        res = vl.run(self.build, self.design, self.pack(ids), len(ids), **kw)
+        if res.stats["status"] == 3:
+            raise vl.SimulationError(_stall_message(self.design, res.stats, str(self.bundle.root)))
+        if res.stats["status"] == 4:
+            raise vl.SimulationError(f"{self.bundle.root}: the simulation hit its cycle limit "
+                                     f"({res.stats['cycles']} cycles)")
+        return res
+
+    def topk(self, res: vl.RunResult, n: int) -> np.ndarray:
+        return res.outputs.reshape(n, -1)
+
+
+def size_fifos(bundle: Bundle, cache: Path, queries: int = 200, seed: int = 1) -> dict[str, int]:
+    """FIFO depth per tensor: the peak occupancy (at least 2) of a run with deep FIFOs whose
+    queries enter at the design's rate (measured by an unpaced run first, and not faster than
+    the slowest layer's cycles); unpaced, every FIFO before the slowest layer would fill to
+    any depth."""
+    sim = Simulator(bundle, cache, default_depth=SIZING_DEPTH)
+    ids = _queries(bundle, queries, seed)
+    last = np.asarray(sim.run(ids).stats["last_out"], dtype=np.float64)  # unpaced: the design's rate
+    w = len(ids) // 4
+    rate = (last[-1] - last[w]) / (len(ids) - 1 - w)
+    res = sim.run(ids, interval=int(np.ceil(max(rate, max(r.cycles for r in sim.design.layers)))))
+    return {f.tensor: max(MIN_DEPTH, int(res.stats["peak"][f.index])) for f in sim.design.fifos}
+
+
+def _queries(bundle: Bundle, n: int, seed: int) -> np.ndarray:
+    m = bundle.manifest["model"]
+    pad = m.get("padding", {})
+    null_id = pad.get("null_id") if pad.get("scheme") == "null" else None
+    return generate_queries(n, int(m["k"]), int(m["n_items"]), null_id, seed)
+
+
+def simulate(bundle_dir: Path | str, queries: int = 1000, cache: Path = Path("build/rtlsim"),
+             seed: int = 0, gap: float = 0.2, backpressure: float = 0.2, latency_queries: int = 16,
+             size: bool = False) -> SimResult:
+    """Simulate ``queries`` queries through the whole design; see the module docstring."""
+    t0 = time.perf_counter()
+    bundle = load_bundle(bundle_dir)
+    rtl = bundle.manifest.get("rtl", {})
+    depths = None if size else rtl.get("fifo_depths")
+    if depths is None:
+        log.info("sizing the FIFOs (deep-FIFO run)")
+        depths = size_fifos(bundle, cache)
+    sim = Simulator(bundle, cache, depths)
+    ids = _queries(bundle, queries, seed)
+    want = EmulationBackend(bundle).run(ids)
+    mismatches, first = 0, None
+    for name, kw in (("random", {"gap": gap, "backpressure": backpressure, "seed": seed + 1}),
+                     ("steady", {})):
+        res = sim.run(ids, **kw)
+        got = sim.topk(res, len(ids))
+        bad = np.nonzero(np.any(got != want, axis=1))[0]
+        mismatches += len(bad)
+        if len(bad) and first is None:
+            q = int(bad[0])
+            first = f"{name} pass, query {q} (ids {ids[q].tolist()}): RTL {got[q].tolist()}, emulation {want[q].tolist()}"
+        if name == "steady":
+            last = np.asarray(res.stats["last_out"], dtype=np.int64)
+            w = min(max(1, len(ids) // 10), 50)
+            cpq = float(last[-1] - last[w]) / (len(ids) - 1 - w) if len(ids) - 1 > w else float("nan")
+            peaks = {f.tensor: int(res.stats["peak"][f.index]) for f in sim.design.fifos}
+    nl = min(latency_queries, len(ids))
+    res = sim.run(ids[:nl], isolate=True)
+    got = sim.topk(res, nl)
+    bad = int(np.any(got != want[:nl], axis=1).sum())
+    mismatches += bad
+    lat = int(np.max(np.asarray(res.stats["last_out"]) - np.asarray(res.stats["first_in"]) + 1))
+    return SimResult(queries=len(ids), mismatches=mismatches, latency_cycles=lat, cycles_per_query=cpq,
+                     clock_mhz=float(bundle.manifest["clock_mhz"]), sim_seconds=time.perf_counter() - t0,
+                     build_seconds=sim.build.seconds, build_cached=sim.build.cached,
+                     fifo_depths={f.tensor: f.depth for f in sim.design.fifos}, fifo_peaks=peaks,
+                     first_mismatch=first, layer_cycles={r.name: r.cycles for r in sim.design.layers})
+
+
+__all__ = ["SimResult", "Simulator", "FpgarecError", "generate_queries", "simulate", "size_fifos"]

@@ -1,0 +1,264 @@
+"""The stitcher: one top-level SystemVerilog module for a bundle's whole dataflow design.
+
+From the bundle's layer graph (each layer's ``inputs``/``outputs`` tensors) and the RTL of every
+layer (:mod:`fpgarec.hwsim.layers`) it writes ``design_top.sv``:
+
+    in0 (packed context ids) -> FIFO -> layer -> [width converter] -> FIFO -> [converter] -> layer
+        ... -> top-k layer -> out0 (one item id per beat)
+
+* every tensor between two layers is one AXI-Stream edge with an ``axis_fifo`` (first word
+  fall through, registered valid/ready) placed on the narrower side of an ``axis_dwc`` where the
+  producer's lanes per beat differ from the consumer's (one must divide the other);
+* FIFO depths come from a sizing simulation (:func:`fpgarec.hwsim.simulate.size_fifos`: run with
+  deep FIFOs, record each FIFO's peak occupancy, shrink to it), as FINN sizes its FIFOs with its
+  own RTL simulation; the minimum is 2 (a depth-1 FIFO halves a stream's rate);
+* ``dbg_occupancy`` (16 bits per FIFO, FIFO i at bits [16 i +: 16]) lets the testbench record
+  peak occupancies and name the layer at which a stalled design waits.
+
+The top's ports: ``ap_clk``, ``ap_rst_n`` (active low, synchronous), ``in0_V_TDATA`` (the
+graph input's lanes x bits, no byte padding), ``out0_V_TDATA`` (the top-k ids), valid/ready.
+ROM contents are written beside the top as ``.mem`` files that ``$readmemh`` reads from the
+working folder of the simulator or synthesizer.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from fpgarec.errors import FpgarecError
+from fpgarec.hwsim.layers import Port, RtlLayer, rtl_layers
+from fpgarec.runtime.bundle import Bundle
+from kernels import hwtools
+
+TOP = "design_top"
+#: FIFO depth of the sizing run
+SIZING_DEPTH = 256
+MIN_DEPTH = 2
+
+
+@dataclass
+class Fifo:
+    """One edge FIFO: the tensor it carries, between which layers, how deep and wide."""
+
+    index: int
+    tensor: str
+    producer: str
+    consumer: str
+    depth: int
+    width: int
+    lanes: int
+    bits: int
+
+
+@dataclass
+class Design:
+    """A stitched design: the top's source, ROM files, RTL sources, FIFOs and the stream
+    shapes of the top's ports (lanes x bits, beats per query)."""
+
+    top_sv: str
+    mem_files: dict[str, list[str]]
+    sources: list[Path]
+    fifos: list[Fifo]
+    layers: list[RtlLayer]
+    in_lanes: int
+    in_bits: int
+    in_beats: int
+    out_lanes: int
+    out_bits: int
+    out_beats: int
+
+    @property
+    def in_width(self) -> int:
+        return self.in_lanes * self.in_bits
+
+    @property
+    def out_width(self) -> int:
+        return self.out_lanes * self.out_bits
+
+    def write(self, folder: Path) -> list[Path]:
+        """Write design_top.sv, the ROM files and design.json into ``folder``; returns the SV
+        files to compile (the kernels' sources, then the top)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{TOP}.sv").write_text(self.top_sv)
+        for name, lines in self.mem_files.items():
+            (folder / name).write_text("\n".join(lines) + "\n")
+        info = {"fifos": [asdict(f) for f in self.fifos],
+                "layers": [{"name": r.name, "op": r.op, "module": r.module, "cycles": r.cycles}
+                           for r in self.layers],
+                "in": [self.in_lanes, self.in_bits, self.in_beats],
+                "out": [self.out_lanes, self.out_bits, self.out_beats]}
+        (folder / "design.json").write_text(json.dumps(info, indent=1))
+        return [*self.sources, folder / f"{TOP}.sv"]
+
+
+class _Signals:
+    """Names of a layer port's TDATA/TVALID/TREADY expressions in the top."""
+
+    def __init__(self, layer_idx: int, port: Port, width_of_bus: int | None):
+        base = f"l{layer_idx}_{port.prefix}"
+        self.port = port
+        if port.index is None:
+            self.data, self.valid, self.ready = f"{base}_TDATA", f"{base}_TVALID", f"{base}_TREADY"
+        else:
+            w, i = port.width, port.index
+            self.data = f"{base}_TDATA[{i * w} +: {w}]"
+            self.valid, self.ready = f"{base}_TVALID[{i}]", f"{base}_TREADY[{i}]"
+        self.bus = width_of_bus
+
+
+def _param_text(params: dict) -> str:
+    return ", ".join(f".{k}({v})" for k, v in params.items())
+
+
+def stitch(bundle: Bundle, depths: dict[str, int] | None = None, default_depth: int = MIN_DEPTH) -> Design:
+    """Stitch ``bundle``'s layers into one top. ``depths``: FIFO depth per tensor name (else
+    ``default_depth``)."""
+    layers = rtl_layers(bundle)
+    manifest_layers = bundle.manifest["layers"]
+    depths = depths or {}
+    producer: dict[str, tuple[int, int]] = {}
+    consumer: dict[str, tuple[int, int]] = {}
+    for li, lay in enumerate(manifest_layers):
+        for pi, t in enumerate(lay["outputs"]):
+            producer[t] = (li, pi)
+        for pi, t in enumerate(lay["inputs"]):
+            if t in consumer:
+                raise FpgarecError(f"tensor {t} feeds two layers; a DuplicateStreams layer must split it")
+            consumer[t] = (li, pi)
+    graph_in = manifest_layers[0]["inputs"][0]
+    graph_out = manifest_layers[-1]["outputs"][0]
+    if graph_in in producer or graph_out not in producer:
+        raise FpgarecError("the design must start with a layer reading the ids and end with the top-k layer")
+
+    lines: list[str] = []
+    decl: list[str] = []
+    sig: dict[tuple[str, int, int], _Signals] = {}
+    mem_files: dict[str, list[str]] = {}
+    sources: list[Path] = []
+    for li, r in enumerate(layers):
+        mem_files.update(r.mem_files)
+        for s in r.sources:
+            if s not in sources:
+                sources.append(s)
+        for kind, ports in (("in", r.inputs), ("out", r.outputs)):
+            declared = set()
+            for pi, port in enumerate(ports):
+                sig[(kind, li, pi)] = _Signals(li, port, r.buses.get(port.prefix))
+                base = f"l{li}_{port.prefix}"
+                if base in declared:
+                    continue
+                declared.add(base)
+                n = r.buses.get(port.prefix, 1) if port.index is not None else 1
+                decl.append(f"  logic [{n * port.width - 1}:0] {base}_TDATA;")
+                decl.append(f"  logic [{n - 1}:0] {base}_TVALID, {base}_TREADY;")
+    for s in (hwtools.SOURCES["axis_fifo"] + hwtools.SOURCES["axis_dwc"]):
+        if s not in sources:
+            sources.append(s)
+
+    fifos: list[Fifo] = []
+    in_port = layers[consumer[graph_in][0]].inputs[consumer[graph_in][1]]
+    out_port = layers[producer[graph_out][0]].outputs[producer[graph_out][1]]
+
+    def edge(tensor: str, src: tuple[str, str, str, int, int, str],
+             dst: tuple[str, str, str, int, int, str], n_edge: int) -> None:
+        """src/dst: (data, valid, ready, lanes, bits, layer name)."""
+        sd, sv, sr, sl, sb, sname = src
+        dd, dv, dr, dl, db, dname = dst
+        if sb != db:
+            raise FpgarecError(f"tensor {tensor}: {sname} writes {sb}-bit lanes, {dname} reads {db}-bit lanes")
+        if sl % dl and dl % sl:
+            raise FpgarecError(f"tensor {tensor}: {sname} writes {sl} lanes per beat, {dname} reads "
+                               f"{dl}; one must divide the other (change the folding)")
+        narrow = min(sl, dl)
+        fi = len(fifos)
+        depth = int(depths.get(tensor, default_depth))
+        fifos.append(Fifo(fi, tensor, sname, dname, depth, narrow * sb, narrow, sb))
+        e = f"e{n_edge}"
+        w_nar = narrow * sb
+        decl.append(f"  // {tensor}: {sname} ({sl} lanes) -> {dname} ({dl} lanes), FIFO {fi} depth {depth}")
+        decl.append(f"  logic [{w_nar - 1}:0] {e}_a_TDATA, {e}_b_TDATA;")
+        decl.append(f"  logic {e}_a_TVALID, {e}_a_TREADY, {e}_b_TVALID, {e}_b_TREADY;")
+        # src -> (dwc down) -> a ; a -> fifo -> b ; b -> (dwc up) -> dst
+        if sl > dl:
+            lines.append(f"  axis_dwc #(.IN_LANES({sl}), .OUT_LANES({narrow}), .BITS({sb})) {e}_dwc (\n"
+                         f"    .ap_clk, .ap_rst_n, .in0_V_TDATA({sd}), .in0_V_TVALID({sv}), .in0_V_TREADY({sr}),\n"
+                         f"    .out0_V_TDATA({e}_a_TDATA), .out0_V_TVALID({e}_a_TVALID), .out0_V_TREADY({e}_a_TREADY));")
+        else:
+            lines.append(f"  assign {e}_a_TDATA = {sd};\n  assign {e}_a_TVALID = {sv};\n  assign {sr} = {e}_a_TREADY;")
+        lines.append(f"  axis_fifo #(.WIDTH({w_nar}), .DEPTH({depth})) fifo{fi} (\n"
+                     f"    .ap_clk, .ap_rst_n, .in0_V_TDATA({e}_a_TDATA), .in0_V_TVALID({e}_a_TVALID), .in0_V_TREADY({e}_a_TREADY),\n"
+                     f"    .out0_V_TDATA({e}_b_TDATA), .out0_V_TVALID({e}_b_TVALID), .out0_V_TREADY({e}_b_TREADY),\n"
+                     f"    .occupancy(dbg_occupancy[{16 * fi} +: 16]));")
+        if dl > sl:
+            lines.append(f"  axis_dwc #(.IN_LANES({narrow}), .OUT_LANES({dl}), .BITS({sb})) {e}_up (\n"
+                         f"    .ap_clk, .ap_rst_n, .in0_V_TDATA({e}_b_TDATA), .in0_V_TVALID({e}_b_TVALID), .in0_V_TREADY({e}_b_TREADY),\n"
+                         f"    .out0_V_TDATA({dd}), .out0_V_TVALID({dv}), .out0_V_TREADY({dr}));")
+        else:
+            lines.append(f"  assign {dd} = {e}_b_TDATA;\n  assign {dv} = {e}_b_TVALID;\n  assign {e}_b_TREADY = {dr};")
+
+    n_edge = 0
+    ci, cp = consumer[graph_in]
+    s = sig[("in", ci, cp)]
+    edge(graph_in, ("in0_V_TDATA", "in0_V_TVALID", "in0_V_TREADY", in_port.lanes, in_port.bits, "input"),
+         (s.data, s.valid, s.ready, s.port.lanes, s.port.bits, layers[ci].name), n_edge)
+    for tensor, (pl, pp) in producer.items():
+        if tensor == graph_out:
+            continue
+        if tensor not in consumer:
+            raise FpgarecError(f"tensor {tensor} of layer {layers[pl].name} is read by no layer")
+        n_edge += 1
+        cl, cp = consumer[tensor]
+        a, b = sig[("out", pl, pp)], sig[("in", cl, cp)]
+        edge(tensor, (a.data, a.valid, a.ready, a.port.lanes, a.port.bits, layers[pl].name),
+             (b.data, b.valid, b.ready, b.port.lanes, b.port.bits, layers[cl].name), n_edge)
+    pl, pp = producer[graph_out]
+    o = sig[("out", pl, pp)]
+    lines.append(f"  assign out0_V_TDATA = {o.data};\n  assign out0_V_TVALID = {o.valid};\n"
+                 f"  assign {o.ready} = out0_V_TREADY;")
+
+    for li, r in enumerate(layers):
+        conns = []
+        seen = set()
+        for p in r.inputs + r.outputs:
+            if p.prefix in seen:
+                continue
+            seen.add(p.prefix)
+            base = f"l{li}_{p.prefix}"
+            conns.append(f".{p.prefix}_TDATA({base}_TDATA), .{p.prefix}_TVALID({base}_TVALID), "
+                         f".{p.prefix}_TREADY({base}_TREADY)")
+        if r.module == "topk_select" and len(r.inputs) == 1:  # no seen-items input: tie it off
+            conns.append(".in1_V_TDATA('0), .in1_V_TVALID(1'b0), .in1_V_TREADY()")
+        params = _param_text(r.params)
+        lines.append(f"  // {r.name}: {r.op}, {r.cycles} cycles per query\n"
+                     f"  {r.module} #({params}) u_{r.name} (\n    .ap_clk, .ap_rst_n,\n    "
+                     + ",\n    ".join(conns) + "\n  );")
+
+    nf = len(fifos)
+    header = [
+        f"// {TOP}: the whole dataflow design of bundle {bundle.manifest.get('design', '?')}, "
+        "generated by fpgarec.hwsim.stitch (do not edit).",
+        f"// layers: {', '.join(f'{r.name} ({r.module})' for r in layers)}",
+        f"module {TOP} (",
+        "  input  logic ap_clk, ap_rst_n,",
+        f"  input  logic [{in_port.width - 1}:0] in0_V_TDATA, input logic in0_V_TVALID, output logic in0_V_TREADY,",
+        f"  output logic [{out_port.width - 1}:0] out0_V_TDATA, output logic out0_V_TVALID, input logic out0_V_TREADY,",
+        f"  output logic [{16 * nf - 1}:0] dbg_occupancy",
+        ");",
+    ]
+    top = "\n".join(header + decl + lines + ["endmodule", ""])
+    in_layer = manifest_layers[consumer[graph_in][0]]
+    in_beats = _beats(in_layer["in_shape"], in_port.lanes)
+    out_beats = _beats(manifest_layers[-1]["out_shape"], out_port.lanes)
+    return Design(top, mem_files, sources, fifos, layers, in_port.lanes, in_port.bits, in_beats,
+                  out_port.lanes, out_port.bits, out_beats)
+
+
+def _beats(shape: list[int], lanes: int) -> int:
+    n = 1
+    for d in shape[1:]:
+        n *= int(d)
+    if n % lanes:
+        raise FpgarecError(f"a query's {n} elements do not fill beats of {lanes} lanes")
+    return n // lanes

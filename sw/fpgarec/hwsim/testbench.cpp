@@ -1,0 +1,134 @@
+// Verilator testbench of a stitched design (fpgarec.hwsim): streams queries into in0, collects
+// out0 with cycle stamps, random input gaps and output back-pressure, stall detection.
+//
+// Usage: tb IN.bin N_QUERIES OUT.bin STATS.json GAP BACKPRESSURE SEED ISOLATE STALL_CYCLES MAX_CYCLES
+//           INTERVAL
+//   IN.bin:   N_QUERIES * IN_BEATS beats, each IN_WORDS little-endian uint32 words
+//   OUT.bin:  every output beat, OUT_WORDS uint32 words each
+//   STATS:    JSON: per query the cycle of its first accepted input beat and of its last output
+//             beat, peak FIFO occupancies, total cycles; on a stall the FIFO occupancies
+//   GAP:      probability that a beat not yet presented is held back in a cycle (AXI: a
+//             presented beat stays until accepted)
+//   BACKPRESSURE: probability that out0_TREADY is low in a cycle
+//   ISOLATE:  1 = present query q+1 only after query q's last output beat (batch-1 latency)
+//   INTERVAL: query q's first beat is presented no earlier than cycle q * INTERVAL (0: at once;
+//             the FIFO sizing paces the input at the design's rate)
+// Exit codes: 0 done, 3 stalled (no beat in or out for STALL_CYCLES cycles), 4 MAX_CYCLES hit.
+// IN_BEATS, OUT_BEATS, IN_WORDS, OUT_WORDS, N_FIFOS and the set/get helpers come from the
+// generated tb_config.h.
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <vector>
+
+#include "Vdesign_top.h"
+#include "verilated.h"
+#include "tb_config.h"
+
+static uint64_t rng_state;
+static inline uint64_t xorshift() {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return rng_state;
+}
+static inline bool chance(double p) { return p > 0 && (double)(xorshift() >> 11) * (1.0 / 9007199254740992.0) < p; }
+
+int main(int argc, char** argv) {
+  if (argc != 12) {
+    std::fprintf(stderr, "usage: tb IN.bin N OUT.bin STATS.json GAP BP SEED ISOLATE STALL MAX INTERVAL\n");
+    return 2;
+  }
+  const long nq = std::atol(argv[2]);
+  const double gap = std::atof(argv[5]), bp = std::atof(argv[6]);
+  rng_state = std::strtoull(argv[7], nullptr, 10) * 2654435761ULL + 88172645463325252ULL;
+  const bool isolate = std::atoi(argv[8]) != 0;
+  const long stall_limit = std::atol(argv[9]);
+  const long max_cycles = std::atol(argv[10]);
+  const long interval = std::atol(argv[11]);
+
+  std::vector<uint32_t> in((size_t)nq * IN_BEATS * IN_WORDS);
+  FILE* f = std::fopen(argv[1], "rb");
+  if (!f || std::fread(in.data(), 4, in.size(), f) != in.size()) {
+    std::fprintf(stderr, "cannot read %s\n", argv[1]);
+    return 2;
+  }
+  std::fclose(f);
+  std::vector<uint32_t> out((size_t)nq * OUT_BEATS * OUT_WORDS);
+  std::vector<long> first_in(nq, -1), last_out(nq, -1);
+  std::vector<unsigned> peak(N_FIFOS, 0), occ(N_FIFOS, 0);
+
+  auto ctx = std::make_unique<VerilatedContext>();
+  ctx->commandArgs(argc, argv);
+  auto top = std::make_unique<Vdesign_top>(ctx.get());
+  top->ap_clk = 0;
+  top->ap_rst_n = 0;
+  top->in0_V_TVALID = 0;
+  top->out0_V_TREADY = 0;
+  for (int i = 0; i < 8; i++) {
+    top->ap_clk = 0; top->eval();
+    top->ap_clk = 1; top->eval();
+  }
+  top->ap_rst_n = 1;
+
+  const long in_total = nq * IN_BEATS, out_total = nq * OUT_BEATS;
+  long in_sent = 0, out_got = 0, cycle = 0, idle = 0;
+  bool presenting = false;
+  int rc = 0;
+  while (out_got < out_total) {
+    // drive this cycle's inputs
+    if (!presenting && in_sent < in_total) {
+      const long q = in_sent / IN_BEATS;
+      bool allowed = (!isolate || q * OUT_BEATS <= out_got) && cycle >= q * interval;
+      if (allowed && !chance(gap)) presenting = true;
+    }
+    top->in0_V_TVALID = presenting;
+    if (presenting) set_in(top.get(), &in[(size_t)in_sent * IN_WORDS]);
+    const bool ready = !chance(bp);
+    top->out0_V_TREADY = ready;
+    top->ap_clk = 0;
+    top->eval();
+    // sample the settled handshakes: a transfer happens at the coming edge
+    bool progress = false;
+    if (presenting && top->in0_V_TREADY) {
+      long q = in_sent / IN_BEATS;
+      if (in_sent % IN_BEATS == 0) first_in[q] = cycle;
+      in_sent++;
+      presenting = false;
+      progress = true;
+    }
+    if (ready && top->out0_V_TVALID) {
+      get_out(top.get(), &out[(size_t)out_got * OUT_WORDS]);
+      if (out_got % OUT_BEATS == OUT_BEATS - 1) last_out[out_got / OUT_BEATS] = cycle;
+      out_got++;
+      progress = true;
+    }
+    get_occupancy(top.get(), occ.data());
+    for (int i = 0; i < N_FIFOS; i++) if (occ[i] > peak[i]) peak[i] = occ[i];
+    top->ap_clk = 1;
+    top->eval();
+    cycle++;
+    idle = progress ? 0 : idle + 1;
+    if (idle >= stall_limit) { rc = 3; break; }
+    if (cycle >= max_cycles) { rc = 4; break; }
+  }
+  top->final();
+
+  FILE* o = std::fopen(argv[3], "wb");
+  std::fwrite(out.data(), 4, (size_t)out_got * OUT_WORDS, o);
+  std::fclose(o);
+  FILE* s = std::fopen(argv[4], "w");
+  std::fprintf(s, "{\"status\": %d, \"cycles\": %ld, \"in_beats\": %ld, \"out_beats\": %ld,\n", rc, cycle, in_sent, out_got);
+  std::fprintf(s, " \"occupancy\": [");
+  for (int i = 0; i < N_FIFOS; i++) std::fprintf(s, "%s%u", i ? ", " : "", occ[i]);
+  std::fprintf(s, "],\n \"peak\": [");
+  for (int i = 0; i < N_FIFOS; i++) std::fprintf(s, "%s%u", i ? ", " : "", peak[i]);
+  std::fprintf(s, "],\n \"first_in\": [");
+  for (long q = 0; q < nq; q++) std::fprintf(s, "%s%ld", q ? ", " : "", first_in[q]);
+  std::fprintf(s, "],\n \"last_out\": [");
+  for (long q = 0; q < nq; q++) std::fprintf(s, "%s%ld", q ? ", " : "", last_out[q]);
+  std::fprintf(s, "]}\n");
+  std::fclose(s);
+  return rc;
+}
