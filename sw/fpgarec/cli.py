@@ -116,6 +116,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     cfg = BuildConfig(
         board=args.board, clock_mhz=args.clock_mhz, target_qps=args.target_qps,
         folding_file=args.folding_file, output_dir=args.out, design=args.design, top_k=args.top_k,
+        check_fit=not args.no_fit_check, pad_items_multiple=args.pad_items_multiple,
+        exclude_seen=args.exclude_seen,
     )
     bundle = build(args.source, cfg)
     log.info("bundle: %s", bundle)
@@ -317,6 +319,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--design", default=None, help="design name (default: from the source file)")
     p.add_argument("--top-k", type=int, default=10, help="item ids the design returns per query (default 10); "
                    "a service that excludes seen items needs more, e.g. 64")
+    p.add_argument("--pad-items-multiple", type=int, default=128,
+                   help="pad the scored item count to a multiple of this (default 128): more divisors, "
+                   "finer folding of the scoring layer (1,682 items: 128 -> 1,792, 48 -> 1,728)")
+    p.add_argument("--exclude-seen", action="store_true",
+                   help="drop the items a query has seen on chip (a seen-items bitmap streamed with the ids)")
+    p.add_argument("--no-fit-check", action="store_true",
+                   help="do not refuse a design whose FINN resource estimate exceeds the board (for "
+                   "fpgarec's own RTL, measured by `fpgarec sim --synth`: FINN counts DSP48 MACs "
+                   "where it uses LUTs)")
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("report", help="per-layer cycles, resources, latency and throughput estimates")

@@ -124,6 +124,35 @@ def describe_layers(model, weights_dir: Path) -> list[dict]:
     return layers
 
 
+SEEN = "seen"
+
+
+def add_seen_input(manifest: dict) -> None:
+    """Give the design's top-k layer a seen-items bitmap input (in place): ``SeenMode`` 2, a
+    second graph input ``seen`` of N labels x 1 bit (PE bits per beat, one beat per score beat)
+    and a second input DMA. The FINN graph keeps its single input: the filter is the RTL top-k
+    kernel's (kernels/topk_select), executed by the emulation and the RTL simulation."""
+    last = manifest["layers"][-1]
+    if last["op"] != "LabelSelect":
+        raise BundleError("a seen-items input needs the design to end in a LabelSelect layer")
+    last["attrs"]["SeenMode"] = 2
+    last["inputs"] = [last["inputs"][0], SEEN]
+    n, pe = int(last["attrs"]["Labels"]), int(last["attrs"]["PE"])
+    manifest["io"][SEEN] = {"name": SEEN, "datatype": "BINARY", "shape_normal": [1, n],
+                            "shape_folded": [1, n // pe, pe], "shape_packed": [1, n // pe, math.ceil(pe / 8)],
+                            "stream_width_bits": 8 * math.ceil(pe / 8)}
+    manifest["dma"]["input"] = [*manifest["dma"]["input"], "idma1"]
+    # an empty slot (fewer than top_k unseen items) holds N: the output must hold it
+    bits = int(n).bit_length()
+    if int(last["out_dtype"].removeprefix("UINT")) < bits:
+        last["out_dtype"] = last["attrs"]["outputDataType"] = f"UINT{bits}"
+        out = manifest["io"]["output"]
+        out["datatype"] = f"UINT{bits}"
+        out["stream_width_bits"] = 8 * math.ceil(bits / 8)
+        out["shape_packed"] = [*out["shape_packed"][:-1], math.ceil(bits / 8)]
+    manifest["model"]["exclude_seen"] = "on chip: a bitmap of the items each query has seen"
+
+
 def write_bundle(bundle_dir: Path, model, *, design: str, board: Board, clock_mhz: float, model_info: dict,
                  finn_report_dir: Path, build_config: dict, metrics: dict | None = None,
                  bitstream: dict | None = None, bitstream_files: list[Path] = (),
@@ -184,6 +213,8 @@ def write_bundle(bundle_dir: Path, model, *, design: str, board: Board, clock_mh
         "build_config": build_config,
         "build": build_info or {},
     }
+    if build_config.get("exclude_seen"):
+        add_seen_input(manifest)
     write_report(manifest, bundle_dir / "reports")
     files = {}
     for path in sorted(p for p in bundle_dir.rglob("*") if p.is_file()):

@@ -70,6 +70,10 @@ class BuildConfig:
     #: highest fraction of each board resource (LUT, BRAM18, DSP, URAM) the estimate may use;
     #: a design above it is refused before code generation
     max_utilization: float = 0.9
+    #: refuse a design whose FINN estimate exceeds ``max_utilization``. False for designs built
+    #: for fpgarec's own RTL (``fpgarec sim --synth`` measures them with Yosys): FINN's MVAU_rtl
+    #: estimate counts DSP48 MACs where that RTL puts 4-bit x 4-bit products in LUTs
+    check_fit: bool = True
     #: folder that receives ``<design>/`` (the bundle)
     output_dir: Path = Path("bitstreams")
     #: name of the design (the bundle's folder); None = ``<model name>_<board>``
@@ -83,6 +87,11 @@ class BuildConfig:
     #: divisors give the folding finer PE choices. Padded items score no higher than any real
     #: item and lose ties to them, so they never enter the top-k (see ``steps.step_pad_items``)
     pad_items_multiple: int = 128
+    #: give the top-k layer a seen-items input: a bitmap of the items each query has seen (a
+    #: known user's history) is streamed with the context ids and those items are dropped on
+    #: chip before selection (kernels/topk_select, SeenMode 2); without a bitmap the runtime
+    #: sends the query's context ids as seen
+    exclude_seen: bool = False
     #: implementation preference of the matrix-vector units
     mvau_impl: ImplStyle = ImplStyle.AUTO
     #: widest weight stream per PE (bits) ``SetFolding`` may choose (FINN's ``mvau_wwidth_max``)

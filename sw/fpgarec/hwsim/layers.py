@@ -37,6 +37,9 @@ from fpgarec.errors import FpgarecError
 from fpgarec.runtime.bundle import Bundle
 from kernels import hwtools
 
+#: MVAU weight ROMs at least this deep go to block RAM (with ``ram_style`` "auto")
+BLOCK_ROM_DEPTH = 64
+
 
 class NoRtlBackend(FpgarecError):
     """A layer of the design has no RTL implementation (the message names it)."""
@@ -165,7 +168,13 @@ def _mvau(layer: dict, bundle: Bundle) -> RtlLayer:
                                lut_mac=int(in_bits * w_bits <= 16))
     mem = f"{layer['name']}.weights.mem"
     words = mvau_golden.weight_words(w, p.pe, p.simd, w_bits)
-    return RtlLayer(layer["name"], layer["op"], "mvau_stream", mvau_golden.hdl_params(p, mem),
+    params = mvau_golden.hdl_params(p, mem)
+    # the weight ROM: block RAM when the bundle asks for it or when it is deep (Yosys maps a
+    # deep ROM to LUT logic otherwise: the demo's scoring ROM would need more LUTs than an
+    # xc7z020 has); shallow ROMs stay in LUTs
+    style = str(a.get("ram_style", "auto"))
+    params["RAM_STYLE"] = int(style == "block" or (style == "auto" and p.nf * p.sf >= BLOCK_ROM_DEPTH))
+    return RtlLayer(layer["name"], layer["op"], "mvau_stream", params,
                     [Port("in0_V", p.simd, in_bits)], [Port("out0_V", p.pe, out_bits)],
                     hwtools.SOURCES["mvau_stream"], p.expected_cycles(),
                     mem_files={mem: lookup_golden.hex_lines(words, p.pe * p.simd * w_bits)})
@@ -177,18 +186,20 @@ def _labelselect(layer: dict, bundle: Bundle, producer_cycles: int | None = None
     in_bits, _ = parse_dtype(layer["in_dtype"])
     out_bits, _ = parse_dtype(a.get("outputDataType", layer["out_dtype"]))
     model = bundle.manifest["model"]
-    exclude = int(a.get("ExcludeSeen", 0))
-    ctx = int(model["k"])
-    id_bits = max(1, int(model["n_items"]).bit_length())
+    # SeenMode 2: a seen-items bitmap (PE bits per score beat) excludes items on chip
+    mode = int(a.get("SeenMode", 0))
+    if mode not in (0, 2):
+        raise NoRtlBackend(f"layer {layer['name']}: SeenMode {mode} has no RTL backend (0 or 2)")
     # one candidate per sorter per cycle: L lanes per sorter keeps up with a producer that
     # needs ``producer_cycles`` per query (L divides PE)
     beats = n // pe
     budget = max(1, (producer_cycles or beats) // beats)
     lanes = max(d for d in range(1, pe + 1) if pe % d == 0 and d <= budget)
     p = topk_golden.TopkParams(n=n, n_valid=int(model["n_items"]), pe=pe, in_bits=in_bits, k=k,
-                               out_bits=out_bits, exclude_seen=bool(exclude), k_ctx=ctx,
-                               id_bits=id_bits, lanes_per_sorter=lanes)
-    inputs = [Port("in0_V", pe, in_bits)] + ([Port("in1_V", 1, id_bits)] if exclude else [])
+                               out_bits=out_bits, seen_mode=mode, k_ctx=int(model["k"]),
+                               id_bits=max(1, int(model["n_items"]).bit_length()),
+                               lanes_per_sorter=lanes)
+    inputs = [Port("in0_V", pe, in_bits)] + ([Port("in1_V", pe, 1)] if mode == 2 else [])
     return RtlLayer(layer["name"], layer["op"], "topk_select", topk_golden.hdl_params(p), inputs,
                     [Port("out0_V", 1, out_bits)], hwtools.SOURCES["topk_select"],
                     topk_golden.cycles(p).per_query)

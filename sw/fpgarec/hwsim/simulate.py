@@ -57,6 +57,19 @@ def generate_queries(n: int, k: int, n_items: int, null_id: int | None, seed: in
     return ids
 
 
+def generate_seen(ids: np.ndarray, n_items: int, null_id: int | None, seed: int = 0) -> np.ndarray:
+    """(B, n_items) bool histories for designs with a seen-items input: each query's context
+    items plus random others at a density drawn from {0, 2 %, 30 %, 99.5 %} (the last leaves
+    fewer than top_k items for some queries: their empty slots are checked too)."""
+    rng = np.random.default_rng(seed + 7919)
+    density = rng.choice([0.0, 0.02, 0.3, 0.995], size=len(ids), p=[0.2, 0.5, 0.2, 0.1])
+    seen = rng.random((len(ids), n_items)) < density[:, None]
+    real = ids if null_id is None else np.where(ids == null_id, -1, ids)
+    rows, cols = np.nonzero(real >= 0)
+    seen[rows, real[rows, cols]] = True
+    return seen
+
+
 @dataclass
 class SimResult:
     """What ``fpgarec sim`` prints (the last line is :meth:`summary` as JSON)."""
@@ -115,13 +128,22 @@ class Simulator:
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         self.design = stitch(self.bundle, depths, default_depth)
         self.build = vl.build(self.design, cache)
+        self.emulation = EmulationBackend(self.bundle)
 
-    def pack(self, ids: np.ndarray) -> np.ndarray:
+    def pack(self, ids: np.ndarray, seen: np.ndarray | None = None) -> list[np.ndarray]:
+        """The top's input beats: in0 the ids; in1 the seen bitmap (B, N labels) where the
+        design has one (default: the query's context ids, as the emulation's default)."""
         d = self.design
-        return vl.pack_beats(np.asarray(ids).reshape(-1, d.in_lanes), d.in_lanes, d.in_bits)
+        ids = np.asarray(ids)
+        words = [vl.pack_beats(ids.reshape(-1, d.inputs[0].lanes), d.inputs[0].lanes, d.inputs[0].bits)]
+        if len(d.inputs) > 1:
+            bitmap = self.emulation.seen_bitmap(ids, seen)
+            i1 = d.inputs[1]
+            words.append(vl.pack_beats(bitmap.reshape(-1, i1.lanes), i1.lanes, i1.bits))
+        return words
 
-    def run(self, ids: np.ndarray, **kw) -> vl.RunResult:
-        res = vl.run(self.build, self.design, self.pack(ids), len(ids), **kw)
+    def run(self, ids: np.ndarray, seen: np.ndarray | None = None, **kw) -> vl.RunResult:
+        res = vl.run(self.build, self.design, self.pack(ids, seen), len(ids), **kw)
         if res.stats["status"] == 3:
             raise vl.SimulationError(_stall_message(self.design, res.stats, str(self.bundle.root)))
         if res.stats["status"] == 4:
@@ -167,11 +189,15 @@ def simulate(bundle_dir: Path | str, queries: int = 1000, cache: Path = Path("bu
         depths = size_fifos(bundle, cache)
     sim = Simulator(bundle, cache, depths)
     ids = _queries(bundle, queries, seed)
-    want = EmulationBackend(bundle).run(ids)
+    seen = None
+    if sim.emulation.seen_input is not None:
+        m = bundle.manifest["model"]
+        seen = generate_seen(ids, int(m["n_items"]), m.get("padding", {}).get("null_id"), seed)
+    want = sim.emulation.run(ids, seen=seen)
     mismatches, first = 0, None
     for name, kw in (("random", {"gap": gap, "backpressure": backpressure, "seed": seed + 1}),
                      ("steady", {})):
-        res = sim.run(ids, **kw)
+        res = sim.run(ids, seen, **kw)
         got = sim.topk(res, len(ids))
         bad = np.nonzero(np.any(got != want, axis=1))[0]
         mismatches += len(bad)
@@ -184,7 +210,7 @@ def simulate(bundle_dir: Path | str, queries: int = 1000, cache: Path = Path("bu
             cpq = float(last[-1] - last[w]) / (len(ids) - 1 - w) if len(ids) - 1 > w else float("nan")
             peaks = {f.tensor: int(res.stats["peak"][f.index]) for f in sim.design.fifos}
     nl = min(latency_queries, len(ids))
-    res = sim.run(ids[:nl], isolate=True)
+    res = sim.run(ids[:nl], None if seen is None else seen[:nl], isolate=True)
     got = sim.topk(res, nl)
     bad = int(np.any(got != want[:nl], axis=1).sum())
     mismatches += bad

@@ -52,26 +52,35 @@ class Fifo:
     bits: int
 
 
+@dataclass(frozen=True)
+class TopInput:
+    """One input stream of the top: the graph tensor it carries, lanes x bits, beats per query."""
+
+    tensor: str
+    lanes: int
+    bits: int
+    beats: int
+
+    @property
+    def width(self) -> int:
+        return self.lanes * self.bits
+
+
 @dataclass
 class Design:
     """A stitched design: the top's source, ROM files, RTL sources, FIFOs and the stream
-    shapes of the top's ports (lanes x bits, beats per query)."""
+    shapes of the top's ports (``inputs``: in0 the context ids, in1 a seen-items bitmap where
+    the design has one; out0 lanes x bits, beats per query)."""
 
     top_sv: str
     mem_files: dict[str, list[str]]
     sources: list[Path]
     fifos: list[Fifo]
     layers: list[RtlLayer]
-    in_lanes: int
-    in_bits: int
-    in_beats: int
+    inputs: list[TopInput]
     out_lanes: int
     out_bits: int
     out_beats: int
-
-    @property
-    def in_width(self) -> int:
-        return self.in_lanes * self.in_bits
 
     @property
     def out_width(self) -> int:
@@ -87,7 +96,7 @@ class Design:
         info = {"fifos": [asdict(f) for f in self.fifos],
                 "layers": [{"name": r.name, "op": r.op, "module": r.module, "cycles": r.cycles}
                            for r in self.layers],
-                "in": [self.in_lanes, self.in_bits, self.in_beats],
+                "in": [[i.tensor, i.lanes, i.bits, i.beats] for i in self.inputs],
                 "out": [self.out_lanes, self.out_bits, self.out_beats]}
         (folder / "design.json").write_text(json.dumps(info, indent=1))
         return [*self.sources, folder / f"{TOP}.sv"]
@@ -131,6 +140,8 @@ def stitch(bundle: Bundle, depths: dict[str, int] | None = None, default_depth: 
     graph_out = manifest_layers[-1]["outputs"][0]
     if graph_in in producer or graph_out not in producer:
         raise FpgarecError("the design must start with a layer reading the ids and end with the top-k layer")
+    # top inputs: the ids (in0), then every other tensor no layer produces (a seen bitmap: in1)
+    top_inputs = [graph_in] + [t for t in consumer if t not in producer and t != graph_in]
 
     lines: list[str] = []
     decl: list[str] = []
@@ -158,7 +169,6 @@ def stitch(bundle: Bundle, depths: dict[str, int] | None = None, default_depth: 
             sources.append(s)
 
     fifos: list[Fifo] = []
-    in_port = layers[consumer[graph_in][0]].inputs[consumer[graph_in][1]]
     out_port = layers[producer[graph_out][0]].outputs[producer[graph_out][1]]
 
     def edge(tensor: str, src: tuple[str, str, str, int, int, str],
@@ -199,20 +209,29 @@ def stitch(bundle: Bundle, depths: dict[str, int] | None = None, default_depth: 
             lines.append(f"  assign {dd} = {e}_b_TDATA;\n  assign {dv} = {e}_b_TVALID;\n  assign {e}_b_TREADY = {dr};")
 
     n_edge = 0
-    ci, cp = consumer[graph_in]
-    s = sig[("in", ci, cp)]
-    edge(graph_in, ("in0_V_TDATA", "in0_V_TVALID", "in0_V_TREADY", in_port.lanes, in_port.bits, "input"),
-         (s.data, s.valid, s.ready, s.port.lanes, s.port.bits, layers[ci].name), n_edge)
+    inputs: list[TopInput] = []
+    port_decl: list[str] = []
+    for ti, tensor in enumerate(top_inputs):
+        ci, cp = consumer[tensor]
+        s = sig[("in", ci, cp)]
+        shape = manifest_layers[ci]["in_shape"] if ti == 0 else [1, *bundle.manifest["io"][tensor]["shape_normal"][1:]]
+        inputs.append(TopInput(tensor, s.port.lanes, s.port.bits, _beats(shape, s.port.lanes)))
+        port_decl.append(f"  input  logic [{s.port.width - 1}:0] in{ti}_V_TDATA, input logic in{ti}_V_TVALID, "
+                         f"output logic in{ti}_V_TREADY,")
+        edge(tensor, (f"in{ti}_V_TDATA", f"in{ti}_V_TVALID", f"in{ti}_V_TREADY", s.port.lanes, s.port.bits,
+                      f"input {tensor}"),
+             (s.data, s.valid, s.ready, s.port.lanes, s.port.bits, layers[ci].name), n_edge)
+        n_edge += 1
     for tensor, (pl, pp) in producer.items():
         if tensor == graph_out:
             continue
         if tensor not in consumer:
             raise FpgarecError(f"tensor {tensor} of layer {layers[pl].name} is read by no layer")
-        n_edge += 1
         cl, cp = consumer[tensor]
         a, b = sig[("out", pl, pp)], sig[("in", cl, cp)]
         edge(tensor, (a.data, a.valid, a.ready, a.port.lanes, a.port.bits, layers[pl].name),
              (b.data, b.valid, b.ready, b.port.lanes, b.port.bits, layers[cl].name), n_edge)
+        n_edge += 1
     pl, pp = producer[graph_out]
     o = sig[("out", pl, pp)]
     lines.append(f"  assign out0_V_TDATA = {o.data};\n  assign out0_V_TVALID = {o.valid};\n"
@@ -242,17 +261,14 @@ def stitch(bundle: Bundle, depths: dict[str, int] | None = None, default_depth: 
         f"// layers: {', '.join(f'{r.name} ({r.module})' for r in layers)}",
         f"module {TOP} (",
         "  input  logic ap_clk, ap_rst_n,",
-        f"  input  logic [{in_port.width - 1}:0] in0_V_TDATA, input logic in0_V_TVALID, output logic in0_V_TREADY,",
+        *port_decl,
         f"  output logic [{out_port.width - 1}:0] out0_V_TDATA, output logic out0_V_TVALID, input logic out0_V_TREADY,",
         f"  output logic [{16 * nf - 1}:0] dbg_occupancy",
         ");",
     ]
     top = "\n".join(header + decl + lines + ["endmodule", ""])
-    in_layer = manifest_layers[consumer[graph_in][0]]
-    in_beats = _beats(in_layer["in_shape"], in_port.lanes)
     out_beats = _beats(manifest_layers[-1]["out_shape"], out_port.lanes)
-    return Design(top, mem_files, sources, fifos, layers, in_port.lanes, in_port.bits, in_beats,
-                  out_port.lanes, out_port.bits, out_beats)
+    return Design(top, mem_files, sources, fifos, layers, inputs, out_port.lanes, out_port.bits, out_beats)
 
 
 def _beats(shape: list[int], lanes: int) -> int:

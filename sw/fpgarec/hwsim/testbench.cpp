@@ -3,19 +3,20 @@
 //
 // Usage: tb IN.bin N_QUERIES OUT.bin STATS.json GAP BACKPRESSURE SEED ISOLATE STALL_CYCLES MAX_CYCLES
 //           INTERVAL
-//   IN.bin:   N_QUERIES * IN_BEATS beats, each IN_WORDS little-endian uint32 words
+//   IN.bin:   for each input stream i (in0, in1, ...) in turn, N_QUERIES * IN_BEATS[i] beats of
+//             IN_WORDS[i] little-endian uint32 words
 //   OUT.bin:  every output beat, OUT_WORDS uint32 words each
 //   STATS:    JSON: per query the cycle of its first accepted input beat and of its last output
 //             beat, peak FIFO occupancies, total cycles; on a stall the FIFO occupancies
-//   GAP:      probability that a beat not yet presented is held back in a cycle (AXI: a
-//             presented beat stays until accepted)
+//   GAP:      probability that a beat not yet presented is held back in a cycle, per input
+//             stream (AXI: a presented beat stays until accepted)
 //   BACKPRESSURE: probability that out0_TREADY is low in a cycle
 //   ISOLATE:  1 = present query q+1 only after query q's last output beat (batch-1 latency)
 //   INTERVAL: query q's first beat is presented no earlier than cycle q * INTERVAL (0: at once;
 //             the FIFO sizing paces the input at the design's rate)
 // Exit codes: 0 done, 3 stalled (no beat in or out for STALL_CYCLES cycles), 4 MAX_CYCLES hit.
-// IN_BEATS, OUT_BEATS, IN_WORDS, OUT_WORDS, N_FIFOS and the set/get helpers come from the
-// generated tb_config.h.
+// N_INPUTS, IN_BEATS[], IN_WORDS[], OUT_BEATS, OUT_WORDS, N_FIFOS and the port helpers
+// (set_valid, get_ready, set_in, get_out, get_occupancy) come from the generated tb_config.h.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -48,11 +49,14 @@ int main(int argc, char** argv) {
   const long max_cycles = std::atol(argv[10]);
   const long interval = std::atol(argv[11]);
 
-  std::vector<uint32_t> in((size_t)nq * IN_BEATS * IN_WORDS);
+  std::vector<std::vector<uint32_t>> in(N_INPUTS);
   FILE* f = std::fopen(argv[1], "rb");
-  if (!f || std::fread(in.data(), 4, in.size(), f) != in.size()) {
-    std::fprintf(stderr, "cannot read %s\n", argv[1]);
-    return 2;
+  for (int i = 0; i < N_INPUTS; i++) {
+    in[i].resize((size_t)nq * IN_BEATS[i] * IN_WORDS[i]);
+    if (!f || std::fread(in[i].data(), 4, in[i].size(), f) != in[i].size()) {
+      std::fprintf(stderr, "cannot read input %d from %s\n", i, argv[1]);
+      return 2;
+    }
   }
   std::fclose(f);
   std::vector<uint32_t> out((size_t)nq * OUT_BEATS * OUT_WORDS);
@@ -64,7 +68,7 @@ int main(int argc, char** argv) {
   auto top = std::make_unique<Vdesign_top>(ctx.get());
   top->ap_clk = 0;
   top->ap_rst_n = 0;
-  top->in0_V_TVALID = 0;
+  for (int i = 0; i < N_INPUTS; i++) set_valid(top.get(), i, false);
   top->out0_V_TREADY = 0;
   for (int i = 0; i < 8; i++) {
     top->ap_clk = 0; top->eval();
@@ -72,31 +76,34 @@ int main(int argc, char** argv) {
   }
   top->ap_rst_n = 1;
 
-  const long in_total = nq * IN_BEATS, out_total = nq * OUT_BEATS;
-  long in_sent = 0, out_got = 0, cycle = 0, idle = 0;
-  bool presenting = false;
+  const long out_total = nq * OUT_BEATS;
+  long in_sent[N_INPUTS] = {0}, out_got = 0, cycle = 0, idle = 0;
+  bool presenting[N_INPUTS] = {false};
   int rc = 0;
   while (out_got < out_total) {
     // drive this cycle's inputs
-    if (!presenting && in_sent < in_total) {
-      const long q = in_sent / IN_BEATS;
-      bool allowed = (!isolate || q * OUT_BEATS <= out_got) && cycle >= q * interval;
-      if (allowed && !chance(gap)) presenting = true;
+    for (int i = 0; i < N_INPUTS; i++) {
+      if (!presenting[i] && in_sent[i] < nq * IN_BEATS[i]) {
+        const long q = in_sent[i] / IN_BEATS[i];
+        bool allowed = (!isolate || q * OUT_BEATS <= out_got) && cycle >= q * interval;
+        if (allowed && !chance(gap)) presenting[i] = true;
+      }
+      set_valid(top.get(), i, presenting[i]);
+      if (presenting[i]) set_in(top.get(), i, &in[i][(size_t)in_sent[i] * IN_WORDS[i]]);
     }
-    top->in0_V_TVALID = presenting;
-    if (presenting) set_in(top.get(), &in[(size_t)in_sent * IN_WORDS]);
     const bool ready = !chance(bp);
     top->out0_V_TREADY = ready;
     top->ap_clk = 0;
     top->eval();
     // sample the settled handshakes: a transfer happens at the coming edge
     bool progress = false;
-    if (presenting && top->in0_V_TREADY) {
-      long q = in_sent / IN_BEATS;
-      if (in_sent % IN_BEATS == 0) first_in[q] = cycle;
-      in_sent++;
-      presenting = false;
-      progress = true;
+    for (int i = 0; i < N_INPUTS; i++) {
+      if (presenting[i] && get_ready(top.get(), i)) {
+        if (i == 0 && in_sent[0] % IN_BEATS[0] == 0) first_in[in_sent[0] / IN_BEATS[0]] = cycle;
+        in_sent[i]++;
+        presenting[i] = false;
+        progress = true;
+      }
     }
     if (ready && top->out0_V_TVALID) {
       get_out(top.get(), &out[(size_t)out_got * OUT_WORDS]);
@@ -119,7 +126,7 @@ int main(int argc, char** argv) {
   std::fwrite(out.data(), 4, (size_t)out_got * OUT_WORDS, o);
   std::fclose(o);
   FILE* s = std::fopen(argv[4], "w");
-  std::fprintf(s, "{\"status\": %d, \"cycles\": %ld, \"in_beats\": %ld, \"out_beats\": %ld,\n", rc, cycle, in_sent, out_got);
+  std::fprintf(s, "{\"status\": %d, \"cycles\": %ld, \"in_beats\": %ld, \"out_beats\": %ld,\n", rc, cycle, in_sent[0], out_got);
   std::fprintf(s, " \"occupancy\": [");
   for (int i = 0; i < N_FIFOS; i++) std::fprintf(s, "%s%u", i ? ", " : "", occ[i]);
   std::fprintf(s, "],\n \"peak\": [");

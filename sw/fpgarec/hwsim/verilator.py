@@ -53,15 +53,26 @@ def tb_config(design: Design) -> str:
     """The generated ``tb_config.h``: beat shapes and port accessors of ``design``."""
     nf = len(design.fifos)
     occ_w = 16 * nf
-    return "\n".join([
+    n_in = len(design.inputs)
+    lines = [
         "#pragma once",
-        f"#define IN_BEATS {design.in_beats}",
+        f"#define N_INPUTS {n_in}",
+        f"static const long IN_BEATS[N_INPUTS] = {{{', '.join(str(i.beats) for i in design.inputs)}}};",
+        f"static const long IN_WORDS[N_INPUTS] = {{{', '.join(str(_words(i.width)) for i in design.inputs)}}};",
         f"#define OUT_BEATS {design.out_beats}",
-        f"#define IN_WORDS {_words(design.in_width)}",
         f"#define OUT_WORDS {_words(design.out_width)}",
         f"#define N_FIFOS {nf}",
-        "static inline void set_in(Vdesign_top* t, const uint32_t* w) { "
-        + _ctype_access("in0_V_TDATA", design.in_width, "w", True) + " }",
+        "static inline void set_valid(Vdesign_top* t, int i, bool v) {",
+        *(f"  if (i == {i}) t->in{i}_V_TVALID = v;" for i in range(n_in)),
+        "}",
+        "static inline bool get_ready(Vdesign_top* t, int i) {",
+        *(f"  if (i == {i}) return t->in{i}_V_TREADY;" for i in range(n_in)),
+        "  return false;",
+        "}",
+        "static inline void set_in(Vdesign_top* t, int i, const uint32_t* w) {",
+        *(f"  if (i == {i}) {{ {_ctype_access(f'in{i}_V_TDATA', inp.width, 'w', True)} }}"
+          for i, inp in enumerate(design.inputs)),
+        "}",
         "static inline void get_out(Vdesign_top* t, uint32_t* w) { "
         + _ctype_access("out0_V_TDATA", design.out_width, "w", False) + " }",
         "static inline void get_occupancy(Vdesign_top* t, unsigned* occ) {",
@@ -70,7 +81,8 @@ def tb_config(design: Design) -> str:
         f"  for (int i = 0; i < {nf}; i++) occ[i] = (w[i / 2] >> (16 * (i % 2))) & 0xffffu;",
         "}",
         "",
-    ])
+    ]
+    return "\n".join(lines)
 
 
 def design_hash(design: Design) -> str:
@@ -114,8 +126,6 @@ def build(design: Design, cache: Path, jobs: int = 2) -> Build:
     cmd = [str(hwtools.verilator_root() / "bin" / "verilator"), "--cc", "--exe", "--build",
            "-O3", "--x-assign", "fast", "--x-initial", "unique", "-Wno-fatal", "-Wno-lint",
            "-Wno-style", "--top-module", TOP, "-Mdir", "obj", "-o", "tb", "-j", str(jobs),
-           # the wheel's verilated.mk leaves the precompiled-header include flag empty
-           "-MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include",
            "-CFLAGS", "-O2", "-CFLAGS", f"-I{folder}", *srcs, str(TESTBENCH)]
     log.info("verilating %s (%d sources) in %s", TOP, len(srcs), folder)
     t0 = time.perf_counter()
@@ -176,16 +186,18 @@ class RunResult:
     seconds: float
 
 
-def run(b: Build, design: Design, in_words: np.ndarray, n_queries: int, *, gap: float = 0.0,
+def run(b: Build, design: Design, in_words: list[np.ndarray], n_queries: int, *, gap: float = 0.0,
         backpressure: float = 0.0, seed: int = 0, isolate: bool = False,
         stall_cycles: int = 20_000, max_cycles: int | None = None, interval: int = 0) -> RunResult:
-    """Run the testbench on ``in_words`` (``n_queries`` x in_beats beats of uint32 words);
-    see testbench.cpp for the options."""
+    """Run the testbench on ``in_words`` (per top input, ``n_queries`` x beats of uint32
+    words); see testbench.cpp for the options."""
     import time
 
     tag = f"run-{seed}-{int(isolate)}-{gap}-{backpressure}"
     fin, fout, fstats = b.folder / f"{tag}.in", b.folder / f"{tag}.out", b.folder / f"{tag}.json"
-    np.ascontiguousarray(in_words, dtype="<u4").tofile(fin)
+    with open(fin, "wb") as f:
+        for words in in_words:
+            np.ascontiguousarray(words, dtype="<u4").tofile(f)
     limit = max_cycles or 10_000_000 + 5_000 * n_queries
     cmd = [str(b.exe), fin.name, str(n_queries), fout.name, fstats.name, repr(gap), repr(backpressure),
            str(seed), str(int(isolate)), str(stall_cycles), str(limit), str(interval)]

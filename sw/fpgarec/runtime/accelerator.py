@@ -159,6 +159,9 @@ class Accelerator:
         else:
             raise FpgarecError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)} or an object with run()")
         self.backend_name = str(getattr(self.backend, "name", type(self.backend).__name__))
+        #: the design has a seen-items input (``fpgarec build --exclude-seen``): recommend()
+        #: sends each query's seen items and the design never returns them
+        self.seen_on_chip = "seen" in self.bundle.manifest.get("io", {})
         log.info("design %s on backend %s (K=%d, top_k=%d, %d items, %d known users, padding %s)",
                  self.bundle.manifest.get("design"), self.backend_name, self.k, self.top_k, self.n_items,
                  self.sampler.n_users, self.sampler.padding.scheme)
@@ -201,17 +204,28 @@ class Accelerator:
         [1, top_k] (default top_k). Unknown users, empty or over-long lists, ids out of range
         raise :class:`~fpgarec.runtime.sampler.QueryError`.
 
-        ``exclude_seen``: drop the items each query has seen (a known user's whole history, a
-        new user's given items) from the design's top_k list and keep the best ``k`` of the rest;
+        A design built with a seen-items input drops each query's seen items (a known user's
+        whole history, a new user's given items) on chip, whatever ``exclude_seen`` says; a row
+        holds -1 where fewer than ``k`` items are left.
+
+        ``exclude_seen`` (designs without that input): drop the seen items from the design's
+        top_k list on the host and keep the best ``k`` of the rest;
         a row is padded with -1 where fewer than ``k`` unseen ids remain. The design ranks seen
         items too (with the demo model about 6 of a known user's top 10), so build it with a
         larger ``top_k`` (``fpgarec build --top-k 64``) when serving this way.
         """
         k = self.check_k(k)
+        queries = [int(u) for u in np.asarray(users).reshape(-1)] if users is not None else list(items)
+        if self.seen_on_chip:  # the design drops each query's seen items before selection
+            ctx = self.contexts(users, items)
+            seen = np.zeros((len(ctx), self.n_items), dtype=bool)
+            for b, query in enumerate(queries):
+                seen[b, self.seen(query)] = True
+            top = np.asarray(self.backend.run(self.bundle.check_ids(ctx), seen=seen), dtype=np.int64)
+            return np.where(top[:, :k] < self.n_items, top[:, :k], -1)
         top = self.execute(self.contexts(users, items))
         if not exclude_seen:
             return top[:, :k]
-        queries = [int(u) for u in np.asarray(users).reshape(-1)] if users is not None else list(items)
         out = np.full((len(top), k), -1, dtype=np.int64)
         for b, query in enumerate(queries):
             row = first_unseen(top[b], self.seen(query), k)

@@ -125,6 +125,23 @@ def tie_rule_topk(scores: np.ndarray, k: int, max_abs: float | None = None, over
     return np.take_along_axis(cand, np.take_along_axis(part, order, axis=1), axis=1).astype(np.int64)
 
 
+def select_unseen(scores: np.ndarray, seen: np.ndarray, k: int, n_valid: int, low: float,
+                  max_abs: float) -> np.ndarray:
+    """The top-k kernel with a seen-items bitmap (``SeenMode`` 2): the ``k`` best eligible items
+    by the tie rule, where item i is eligible iff i < ``n_valid`` and not ``seen[b, i]``; slots
+    left when fewer than ``k`` items are eligible hold N (the label count), as the RTL does.
+
+    Shapes: scores (B, N) integers, seen (B, N) bool -> (B, k) int64. ``low``: a value below
+    every score (ineligible items are ranked there, then replaced by N)."""
+    s = np.array(scores, dtype=np.float64).reshape(len(scores), -1)
+    n = s.shape[1]
+    eligible = ~np.asarray(seen, dtype=bool).reshape(len(s), n)
+    eligible[:, n_valid:] = False
+    s[~eligible] = low
+    top = tie_rule_topk(s, k, max_abs=max_abs, overwrite=True)
+    return np.where(np.take_along_axis(eligible, top, axis=1), top, n)
+
+
 class _Thresholds:
     """FINN MultiThreshold on the last axis: y = #{j : x >= Θ[c, j]} + bias.
 
@@ -349,6 +366,8 @@ class EmulationBackend:
             k = int(attrs["K"])
             lo, hi = datatype_range(layer["in_dtype"])
             bound = max(abs(lo), abs(hi))
+            if int(attrs.get("SeenMode", 0)) == 2:
+                return functools.partial(select_unseen, k=k, n_valid=self.n_items, low=lo - 1, max_abs=bound + 1)
             return lambda x: tie_rule_topk(x.reshape(len(x), -1), k, max_abs=bound, overwrite=True)
         raise BundleError(f"{where}: op {op} is not supported by the emulation")
 
@@ -394,38 +413,78 @@ class EmulationBackend:
         tensors = self._run_steps(self._plan[: self._score_step], {self.input_name: self._check_ids(ids)})
         return tensors[self._plan[self._score_step][1][0]]
 
-    def _select(self, scores: np.ndarray) -> np.ndarray:
+    @property
+    def seen_input(self) -> str | None:
+        """The name of the design's seen-items bitmap input (``SeenMode`` 2), or None."""
+        inputs = self._plan[-1][1]
+        return inputs[1] if len(inputs) > 1 else None
+
+    def seen_bitmap(self, ids: np.ndarray, seen=None) -> np.ndarray | None:
+        """The (B, N labels) bool bitmap the top-k kernel reads: ``seen`` if given (a (B, N) or
+        (B, n_items) bool array), else the query's own context ids; None for designs without
+        a seen input."""
+        if self.seen_input is None:
+            return None
+        n_labels = int(self.layers[-1]["attrs"]["Labels"])
+        if seen is not None:
+            seen = np.asarray(seen, dtype=bool)
+            if seen.ndim != 2 or len(seen) != len(ids) or seen.shape[1] not in (self.n_items, n_labels):
+                raise BundleError(f"seen bitmap of shape {seen.shape}: expected ({len(ids)}, {self.n_items})")
+            out = np.zeros((len(ids), n_labels), dtype=bool)
+            out[:, : seen.shape[1]] = seen
+            return out
+        out = np.zeros((len(ids), n_labels + 1), dtype=bool)
+        np.put_along_axis(out, np.minimum(np.asarray(ids, dtype=np.int64), n_labels), True, axis=1)
+        return out[:, :n_labels]
+
+    def select_from_scores(self, scores: np.ndarray, ids: np.ndarray, seen=None) -> np.ndarray:
+        """The design's top-k stage applied to other integer scores of the real items (FINN's,
+        Brevitas'), with the same seen rule as :meth:`run`. Shapes: scores (B, n_items), ids
+        (B, K) -> (B, top_k) int64."""
+        scores = np.asarray(scores, dtype=np.float64)
+        n_labels = int(self.layers[-1]["attrs"]["Labels"])
+        full = np.full((len(scores), n_labels), float(scores.min(initial=0)) - 1.0)
+        full[:, : scores.shape[1]] = scores
+        return self._select(full, self.seen_bitmap(np.asarray(ids), seen))
+
+    def _select(self, scores: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray:
         tensors = {self._plan[self._score_step][1][0]: scores}
+        if seen is not None:
+            tensors[self.seen_input] = seen
         tensors = self._run_steps(self._plan[self._score_step:], tensors)
         y = tensors[self._plan[-1][2][0]]
         return y.reshape(len(y), -1).astype(np.int64)
 
-    def _select_parallel(self, scores: np.ndarray) -> np.ndarray:
+    def _select_parallel(self, scores: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray:
         """The top-k stage over row slices in parallel threads (it is single-threaded numpy;
         the matrix products before it already use every core through BLAS)."""
         n = self.threads if len(scores) >= 2 * self.min_chunk else 1
         if n <= 1:
-            return self._select(scores)
+            return self._select(scores, seen)
         if self._executor is None:
             from concurrent.futures import ThreadPoolExecutor
 
             self._executor = ThreadPoolExecutor(max_workers=self.threads)
-        return np.concatenate(list(self._executor.map(self._select, np.array_split(scores, n))))
+        parts = np.array_split(np.arange(len(scores)), n)
+        return np.concatenate(list(self._executor.map(
+            lambda r: self._select(scores[r], None if seen is None else seen[r]), parts)))
 
-    def run(self, ids: np.ndarray) -> np.ndarray:
-        """Top-k item ids per query. Shapes: (B, K) -> (B, top_k) int64."""
-        return self._select_parallel(self._scores_raw(ids))
+    def run(self, ids: np.ndarray, seen=None) -> np.ndarray:
+        """Top-k item ids per query. Shapes: (B, K) -> (B, top_k) int64. ``seen``: a design
+        with a seen-items input excludes these items ((B, n_items) bool; default: the query's
+        context ids); slots left empty hold N (the label count)."""
+        return self._select_parallel(self._scores_raw(ids), self.seen_bitmap(ids, seen))
 
     def scores(self, ids: np.ndarray) -> np.ndarray:
         """Integer scores of the real items. Shapes: (B, K) -> (B, N) int64."""
         s = self._scores_raw(ids)
         return s.reshape(len(s), -1)[:, : self.n_items].astype(np.int64)
 
-    def run_with_scores(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def run_with_scores(self, ids: np.ndarray, seen=None) -> tuple[np.ndarray, np.ndarray]:
         """(top-k (B, top_k), integer scores of the real items (B, N)) from one pass."""
         s = self._scores_raw(ids)
         scores = s.reshape(len(s), -1)[:, : self.n_items].astype(np.int64)
-        return self._select_parallel(s), scores
+        return self._select_parallel(s, self.seen_bitmap(ids, seen)), scores
 
 
 def _with_connections(layers: list[dict]) -> list[dict]:
