@@ -53,8 +53,20 @@ class DemoConfig:
     build_design: bool = True
     #: board the demo compiles for.
     board: str = "pynq-z2"
-    #: random queries of the bit-exactness check (emulation vs FINN vs Brevitas).
+    #: random queries of the bit-exactness check (emulation vs Brevitas; FINN: finn_queries).
     bitexact_queries: int = 10_000
+    #: of those, the queries FINN's numpy execution also runs (about 25 ms each; the
+    #: Verilator simulation checks the RTL on rtl_sim_queries besides).
+    finn_queries: int = 2_000
+    #: queries of the whole-design Verilator simulation (0 = none).
+    rtl_sim_queries: int = 10_000
+    #: folding of the demo design (PE/SIMD per layer, for fpgarec's RTL); None = automatic.
+    design_folding: Path | None = field(
+        default_factory=lambda: Path(__file__).resolve().parents[2] / "hw" / "folding" / "student_w4.json")
+    #: pad the scored items to a multiple of this (1,682 -> 1,728: PE 48 divides it).
+    pad_items_multiple: int = 48
+    #: the design drops each query's seen items on chip (a seen bitmap beside the ids).
+    exclude_seen: bool = True
     #: maximum epochs of any model (early stopping usually ends sooner).
     max_epochs: int = 300
     #: torch intra-op threads (default: all cores of this machine).
@@ -85,6 +97,9 @@ class DemoConfig:
         if cfg.quick:
             cfg.max_epochs = min(cfg.max_epochs, 30)
             cfg.bitexact_queries = min(cfg.bitexact_queries, 500)
+            cfg.finn_queries = min(cfg.finn_queries, 200)
+            cfg.rtl_sim_queries = min(cfg.rtl_sim_queries, 300)
+            cfg.design_folding = None  # a subsample's item count needs its own folding
         return cfg
 
     @classmethod

@@ -50,6 +50,29 @@ def device(make_device):
     return make_device()
 
 
+@pytest.fixture(scope="session")
+def single_input_bundle(tmp_path_factory):
+    """A copy of the committed bundle without its seen-items input: one input DMA (``idma0``),
+    no ``io.seen``, a LabelSelect without ``SeenMode``, as bundles were built before
+    ``--exclude-seen``."""
+    import json
+    import shutil
+
+    from fpgarec.runtime.bundle import load_bundle
+
+    root = tmp_path_factory.mktemp("single_input") / "student_w4_pynq-z2"
+    shutil.copytree(BUNDLE, root)
+    manifest = json.loads((root / "manifest.json").read_text())
+    seen = manifest["io"].pop("seen")["name"]
+    manifest["dma"]["input"] = manifest["dma"]["input"][:1]
+    last = manifest["layers"][-1]
+    last["attrs"].pop("SeenMode")
+    last["inputs"] = [x for x in last["inputs"] if x != seen]
+    manifest["model"].pop("exclude_seen", None)
+    (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return load_bundle(root)
+
+
 @pytest.fixture
 def built_bundle(tmp_path):
     """A copy of the committed bundle that claims a built bitstream: ``bitfile/finn-accel.bit``

@@ -28,15 +28,18 @@ What is emulated, and what stays pynq's own code:
   ``ap_done`` and ``ap_ready`` clear when read; ``ap_idle`` is set at reset and after a run.
   Only element access (``array[i]``, which ``MMIO.read``/``write`` use) drives the model;
   numpy views of the array (``RegisterMap``) see the values but trigger nothing;
-* the fabric: once every input and every output DMA has been started, the input DMA's rows
+* the fabric: once every input and every output DMA has been started, each input DMA's rows
   are read from DDR and decoded with an independent scalar reader of FINN's stream layout
-  (``int.from_bytes``, element 0 in the low bits), cross-checked with
-  :func:`fpgarec.runtime.packing.unpack`; ``EmulationBackend(bundle).run`` computes the top-k;
-  the ids are encoded the same way into the output DMA's DDR rows; ``ap_done`` then shows after
-  ``latency_polls`` reads of the output DMA's control register.
+  (``int.from_bytes``, element 0 in the low bits; 1-bit lanes: ``np.unpackbits`` little bit
+  order), cross-checked with :func:`fpgarec.runtime.packing.unpack`. The first input DMA
+  carries the ids, a second one (a design with ``io["seen"]``) the seen-items bitmap:
+  ``EmulationBackend(bundle).run(ids, seen=bitmap)`` computes the top-k (``run(ids)`` with one
+  input DMA); the ids are encoded the same way into the output DMA's DDR rows; ``ap_done`` then
+  shows after ``latency_polls`` reads of the output DMA's control register. ``inputs`` holds
+  the decoded arrays of the last batch, per input DMA.
 
 Modes: ``"ok"``; ``"hang"`` (DMAs start but never finish: ``ap_start`` stays, no ``ap_idle``,
-no ``ap_done``). A DMA address outside every allocation, or a row count the two DMAs disagree
+no ``ap_done``). A DMA address outside every allocation, or a row count the DMAs disagree
 on, is recorded in ``errors`` and hangs the design, like a stalled AXI transaction.
 """
 
@@ -59,7 +62,7 @@ from pynqmetadata.views.runtime import RuntimeMetadataParser
 from fpgarec.runtime import packing
 from fpgarec.runtime.bundle import Bundle
 from fpgarec.runtime.emulation import EmulationBackend
-from fpgarec.runtime.pynq_hwh import AP_DONE, AP_IDLE, AP_READY, AP_START, EMULATION_MARKER
+from fpgarec.runtime.pynq_hwh import AP_DONE, AP_IDLE, AP_READY, AP_START, EMULATION_MARKER, dma_ios
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +157,8 @@ class _Allocation:
 def decode_words(raw: np.ndarray, n: int, bits: int, signed: bool) -> np.ndarray:
     """FINN stream words -> integers, one word at a time: word w (little-endian bytes) holds
     element i in bits [i*bits, (i+1)*bits). Shapes: (words, nbytes) uint8 -> (words, n) int64."""
+    if bits == 1:  # bit p of the word is bit p % 8 of byte p // 8
+        return np.unpackbits(np.asarray(raw, dtype=np.uint8), axis=1, bitorder="little")[:, :n].astype(np.int64)
     out = np.empty((len(raw), n), dtype=np.int64)
     mask = (1 << bits) - 1
     for r, row in enumerate(raw):
@@ -196,8 +201,10 @@ class EmulatedZynqDevice(Device):
         self.bitfile_name = ""
         self.bundle, self.mode, self.latency_polls = bundle, mode, int(latency_polls)
         self.fabric = EmulationBackend(bundle)
-        io = bundle.manifest["io"]
-        self._in, self._out = io["input"], io["output"]
+        #: each DMA's io entry (inputs in manifest order: ids, then the seen bitmap; the output)
+        self.ios = dma_ios(bundle.manifest)
+        self.input_names = list(bundle.manifest["dma"]["input"])
+        self._out = bundle.manifest["io"]["output"]
         self.slcr = np.zeros(SLCR_WORDS, dtype=np.uint32)
         for offset, value in SLCR_RESET.items():
             self.slcr[offset // 4] = value
@@ -209,6 +216,7 @@ class EmulatedZynqDevice(Device):
         self.writes: list[tuple[str, int, int]] = []
         self.errors: list[str] = []
         self.batches: list[int] = []
+        self.inputs: dict[str, np.ndarray] = {}
 
     # ----------------------------------------------------------------- bitstream, metadata
     def get_bitfile_metadata(self, bitfile_name: str, partial: bool = False):
@@ -281,35 +289,47 @@ class EmulatedZynqDevice(Device):
 
     # ---------------------------------------------------------------------------- fabric
     def dma_started(self) -> None:
-        """Runs the design once every DMA has been started (FINN starts odma, then idma)."""
+        """Runs the design once every DMA has been started (FINN starts odma, then each idma)."""
         if not self.dmas or not all(d.busy for d in self.dmas.values()) or self.mode == "hang":
             return
-        (idma,) = [d for d in self.dmas.values() if d.is_input]
+        idmas = [self.dmas[name] for name in self.input_names]
         (odma,) = [d for d in self.dmas.values() if not d.is_input]
         try:
-            self._transfer(idma, odma)
+            self._transfer(idmas, odma)
         except (BusError, ValueError) as exc:
             self.errors.append(f"{type(exc).__name__}: {exc}")
             log.error("emulated fabric stalls: %s", exc)
             return
-        idma.finish(0)
+        for idma in idmas:
+            idma.finish(0)
         odma.finish(self.latency_polls)
 
-    def _transfer(self, idma: IodmaModel, odma: IodmaModel) -> None:
-        rows = idma.count
-        if odma.count != rows:
-            raise ValueError(f"idma numReps {rows} != odma numReps {odma.count}")
-        ib, isigned = packing.parse_datatype(self._in["datatype"])
+    def _read_input(self, idma: IodmaModel, rows: int) -> np.ndarray:
+        """The (rows, normal size) integers an input DMA streams from DDR."""
+        io = self.ios[idma.name]
+        bits, signed = packing.parse_datatype(io["datatype"])
+        word, n = int(io["shape_packed"][-1]), int(io["shape_folded"][-1])
+        raw = np.array(self._ddr(idma.address, rows * int(np.prod(io["shape_packed"][1:]))))
+        values = decode_words(raw.reshape(-1, word), n, bits, signed)
+        folded = (rows, *io["shape_folded"][1:])
+        if not np.array_equal(values.reshape(folded), packing.unpack(raw, bits, signed, folded)):
+            raise ValueError(f"{idma.name}: packing.unpack disagrees with the scalar stream reader")
+        return values.reshape(rows, -1)
+
+    def _transfer(self, idmas: list[IodmaModel], odma: IodmaModel) -> None:
+        rows = odma.count
+        for idma in idmas:
+            if idma.count != rows:
+                raise ValueError(f"{idma.name} numReps {idma.count} != {odma.name} numReps {rows}")
+        self.inputs = {idma.name: self._read_input(idma, rows) for idma in idmas}
         ob, osigned = packing.parse_datatype(self._out["datatype"])
-        in_word, out_word = int(self._in["shape_packed"][-1]), int(self._out["shape_packed"][-1])
-        in_row, out_row = int(np.prod(self._in["shape_packed"][1:])), int(np.prod(self._out["shape_packed"][1:]))
-        n_in, n_out = int(self._in["shape_folded"][-1]), int(self._out["shape_folded"][-1])
-        raw = np.array(self._ddr(idma.address, rows * in_row))
-        ids = decode_words(raw.reshape(-1, in_word), n_in, ib, isigned)
-        folded = (rows, *self._in["shape_folded"][1:])
-        if not np.array_equal(ids.reshape(folded), packing.unpack(raw, ib, isigned, folded)):
-            raise ValueError("packing.unpack disagrees with the scalar stream reader")
-        top = self.fabric.run(ids.reshape(rows, -1))
+        out_word, out_row = int(self._out["shape_packed"][-1]), int(np.prod(self._out["shape_packed"][1:]))
+        n_out = int(self._out["shape_folded"][-1])
+        ids = self.inputs[idmas[0].name]
+        if len(idmas) > 1:  # the seen-items bitmap: bit i = 1, item i is never returned
+            top = self.fabric.run(ids, seen=self.inputs[idmas[1].name].astype(bool))
+        else:
+            top = self.fabric.run(ids)
         words = encode_words(top.reshape(-1, n_out), ob, out_word)
         self._ddr(odma.address, rows * out_row)[:] = words.reshape(-1)
         self.batches.append(rows)

@@ -4,6 +4,10 @@ What runs as on a board: pynq's device registry, ``Overlay`` (metadata parsing o
 ``.hwh``, ``.bit`` header parsing, IP driver binding), ``allocate`` / ``PynqBuffer`` with
 flush/invalidate, ``MMIO`` register access and ``Clocks`` (Zynq-7000 SLCR divisors). What is
 emulated: the device underneath (``emulated_device.py``).
+
+The committed bundle has a seen-items input: two input DMAs (``idma0`` ids, ``idma1`` the seen
+bitmap) and one output DMA; ``single_input_bundle`` is the same design without it (one input
+DMA, as bundles built without ``--exclude-seen``).
 """
 
 from __future__ import annotations
@@ -42,9 +46,18 @@ def test_generated_overlay_reads_with_pynqs_parsers(overlay, bundle):
 
     parser = RuntimeMetadataParser(Metadata(input=overlay.hwh))
     assert parser.family_ps == "processing_system7"
+    io = bundle.manifest["io"]
+    assert bundle.manifest["dma"] == {"input": ["idma0", "idma1"], "output": ["odma0"]}
+    assert dma_addresses(bundle.manifest) == {"idma0": 0x4000_0000, "idma1": 0x4000_1000, "odma0": 0x4000_2000}
+    # every DMA describes the stream it carries: idma1 the seen bitmap, PE = 48 bits per word
+    streams = {"idma0": io["input"], "idma1": io["seen"], "odma0": io["output"]}
+    assert {n: x["stream_width_bits"] for n, x in streams.items()} == {"idma0": 224, "idma1": 48, "odma0": 16}
     for name, base in dma_addresses(bundle.manifest).items():
         ip = parser.ip_dict[name]
         assert (ip["phys_addr"], ip["addr_range"]) == (base, 0x1000)
+        params = ip["parameters"]
+        assert int(params["STREAM_WIDTH_BITS"]) == streams[name]["stream_width_bits"]
+        assert params["STREAM_NAME"] == streams[name]["name"]
         regs = ip["registers"]
         assert regs["CTRL"]["address_offset"] == 0x00 and regs["numReps"]["address_offset"] == 0x1C
         assert regs["CTRL"]["fields"]["AP_DONE"]["bit_offset"] == 1
@@ -53,7 +66,9 @@ def test_generated_overlay_reads_with_pynqs_parsers(overlay, bundle):
     assert EMULATION_MARKER in header["design"] and header["part"] == "7z020clg400"
     assert len(bit2bin(overlay.bit.read_bytes())) % 4 == 0
     assert "GENERATED FOR EMULATION" in overlay.hwh.read_text()[:400]
-    assert json.loads(overlay.sidecar.read_text())["generated_for_emulation"] is True
+    sidecar = json.loads(overlay.sidecar.read_text())
+    assert sidecar["generated_for_emulation"] is True
+    assert sidecar["streams"] == {"idma0": "ids", "idma1": "seen", "odma0": "topk"}
     assert not bundle.bitstream_built  # the bundle itself never claims a bitstream
 
 
@@ -70,20 +85,32 @@ def test_backend_is_bit_exact_with_emulation_and_drives_dmas_like_finn(device, o
     from fpgarec.runtime.pynq_backend import PynqBackend
 
     with PynqBackend(bundle, bitfile=overlay.bit, batch_size=64, timeout_s=2.0) as backend:
-        out = backend.run(ids)
+        out = backend.run(ids)  # seen: by default each query's context ids
         info = backend.info()
-        ibuf, obuf = backend._ibuf.device_address, backend._obuf.device_address
+        ibuf, sbuf, obuf = (backend._ibuf.device_address, backend._sbuf.device_address,
+                            backend._obuf.device_address)
+    emu = EmulationBackend(bundle)
     assert out.dtype == np.int64 and out.shape == (150, bundle.manifest["model"]["top_k"])
-    np.testing.assert_array_equal(out, EmulationBackend(bundle).run(ids))
+    np.testing.assert_array_equal(out, emu.run(ids))
     assert device.batches == [64, 64, 22] and not device.errors
-    assert device.downloads == 1 and device.flushes == 3 and device.invalidates == 3
-    assert info["emulated"] and info["dma"] == {"idma0": 0x4000_0000, "odma0": 0x4000_1000}
-    # first batch: FINN's execute_on_buffers order, odma armed before idma
-    assert device.writes[:8] == [
-        ("odma0", 0x10, obuf), ("odma0", 0x14, 0), ("odma0", 0x1C, 64), ("odma0", 0x00, 1),
-        ("idma0", 0x10, ibuf), ("idma0", 0x14, 0), ("idma0", 0x1C, 64), ("idma0", 0x00, 1),
-    ]
-    assert ("idma0", 0x1C, 22) in device.writes
+    # one flush per input buffer and batch, one invalidate of the output buffer per batch
+    assert device.downloads == 1 and device.flushes == 6 and device.invalidates == 3
+    assert info["emulated"] and info["seen_on_chip"]
+    assert info["dma"] == {"idma0": 0x4000_0000, "idma1": 0x4000_1000, "odma0": 0x4000_2000}
+    assert info["streams"] == {"idma0": "ids", "idma1": "seen", "odma0": "topk"}
+    assert len({ibuf, sbuf, obuf}) == 3
+    # every batch: FINN's execute_on_buffers order, odma armed before the input DMAs, then
+    # idma0 (ids) and idma1 (seen bitmap), each address / numReps / ap_start
+    seq = [("odma0", obuf), ("idma0", ibuf), ("idma1", sbuf)]
+    for rows, batch in zip((64, 64, 22), range(3), strict=True):
+        assert device.writes[12 * batch: 12 * batch + 12] == [
+            (name, reg, value) for name, addr in seq for reg, value in ((0x10, addr), (0x14, 0), (0x1C, rows), (0x00, 1))]
+    assert len(device.writes) == 36
+    # what reached the fabric in the last batch: the ids, and the bitmap of each query's context
+    np.testing.assert_array_equal(device.inputs["idma0"], ids[128:])
+    np.testing.assert_array_equal(device.inputs["idma1"].astype(bool), emu.seen_bitmap(ids[128:]))
+    context = (out[:, :, None] == ids[:, None, :]).any(axis=2)
+    assert not context.any()  # no query gets back an item of its own context
 
 
 def test_single_query_and_empty_batch(device, overlay, bundle, ids):
@@ -122,21 +149,25 @@ def test_hang_raises_timeout_with_register_state(make_device, overlay, bundle, i
     msg = str(err.value)
     assert isinstance(err.value, FpgarecError) and "\n" not in msg
     assert "odma0 did not finish a batch of 16 queries within 0.2 s" in msg
-    assert "odma0 ctrl=0x00000001 (ap_start)" in msg and "count=16" in msg and "idma0 ctrl=" in msg
+    assert "odma0 ctrl=0x00000001 (ap_start)" in msg and "count=16" in msg
+    assert "idma0 ctrl=0x00000001 (ap_start)" in msg and "idma1 ctrl=0x00000001 (ap_start)" in msg
     regs = err.value.registers
+    assert list(regs) == ["odma0", "idma0", "idma1"]
     assert regs["odma0"]["addr"] == backend._obuf.device_address and regs["idma0"]["count"] == 16
+    assert regs["idma1"]["addr"] == backend._sbuf.device_address and regs["idma1"]["count"] == 16
     assert not regs["odma0"]["ctrl"] & 0x2
     with pytest.raises(FpgarecError, match="not idle before start"):
         backend.run(ids[:1])  # the design is still busy: refused, with the registers
     backend.close()
 
 
-def test_dma_pointed_outside_any_buffer_stalls_and_times_out(device, overlay, bundle, ids):
+@pytest.mark.parametrize("buffer, dma", [("_ibuf", "idma0"), ("_sbuf", "idma1")])
+def test_dma_pointed_outside_any_buffer_stalls_and_times_out(device, overlay, bundle, ids, buffer, dma):
     from fpgarec.runtime.pynq_backend import DmaTimeoutError, PynqBackend
 
     with PynqBackend(bundle, bitfile=overlay.bit, batch_size=4, timeout_s=0.1) as backend:
-        backend._ibuf.device_address = 0x1F00_0000  # the input DMA reads where no buffer lies
-        with pytest.raises(DmaTimeoutError, match="idma0 ctrl=0x00000001 .ap_start. addr=0x1f000000"):
+        getattr(backend, buffer).device_address = 0x1F00_0000  # the DMA reads where no buffer lies
+        with pytest.raises(DmaTimeoutError, match=f"{dma} ctrl=0x00000001 .ap_start. addr=0x1f000000"):
             backend.run(ids[:4])
     assert any("BusError" in e for e in device.errors)
 
@@ -226,3 +257,115 @@ def test_download_false_needs_the_design_already_loaded(device, overlay, bundle)
 
     with pytest.raises(FpgarecError, match="cannot map the registers of idma0 .*is the design loaded"):
         PynqBackend(bundle, bitfile=overlay.bit, download=False)  # pynq itself deems it loaded
+
+
+def test_explicit_seen_bitmaps_match_the_emulation(device, overlay, bundle, ids):
+    from fpgarec.runtime.emulation import EmulationBackend
+    from fpgarec.runtime.pynq_backend import PynqBackend
+
+    m = bundle.manifest["model"]
+    n_items, n_labels, top_k = m["n_items"], m["n_labels"], m["top_k"]
+    emu = EmulationBackend(bundle)
+    rng = np.random.default_rng(11)
+    ids = ids[:40]
+    sparse = rng.random((40, n_items)) < 0.05
+    # dense: every item seen but 0 .. top_k - 1 of them per query
+    left = rng.integers(0, top_k, size=40)
+    left[:2] = 0, top_k - 1
+    dense = np.ones((40, n_items), dtype=bool)
+    for b in range(40):
+        dense[b, rng.choice(n_items, left[b], replace=False)] = False
+    padded = np.zeros((40, n_labels), dtype=bool)  # (B, N): the padding labels' bits ride along
+    padded[:, :n_items] = sparse[::-1]
+    padded[:, n_items:] = rng.random((40, n_labels - n_items)) < 0.5
+    as_ints = (rng.random((40, n_items)) < 0.2).astype(np.uint8)  # 0/1 integers are bools too
+    with PynqBackend(bundle, bitfile=overlay.bit, batch_size=16) as backend:
+        outs = {}
+        for name, seen in (("sparse", sparse), ("dense", dense), ("padded", padded), ("ints", as_ints),
+                           ("nothing", np.zeros((40, n_items), dtype=bool))):
+            outs[name] = backend.run(ids, seen=seen)
+            np.testing.assert_array_equal(outs[name], emu.run(ids, seen=seen), err_msg=name)
+            # the last batch's bitmap as the fabric decoded it from DDR
+            np.testing.assert_array_equal(device.inputs["idma1"].astype(bool), emu.seen_bitmap(ids[32:], seen[32:]),
+                                          err_msg=name)
+    assert not device.errors and device.batches == [16, 16, 8] * 5
+    assert not np.take_along_axis(sparse, outs["sparse"], axis=1).any()
+    # fewer than top_k items left: exactly those (best first), then N in the empty slots
+    dense_out = outs["dense"]
+    np.testing.assert_array_equal((dense_out < n_labels).sum(axis=1), left)
+    assert np.all(dense_out[0] == n_labels) and dense_out[1, -1] == n_labels
+    for b in range(40):
+        assert set(dense_out[b, : left[b]]) == set(np.flatnonzero(~dense[b]))
+        assert np.all(dense_out[b, left[b]:] == n_labels)
+    # nothing seen: the context's items may come back, where the default drops them
+    assert (outs["nothing"][:, :, None] == ids[:, None, :]).any()
+
+
+def test_a_seen_bitmap_of_a_wrong_shape_is_a_one_line_error(device, overlay, bundle, ids):
+    from fpgarec.errors import FpgarecError
+    from fpgarec.runtime.pynq_backend import PynqBackend, SeenBitmapError
+
+    n_items, n_labels = bundle.manifest["model"]["n_items"], bundle.manifest["model"]["n_labels"]
+    with PynqBackend(bundle, bitfile=overlay.bit, batch_size=8) as backend:
+        writes = len(device.writes)
+        for bad in (np.zeros((4, 100), dtype=bool), np.zeros((5, n_items), dtype=bool),
+                    np.zeros(n_items, dtype=bool), np.zeros((4, n_items, 1), dtype=bool),
+                    np.zeros((4, n_labels + 1), dtype=bool)):
+            with pytest.raises(SeenBitmapError) as err:
+                backend.run(ids[:4], seen=bad)
+            msg = str(err.value)
+            assert "\n" not in msg and isinstance(err.value, FpgarecError) and isinstance(err.value, ValueError)
+            assert msg.startswith(f"seen bitmap of shape {bad.shape}: expected (4, {n_items}) bool"), msg
+            assert f"(4, {n_labels})" in msg
+        assert len(device.writes) == writes and not device.batches  # refused before any DMA starts
+
+
+def test_a_bundle_with_one_input_dma_runs_as_before(single_input_bundle, ids, tmp_path):
+    import emulated_device
+
+    from fpgarec.runtime.emulation import EmulationBackend
+    from fpgarec.runtime.pynq_backend import PynqBackend, SeenBitmapError
+    from fpgarec.runtime.pynq_hwh import write_emulation_overlay
+
+    bundle = single_input_bundle
+    assert "seen" not in bundle.manifest["io"] and bundle.manifest["dma"]["input"] == ["idma0"]
+    ov = write_emulation_overlay(bundle, tmp_path)
+    assert "idma1" not in ov.hwh.read_text()
+    device = emulated_device.install(bundle)
+    try:
+        with PynqBackend(bundle, bitfile=ov.bit, batch_size=64, timeout_s=2.0) as backend:
+            out = backend.run(ids)
+            info = backend.info()
+            ibuf, obuf = backend._ibuf.device_address, backend._obuf.device_address
+            assert backend._sbuf is None and not backend.seen_on_chip
+            with pytest.raises(SeenBitmapError, match="no seen-items input"):
+                backend.run(ids[:2], seen=np.zeros((2, bundle.manifest["model"]["n_items"]), dtype=bool))
+    finally:
+        emulated_device.uninstall()
+    np.testing.assert_array_equal(out, EmulationBackend(bundle).run(ids))
+    assert device.batches == [64, 64, 22] and not device.errors and set(device.inputs) == {"idma0"}
+    assert device.flushes == 3 and device.invalidates == 3
+    assert info["dma"] == {"idma0": 0x4000_0000, "odma0": 0x4000_1000} and not info["seen_on_chip"]
+    assert device.writes[:8] == [
+        ("odma0", 0x10, obuf), ("odma0", 0x14, 0), ("odma0", 0x1C, 64), ("odma0", 0x00, 1),
+        ("idma0", 0x10, ibuf), ("idma0", 0x14, 0), ("idma0", 0x1C, 64), ("idma0", 0x00, 1),
+    ]
+    assert len(device.writes) == 24
+
+
+def test_accelerator_recommend_sends_each_querys_seen_items_through_the_pynq_backend(device, overlay, bundle):
+    from fpgarec.runtime.accelerator import Accelerator
+    from fpgarec.runtime.pynq_backend import PynqBackend
+
+    n_items = bundle.manifest["model"]["n_items"]
+    rng = np.random.default_rng(5)
+    items = [rng.choice(n_items, size=int(n), replace=False).tolist() for n in rng.integers(1, 60, size=24)]
+    want = Accelerator(bundle, backend="emulation").recommend(items=items)
+    with PynqBackend(bundle, bitfile=overlay.bit, batch_size=16) as backend:
+        got = Accelerator(bundle, backend=backend).recommend(items=items)
+        seen = np.zeros((8, bundle.manifest["model"]["n_labels"]), dtype=bool)
+        for b, row in enumerate(items[16:]):
+            seen[b, row] = True
+        np.testing.assert_array_equal(device.inputs["idma1"].astype(bool), seen)  # all given items, not only K
+    np.testing.assert_array_equal(got, want)
+    assert not any(set(row) & set(seen_items) for row, seen_items in zip(got.tolist(), items, strict=True))

@@ -69,7 +69,7 @@ def test_report_text_and_json(small_bundle, tmp_path):
     load_bundle(bundle)
     d = design_summary(bundle, 10, 0)
     assert set(d) == {"board", "latency_us", "queries_per_s", "resources", "bundle", "bitexact_queries",
-                      "bitexact_mismatches"}
+                      "bitexact_mismatches", "estimate_source"}
     assert set(d["resources"]["used"]) == {"LUT", "FF", "BRAM18", "URAM", "DSP"}
 
 

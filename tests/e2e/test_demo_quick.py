@@ -50,3 +50,9 @@ def test_quick_demo_writes_a_complete_report(tmp_path, venv_bin, text_cache):
     assert ex["explained"] == ex["recommendations"] == 10 * ex["users"]
     assert (out / ex["example"]).read_text().count("<tr>") > 10
     assert ex["example"] in (out / "report.html").read_text()
+    # issue 13: the design drops seen items on chip, its own output is scored, and the whole
+    # design ran in Verilator bit for bit against the emulation
+    d = report["design"]
+    assert d["delivered"]["all"]["seen_on_chip"] and d["delivered"]["all"]["share_k_unseen"] >= 0.99
+    assert abs(d["delivered"]["all"]["ndcg@10"] - report["student_w4"]["all"]["ndcg@10"]) < 0.02
+    assert d["measured"]["mismatches"] == 0 and d["measured"]["queries"] == 300

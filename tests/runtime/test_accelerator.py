@@ -41,7 +41,7 @@ class Recorder:
     def __init__(self, top_k=10):
         self.calls, self.closed, self.top_k = [], False, top_k
 
-    def run(self, ids):
+    def run(self, ids, seen=None):
         self.calls.append(np.array(ids))
         return np.tile(np.arange(self.top_k), (len(ids), 1))
 
@@ -55,14 +55,22 @@ def test_recommend_equals_sampler_then_emulation(acc, history):
     emu = EmulationBackend(DEMO)
     users = np.arange(0, 80, 3)
     ctx = acc.sampler.users(users)
-    want = emu.run(ctx)
+    want = emu.run(ctx)  # the design's default seen items: the context ids
     np.testing.assert_array_equal(acc.execute(ctx), want)
-    np.testing.assert_array_equal(acc.recommend(users=users), want)
-    np.testing.assert_array_equal(acc.recommend(users, k=3), want[:, :3])
+    # recommend sends each user's whole history as seen: the design drops it on chip
+    assert acc.seen_on_chip
+    seen = np.zeros((len(users), 1682), dtype=bool)
+    for b, u in enumerate(users):
+        seen[b, history.of(u)] = True
+    want_rec = emu.run(ctx, seen=seen)
+    assert not np.take_along_axis(seen, want_rec, axis=1).any()
+    assert not np.array_equal(want_rec, want)  # the history beyond the context matters
+    np.testing.assert_array_equal(acc.recommend(users=users), want_rec)
+    np.testing.assert_array_equal(acc.recommend(users, k=3), want_rec[:, :3])
     lists = [history.of(u).tolist() for u in users]
-    np.testing.assert_array_equal(acc.recommend(items=lists, k=5), want[:, :5])
+    np.testing.assert_array_equal(acc.recommend(items=lists, k=5), want_rec[:, :5])
     mixed = [int(u) if i % 2 else lists[i] for i, u in enumerate(users)]
-    np.testing.assert_array_equal(acc.recommend_queries(mixed), want)
+    np.testing.assert_array_equal(acc.recommend_queries(mixed), want_rec)
     assert acc.recommend(users=[]).shape == (0, 10)
     assert acc.backend_name == "emulation" and (acc.k, acc.top_k, acc.n_items) == (20, 10, 1682)
 

@@ -80,3 +80,36 @@ def test_emulation_overlay_is_labelled_and_verified(tmp_path):
     with pytest.raises(EmulationOverlayError, match="never go inside the bundle"):
         write_emulation_overlay(bundle, BUNDLE / "bitfile")
     assert not (BUNDLE / "bitfile").exists()
+
+
+def test_every_dma_has_its_io_entry_and_mismatches_are_refused():
+    import copy
+
+    from fpgarec.errors import FpgarecError
+    from fpgarec.runtime.bundle import Bundle, load_bundle
+    from fpgarec.runtime.pynq_backend import PynqBackend
+    from fpgarec.runtime.pynq_hwh import EmulationOverlayError, dma_addresses, dma_ios, make_hwh
+
+    bundle = load_bundle(BUNDLE)
+    m = bundle.manifest
+    ios = dma_ios(m)  # the committed design: ids, the seen bitmap, the top-k
+    assert list(ios) == ["idma0", "idma1", "odma0"]
+    assert [ios[n]["name"] for n in ios] == ["ids", "seen", "topk"]
+    assert ios["idma1"]["stream_width_bits"] == 48 and ios["idma1"]["shape_packed"] == [1, 36, 6]
+    assert dma_addresses(m) == {"idma0": 0x4000_0000, "idma1": 0x4000_1000, "odma0": 0x4000_2000}
+    hwh = make_hwh(m)
+    for name, width in (("idma0", 224), ("idma1", 48), ("odma0", 16)):
+        module = hwh[hwh.index(f'INSTANCE="{name}" IPTYPE'):]
+        assert f'NAME="STREAM_WIDTH_BITS" VALUE="{width}"' in module[: module.index("</MODULE>")]
+
+    one_dma = copy.deepcopy(m)
+    one_dma["dma"]["input"] = ["idma0"]  # io has "seen", the DMA list does not
+    with pytest.raises(EmulationOverlayError, match=r"expected 2 input DMA\(s\) \(streaming io input, seen"):
+        make_hwh(one_dma)
+    with pytest.raises(ValueError, match="expected 1 input DMA"):
+        no_seen = copy.deepcopy(m)
+        del no_seen["io"]["seen"]
+        dma_ios(no_seen)
+    with pytest.raises(FpgarecError, match=r"manifest.json: dma .*expected 2 input DMA") as err:
+        PynqBackend(Bundle(bundle.root, one_dma, bundle.arrays))  # checked before pynq is needed
+    assert "\n" not in str(err.value)

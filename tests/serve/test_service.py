@@ -159,7 +159,7 @@ def test_a_failing_backend_gives_500_and_the_service_goes_on(demo_bundle, histor
         def __init__(self):
             self.calls = 0
 
-        def run(self, ids):
+        def run(self, ids, seen=None):
             self.calls += 1
             if self.calls == 1:
                 raise RuntimeError("DMA timeout")

@@ -200,8 +200,27 @@ def design_summary(bundle_dir: Path, bitexact_queries: int, bitexact_mismatches:
         "bundle": str(bundle.root), "bitexact_queries": int(bitexact_queries),
         "bitexact_mismatches": int(bitexact_mismatches),
         "estimate_source": "FINN estimate",
-        **({"measured": measured_summary(bundle.manifest)} if bundle.manifest.get("measured") else {}),
+        **({"measured": measured_summary(bundle.manifest), "layers": layer_table(bundle.manifest)}
+           if bundle.manifest.get("measured") else {}),
     }
+
+
+def layer_table(manifest: dict) -> dict:
+    """Per layer, estimate beside measurement: FINN's cycles, LUT, BRAM18 and DSP estimates
+    ("finn_*"), the RTL kernel's cycles per query ("rtl_cycles", checked in simulation) and
+    Yosys' counts ("yosys_*", where the bundle was synthesized)."""
+    e = manifest["estimates"]["layers"]
+    m = manifest.get("measured", {})
+    sim = m.get("simulation", {}).get("layer_cycles", {})
+    syn = m.get("synthesis", {}).get("layers", {})
+    out = {}
+    for name, layer in e.items():
+        r, y = layer["resources"], syn.get(name)
+        out[name] = {"finn_cycles": layer["cycles"], "rtl_cycles": sim.get(name),
+                     "finn_lut": r["LUT"], "yosys_lut": (y["LUT"] + y["LUTRAM"]) if y else None,
+                     "finn_bram18": r["BRAM18"], "yosys_bram18": y["BRAM18"] if y else None,
+                     "finn_dsp": r["DSP"], "yosys_dsp": y["DSP"] if y else None}
+    return out
 
 
 def measured_summary(manifest: dict) -> dict:

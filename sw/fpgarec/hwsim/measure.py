@@ -3,7 +3,7 @@ measurements in its manifest.
 
 The manifest gains (with ``record``)::
 
-    "rtl":      {"fifo_depths": {tensor: depth}}             (the sized FIFOs, reused by later runs)
+    "rtl":      {"fifo_depths": {"producer->consumer": depth}}  (sized FIFOs, reused by later runs)
     "measured": {"simulation": {... the sim summary ..., "source": "Verilator simulation",
                                 "layer_cycles": ..., "fifo_peaks": ...},
                  "synthesis":  {... Yosys figures ..., "source": "Yosys synthesis, no place and route"},

@@ -156,7 +156,7 @@ class Simulator:
 
 
 def size_fifos(bundle: Bundle, cache: Path, queries: int = 200, seed: int = 1) -> dict[str, int]:
-    """FIFO depth per tensor: the peak occupancy (at least 2) of a run with deep FIFOs whose
+    """FIFO depth per edge (``producer->consumer``): the peak occupancy (at least 2) of a run with deep FIFOs whose
     queries enter at the design's rate (measured by an unpaced run first, and not faster than
     the slowest layer's cycles); unpaced, every FIFO before the slowest layer would fill to
     any depth."""
@@ -166,7 +166,7 @@ def size_fifos(bundle: Bundle, cache: Path, queries: int = 200, seed: int = 1) -
     w = len(ids) // 4
     rate = (last[-1] - last[w]) / (len(ids) - 1 - w)
     res = sim.run(ids, interval=int(np.ceil(max(rate, max(r.cycles for r in sim.design.layers)))))
-    return {f.tensor: max(MIN_DEPTH, int(res.stats["peak"][f.index])) for f in sim.design.fifos}
+    return {f.key: max(MIN_DEPTH, int(res.stats["peak"][f.index])) for f in sim.design.fifos}
 
 
 def _queries(bundle: Bundle, n: int, seed: int) -> np.ndarray:
@@ -208,7 +208,7 @@ def simulate(bundle_dir: Path | str, queries: int = 1000, cache: Path = Path("bu
             last = np.asarray(res.stats["last_out"], dtype=np.int64)
             w = min(max(1, len(ids) // 10), 50)
             cpq = float(last[-1] - last[w]) / (len(ids) - 1 - w) if len(ids) - 1 > w else float("nan")
-            peaks = {f.tensor: int(res.stats["peak"][f.index]) for f in sim.design.fifos}
+            peaks = {f.key: int(res.stats["peak"][f.index]) for f in sim.design.fifos}
     nl = min(latency_queries, len(ids))
     res = sim.run(ids[:nl], None if seen is None else seen[:nl], isolate=True)
     got = sim.topk(res, nl)
@@ -218,7 +218,7 @@ def simulate(bundle_dir: Path | str, queries: int = 1000, cache: Path = Path("bu
     return SimResult(queries=len(ids), mismatches=mismatches, latency_cycles=lat, cycles_per_query=cpq,
                      clock_mhz=float(bundle.manifest["clock_mhz"]), sim_seconds=time.perf_counter() - t0,
                      build_seconds=sim.build.seconds, build_cached=sim.build.cached,
-                     fifo_depths={f.tensor: f.depth for f in sim.design.fifos}, fifo_peaks=peaks,
+                     fifo_depths={f.key: f.depth for f in sim.design.fifos}, fifo_peaks=peaks,
                      first_mismatch=first, layer_cycles={r.name: r.cycles for r in sim.design.layers})
 
 

@@ -51,6 +51,11 @@ class Fifo:
     lanes: int
     bits: int
 
+    @property
+    def key(self) -> str:
+        """``producer->consumer``: stable across builds (FINN names tensors at random)."""
+        return f"{self.producer}->{self.consumer}"
+
 
 @dataclass(frozen=True)
 class TopInput:
@@ -122,8 +127,8 @@ def _param_text(params: dict) -> str:
 
 
 def stitch(bundle: Bundle, depths: dict[str, int] | None = None, default_depth: int = MIN_DEPTH) -> Design:
-    """Stitch ``bundle``'s layers into one top. ``depths``: FIFO depth per tensor name (else
-    ``default_depth``)."""
+    """Stitch ``bundle``'s layers into one top. ``depths``: FIFO depth per edge
+    (:attr:`Fifo.key`, ``producer->consumer``), else ``default_depth``."""
     layers = rtl_layers(bundle)
     manifest_layers = bundle.manifest["layers"]
     depths = depths or {}
@@ -183,7 +188,7 @@ def stitch(bundle: Bundle, depths: dict[str, int] | None = None, default_depth: 
                                f"{dl}; one must divide the other (change the folding)")
         narrow = min(sl, dl)
         fi = len(fifos)
-        depth = int(depths.get(tensor, default_depth))
+        depth = int(depths.get(f"{sname}->{dname}", default_depth))
         fifos.append(Fifo(fi, tensor, sname, dname, depth, narrow * sb, narrow, sb))
         e = f"e{n_edge}"
         w_nar = narrow * sb
@@ -219,7 +224,7 @@ def stitch(bundle: Bundle, depths: dict[str, int] | None = None, default_depth: 
         port_decl.append(f"  input  logic [{s.port.width - 1}:0] in{ti}_V_TDATA, input logic in{ti}_V_TVALID, "
                          f"output logic in{ti}_V_TREADY,")
         edge(tensor, (f"in{ti}_V_TDATA", f"in{ti}_V_TVALID", f"in{ti}_V_TREADY", s.port.lanes, s.port.bits,
-                      f"input {tensor}"),
+                      f"input:{tensor}"),
              (s.data, s.valid, s.ready, s.port.lanes, s.port.bits, layers[ci].name), n_edge)
         n_edge += 1
     for tensor, (pl, pp) in producer.items():

