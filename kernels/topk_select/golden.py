@@ -35,7 +35,8 @@ Streams (what the RTL sees; lane 0 in the least significant bits):
 
 Cycles (see :func:`cycles` and the RTL header): the kernel takes one in0 beat every L cycles
 (L = ``lanes_per_sorter``), so a query streams in N/PE · L cycles; its K outputs leave
-2K + 2 cycles after its last in0 beat, while the next query already streams in.
+within 2K + D + 1 cycles after its last in0 beat (D = max(2, clog2(PE/L)), the merge tree's
+levels), while the next query already streams in.
 """
 
 from __future__ import annotations
@@ -161,18 +162,28 @@ class Cycles(NamedTuple):
 def cycles(p: TopkParams) -> Cycles:
     """Expected cycles of the RTL.
 
-    per_query = max(N/PE · L, 2K + 2, K_CTX if SEEN_MODE 1, N/PE if SEEN_MODE 2):
+    per_query = max(N/PE · L, 2K + D, K_CTX if SEEN_MODE 1, N/PE if SEEN_MODE 2),
+    D = max(2, clog2(S)) the levels of the merge tree (S = PE/L sorters):
       N/PE · L  one in0 beat every L cycles (each sorter inserts one candidate per cycle);
-      2K + 2    the shadow bank is busy 2K + 2 cycles per query (load, then K pops of 2 cycles;
-                a query's last candidate waits for a free shadow bank) - only for tiny N;
+      2K + D    the shadow bank is busy 2K + D - 2 cycles per query (the tree fills in D - 1,
+                then K root pops of 2 cycles), plus 2 cycles for a query's last candidate,
+                which waits for a free shadow bank - only for tiny N;
       K_CTX     one id per cycle into a 2-query id buffer (a query starts when all its ids are
                 in, a buffer slot is freed by the query's last beat) - only for tiny N;
       N/PE      one bitmap word per cycle into a 2-query bitmap buffer (never above N/PE · L).
-    latency = 2K + 2: last beat accepted (cycle c) -> inserted (c+1, the lists go to the shadow
-    bank at that edge) -> K pops of 2 cycles each -> the j-th output beat is valid at c + 2 + 2j.
+    latency = 2K + D + 1: last beat accepted (cycle c) -> inserted (c+1, the lists go to the
+    shadow bank at that edge) -> the tree's level h fires first in cycle c+1+h, the root (level D)
+    then every 2 cycles -> out stage -> the j-th output beat (j = 1..K) is valid at
+    c + D + 1 + 2j.
     """
-    per_query = max(p.beats * p.lanes_per_sorter, 2 * p.k + 2, p.in1_beats)
-    return Cycles(per_query=per_query, latency=2 * p.k + 2)
+    d = merge_levels(p)
+    per_query = max(p.beats * p.lanes_per_sorter, 2 * p.k + d, p.in1_beats)
+    return Cycles(per_query=per_query, latency=2 * p.k + d + 1)
+
+
+def merge_levels(p: TopkParams) -> int:
+    """D = max(2, clog2(S)): levels of the RTL's merge tree (one compare per level and cycle)."""
+    return max(2, clog2(p.sorters))
 
 
 def eligible(n: int, n_valid: int, ctx_ids: np.ndarray | None, batch: int,

@@ -29,9 +29,11 @@
 //     b = the seen bits of the items of beat b; two slots: query q+1's filter arrives while q
 //     streams; the query's last beat frees its slot.
 //     SEEN_MODE 1: in1 writes one id per cycle (read-modify-write of word id/PE, bit id%PE; ids
-//     >= N_VALID write nothing) into the fill slot; a query's scores start when its slot holds
-//     all K_CTX ids. A "touched" bit per word replaces clearing the RAM (an untouched word
-//     reads as 0). Cost: one PE-bit RAM word read per cycle instead of S*K_CTX comparators.
+//     >= N_VALID write nothing) into the fill slot; word and bit come from a constant table
+//     (no divider) and are registered, the read-modify-write is in the next cycle; a query's
+//     scores start once its slot holds all K_CTX ids (one cycle after the last one). A
+//     "touched" bit per word replaces clearing the RAM (an untouched word reads as 0). Cost:
+//     one PE-bit RAM word read per cycle instead of S*K_CTX comparators.
 //     SEEN_MODE 2: in1 beat w of a query is written as word w of the fill slot (one per cycle,
 //     every word is written: no touched bits, no read-modify-write); beat b of the scores may
 //     be read as soon as word b is in (a per-slot word counter > b), so the scores may run in
@@ -46,15 +48,21 @@
 //   - shadow bank: the candidate that completes a query writes the S final lists into a
 //     shadow bank (same edge), so the sorters go on with the next query at once. A query's
 //     last candidate waits in stage 0 while the shadow bank is still busy (only for tiny N).
-//   - merge: K pops of 2 cycles; each sorter's shadow list is read at a head pointer; merge
-//     key {valid, score', ~b, ~t, ~l} (unique, larger = better: ~(b,t,l) is lower index first
-//     since index = b*PE + t*L + l); a max tree over the S heads, levels split over the 2
-//     cycles by a pipeline register; the winner goes to the out0 register and its sorter's head
-//     pointer moves on; an invalid winner (every list exhausted) is sent as N. out0
-//     back-pressure holds the second cycle.
-//   Cycles: per query max(NB*L, 2K+2, K_CTX (SEEN_MODE 1), NB (SEEN_MODE 2)); latency from the
-//   accepted last in0 beat (cycle c) to the last out0 beat: 2K+2 (out beat j, j = 1..K, is
-//   valid at c+2+2j).
+//   - merge: a tree of D = max(2, clog2(S)) levels of registered nodes over the S shadow list
+//     heads (each list read at a head pointer; records {valid, score', b, t, l}). A node holds
+//     one record; when it is empty and both children hold one it takes the better child
+//     ({valid, score', ~b} larger; equal: the left child, i.e. the lower sorter number, so the
+//     order is score, then index = b*PE + t*L + l), and that child refills in the next cycle:
+//     one compare-and-select per cycle and level, a record leaves the root every 2 cycles. The
+//     root fires K times per query; an out stage turns its record into the index (an invalid
+//     one, every list exhausted, into N) in the out0 register. out0 back-pressure holds the
+//     root. A load (the shadow bank written) empties the nodes below the root and resets the
+//     head pointers (the nodes fetch ahead; what they hold then is not needed).
+//   Cycles: per query max(NB*L, 2K+D, K_CTX (SEEN_MODE 1), NB (SEEN_MODE 2)); latency from the
+//   accepted last in0 beat (cycle c) to the last out0 beat: 2K+D+1 (out beat j, j = 1..K, is
+//   valid at c+D+1+2j). Timing: at most one compare (one carry chain) and about 6 LUT levels
+//   between registers (Yosys synth_xilinx xc7: 6 LUT levels + one 2-cell carry chain for the
+//   PE=48 demo, all three SEEN_MODEs).
 //   No TREADY depends combinationally on a TVALID or on out0_TREADY.
 module topk_select #(
   parameter int N = 1792, N_VALID = 1682, PE = 64, IN_BITS = 14, K = 10, OUT_BITS = 16,
@@ -74,15 +82,13 @@ module topk_select #(
   localparam int LW = (L > 1) ? $clog2(L) : 1;        // lane within a sorter
   localparam int TW = (S > 1) ? $clog2(S) : 1;        // sorter number
   localparam int EW = 1 + IN_BITS + BW + LW;          // list entry {v, key, b, l}
-  localparam int MW = 1 + IN_BITS + BW + TW + LW;     // merge key {v, key, ~b, ~t, ~l}
-  localparam int HPW = $clog2(K + 1);                 // head pointer 0..K
-  localparam int HN = 1 << HPW;                       // head mux inputs (> K, padded with 0)
-  localparam int CW = $clog2(K + 1);                  // pop counter
+  localparam int RW = 1 + IN_BITS + BW + TW + LW;     // merge record {v, key, b, t, l}
   localparam int LOG2S = $clog2(S);
-  localparam int S2 = 1 << LOG2S;                     // tree leaves (padded with 0)
-  localparam int LA = (LOG2S + 1) / 2;                // tree levels in merge cycle A
-  localparam int LB = LOG2S - LA;                     // ... and in cycle B
-  localparam int GA = 1 << LB;                        // nodes between the two cycles
+  localparam int D = (LOG2S < 2) ? 2 : LOG2S;         // merge tree levels (at least 2)
+  localparam int S2 = 1 << D;                         // tree leaves (padded with 0)
+  localparam int HPW = $clog2(K + D);                 // head pointer 0..K+D-1
+  localparam int HN = 1 << HPW;                       // head mux inputs (> K, padded with 0)
+  localparam int CW = $clog2(K + 1);                  // root fire counter
   // a query may have fewer than K eligible items (its last slots then carry the value N)
   localparam bit SHORT = (SEEN_MODE == 2) || (N_VALID - ((SEEN_MODE == 1) ? K_CTX : 0) < K);
 
@@ -115,17 +121,17 @@ module topk_select #(
   // ---------------------------------------------------------------- stage 0: beat / lane
   logic [BW-1:0] b;
   logic [LW-1:0] l;
-  logic last_l, last_b, last_cand, ids_ok, sh_busy, sh_free, s0_ok, adv;
+  logic last_l, last_b, last_cand, ids_ok, sh_free, s0_ok, adv;
+  logic busy, load;                                   // shadow bank in use; loaded this edge
   logic [PE-1:0] seen_word;                           // seen bits of beat b (0: none)
   logic c_v, c_first, c_last;
   logic [BW-1:0] c_b;
   logic [LW-1:0] c_l;
 
-  assign last_l = (l == LW'(L - 1));
-  assign last_b = (b == BW'(NB - 1));
+  // last_l / last_b are registered flags (l == L-1, b == NB-1), kept with the counters
   assign last_cand = last_l && last_b;
   // the shadow bank must be free (and not just being loaded) for a query's last candidate
-  assign sh_free = !sh_busy && !(c_v && c_last);
+  assign sh_free = !busy && !(c_v && c_last);
   assign s0_ok = ids_ok && (!last_cand || sh_free);
   assign in0_V_TREADY = s0_ok && last_l;
   assign adv = in0_V_TVALID && s0_ok;
@@ -134,12 +140,18 @@ module topk_select #(
     if (!ap_rst_n) begin
       b <= '0;
       l <= '0;
+      last_l <= (L == 1);
+      last_b <= (NB == 1);
       c_v <= 1'b0;
     end else begin
       c_v <= adv;
       if (adv) begin
         l <= last_l ? '0 : l + 1'b1;
-        if (last_l) b <= last_b ? '0 : b + 1'b1;
+        last_l <= last_l ? (L == 1) : (l == LW'(L - 2));
+        if (last_l) begin
+          b <= last_b ? '0 : b + 1'b1;
+          last_b <= last_b ? (NB == 1) : (b == BW'(NB - 2));
+        end
       end
     end
     if (adv) begin
@@ -154,58 +166,101 @@ module topk_select #(
   if (SEEN_MODE == 1) begin : g_seen
     localparam int CXW = $clog2(K_CTX + 1);
     localparam int PW = (PE > 1) ? $clog2(PE) : 1;
+    // id -> (word, bit) = (id / PE, id % PE) without a divider: PE = QD * 2^PB (QD odd), so
+    // word = m / QD and bit = {m % QD, id[PB-1:0]} with m = id >> PB < NB * QD for ids < N;
+    // m / QD and m % QD come from a constant table (plain LUT logic, no carry chains)
+    localparam int PB = $clog2(PE & -PE);
+    localparam int QD = PE >> PB;
+    localparam int QW = (QD > 1) ? $clog2(QD) : 1;
+    localparam int MB = (NB * QD > 1) ? $clog2(NB * QD) : 1;
+    localparam int DW = BW + QW;
     logic wsl, rsl;                                   // fill slot, read (score) slot
     logic [1:0] full, tch_wr, tch_rd, cnt_last;
-    logic id_push, id_real, rel;
-    logic [BW-1:0] hi;
-    logic [PW-1:0] lo;
+    logic id_push, rel;
+    // an accepted id's word / bit are registered (P2); its read-modify-write is in the next
+    // cycle, the slot is full (readable by the scores) one cycle after its last id
+    logic p2_v, p2_real, p2_last, p2_sl;
+    logic [MB-1:0] m;
+    logic [BW-1:0] hi, p2_hi;
+    logic [QW-1:0] rq;
+    logic [PW-1:0] lo, p2_lo;
     logic [PE-1:0] bm [0:(2 << BW) - 1];              // {slot, word} -> PE seen bits
     logic [PE-1:0] wr_old, rd_word;
+    logic [BW:0] wa;                                  // RMW address {slot, word}
 
     assign in1_V_TREADY = !full[wsl];
     assign id_push = in1_V_TVALID && in1_V_TREADY;
-    assign id_real = 64'(in1_V_TDATA) < 64'(N_VALID);
-    assign hi = BW'(64'(in1_V_TDATA) / 64'(PE));
-    assign lo = PW'(64'(in1_V_TDATA) % 64'(PE));
+    assign m = MB'(64'(in1_V_TDATA) >> PB);
+    if (QD == 1) begin : g_pow2
+      assign hi = BW'(m);
+      assign rq = '0;
+    end else if (NB * QD <= 4096) begin : g_tab
+      logic [(1 << MB)*DW-1:0] dtab;
+      for (genvar e = 0; e < (1 << MB); e++) begin : g_e
+        localparam logic [BW-1:0] DH = BW'(e / QD);
+        localparam logic [QW-1:0] DR = QW'(e % QD);
+        assign dtab[e*DW +: DW] = {DH, DR};
+      end
+      assign {hi, rq} = dtab[m*DW +: DW];
+    end else begin : g_div                            // (a large table: a plain divider)
+      assign hi = BW'(m / MB'(QD));
+      assign rq = QW'(m % MB'(QD));
+    end
+    if (PB == 0) begin : g_lo_odd
+      assign lo = PW'(rq);
+    end else begin : g_lo
+      assign lo = PW'({rq, in1_V_TDATA[PB-1:0]});
+    end
     assign ids_ok = full[rsl];
     assign rel = adv && last_cand;                   // the query's last candidate frees its slot
-    assign wr_old = tch_wr[wsl] ? bm[{wsl, hi}] : '0;
+    // the RMW address, gated with p2_v: not a plain register, so Yosys keeps one shared read /
+    // write address (a register there moves into the read port and costs a second RAM copy)
+    assign wa = p2_v ? {p2_sl, p2_hi} : '0;
+    assign wr_old = tch_wr[p2_sl] ? bm[wa] : '0;
     assign rd_word = bm[{rsl, b}];
     assign seen_word = tch_rd[rsl] ? rd_word : '0;
 
     always_ff @(posedge ap_clk) begin
-      if (id_push && id_real) bm[{wsl, hi}] <= wr_old | (PE'(1) << lo);
+      if (p2_v && p2_real) bm[wa] <= wr_old | (PE'(1) << p2_lo);
     end
 
     always_ff @(posedge ap_clk) begin
       if (!ap_rst_n) begin
         wsl <= 1'b0;
         rsl <= 1'b0;
+        p2_v <= 1'b0;
       end else begin
         if (rel) rsl <= !rsl;
-        if (id_push && cnt_last[wsl]) wsl <= !wsl;   // the fill slot is now full
+        if (id_push && cnt_last[wsl]) wsl <= !wsl;   // the fill slot has all its ids
+        p2_v <= id_push;
       end
+      p2_real <= 64'(in1_V_TDATA) < 64'(N_VALID);
+      p2_last <= cnt_last[wsl];
+      p2_sl <= wsl;
+      p2_hi <= hi;
+      p2_lo <= lo;
     end
 
     for (genvar s = 0; s < 2; s++) begin : g_slot
       logic [CXW-1:0] cnt;
       logic [NB-1:0] touched;                         // word written since the slot was freed
-      logic f, push_s, rel_s;
-      assign push_s = id_push && (wsl == 1'(s));
+      logic f, rel_s;
       assign rel_s = rel && (rsl == 1'(s));
       assign cnt_last[s] = (cnt == CXW'(K_CTX - 1));
       assign full[s] = f;
-      assign tch_wr[s] = touched[hi];
+      assign tch_wr[s] = touched[p2_hi];
       assign tch_rd[s] = touched[b];
       always_ff @(posedge ap_clk) begin
         if (!ap_rst_n || rel_s) begin
           cnt <= '0;
           f <= 1'b0;
           touched <= '0;
-        end else if (push_s) begin
-          cnt <= cnt + 1'b1;
-          if (cnt_last[s]) f <= 1'b1;
-          if (id_real) touched[hi] <= 1'b1;
+        end else begin
+          if (id_push && wsl == 1'(s)) cnt <= cnt + 1'b1;
+          if (p2_v && p2_sl == 1'(s)) begin           // the id's bit is in the RAM now
+            if (p2_last) f <= 1'b1;
+            if (p2_real) touched[p2_hi] <= 1'b1;
+          end
         end
       end
     end
@@ -263,9 +318,15 @@ module topk_select #(
   end
 
   // ---------------------------------------------------------------- stage 1: sorters
-  logic [S2*MW-1:0] leaves;                           // merge tree inputs
-  logic pop;                                          // merge: a winner leaves this cycle
-  logic [TW-1:0] win_t;                               // ... from sorter win_t
+  // merge tree in heap order: node i (1..S2-1) has the children 2i and 2i+1; leaf S2+t is the
+  // head of sorter t's shadow list (S2 > S: padding leaves, always 0). Record {v, key, b, t, l}.
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [2*S2*RW-1:0] recs;                           // (heap index 0 and a few bits unused)
+  logic [2*S2-1:0] fulls;                             // record present (leaves: always)
+  logic [2*S2-1:0] pops;                              // taken by the parent this cycle
+  /* verilator lint_on UNUSEDSIGNAL */
+
+  assign load = c_v && c_last;
 
   for (genvar t = 0; t < S; t++) begin : g_sorter
     logic [IN_BITS-1:0] x;
@@ -306,90 +367,85 @@ module topk_select #(
 
     always_ff @(posedge ap_clk) begin
       if (c_v) lst <= nxt;
-      if (c_v && c_last) sh <= nxt;
-      if (c_v && c_last) head <= '0;
-      else if (pop && win_t == TID) head <= head + 1'b1;
+      if (load) sh <= nxt;
+      if (load) head <= '0;
+      else if (pops[S2 + t]) head <= head + 1'b1;
     end
 
-    // merge leaf: the shadow list's head entry as {v, key, ~b, ~t, ~l}
+    // merge leaf: the shadow list's head entry as {v, key, b, t, l} (0 past the list's end)
     logic [HN*EW-1:0] shx;
     logic [EW-1:0] hd;
     assign shx = {{((HN - K) * EW){1'b0}}, sh};
     assign hd = shx[head*EW +: EW];
-    localparam logic [TW-1:0] TID = TW'(t);          // (Yosys 0.70 misreads ~TW'(t) in a {})
-    assign leaves[t*MW +: MW] = {hd[EW-1 -: 1 + IN_BITS], ~hd[LW +: BW], ~TID, ~hd[LW-1:0]};
+    localparam logic [TW-1:0] TID = TW'(t);          // (Yosys 0.70 misreads casts in a {})
+    assign recs[(S2 + t)*RW +: RW] = {hd[EW-1:LW], TID, hd[LW-1:0]};
+    assign fulls[S2 + t] = 1'b1;
   end
   if (S2 > S) begin : g_pad
-    assign leaves[S2*MW-1:S*MW] = '0;
+    assign recs[2*S2*RW-1:(S2 + S)*RW] = '0;
+    assign fulls[2*S2-1:S2 + S] = '1;
   end
+  assign recs[RW-1:0] = '0;                           // heap index 0: unused
+  assign fulls[0] = 1'b0;
+  assign pops[0] = 1'b0;
 
-  // ---------------------------------------------------------------- merge (2 cycles a pop)
-  logic ph, pipe_en;
+  // ---------------------------------------------------------------- merge (a pop every 2 cycles)
+  // Each node holds one record. A node fires when it is empty and both children hold one: the
+  // better child (compare {v, key, ~b}; equal: the left child, the lower sorter number) moves
+  // up, and the popped child refills in the next cycle, so every node (and the root) fires
+  // every 2 cycles: one compare-and-select per cycle. A load empties all nodes but the root
+  // and resets the head pointers; the root fires K times per query, the out stage empties it.
+  logic fire_root, pipe_en;
   logic [CW-1:0] m_cnt;
-  logic [GA*MW-1:0] ga_q;
-  /* verilator lint_off UNUSEDSIGNAL */
-  logic [S2*MW-1:0] ta;                               // in-place tree, cycle A
-  logic [GA*MW-1:0] tb;                               // in-place tree, cycle B
-  logic [MW-1:0] win;                                 // valid bit 0: no item left
-  /* verilator lint_on UNUSEDSIGNAL */
+  logic [RW-1:0] root;
   logic [BW-1:0] win_b;
+  logic [TW-1:0] win_t;
   logic [LW-1:0] win_l;
 
-  always_comb begin
-    ta = leaves;
-    for (int lv = 0; lv < LA; lv++) begin
-      for (int i = 0; i < S2 / 2; i++) begin
-        if (i < (S2 >> (lv + 1))) begin
-          if (ta[(2*i+1)*MW +: MW] > ta[(2*i)*MW +: MW]) ta[i*MW +: MW] = ta[(2*i+1)*MW +: MW];
-          else ta[i*MW +: MW] = ta[(2*i)*MW +: MW];
-        end
-      end
+  for (genvar i = 1; i < S2; i++) begin : g_node
+    logic [RW-1:0] ra, rb, r;
+    logic f, fire, selb;
+    assign ra = recs[(2*i)*RW +: RW];
+    assign rb = recs[(2*i+1)*RW +: RW];
+    assign selb = {rb[RW-1 -: 1 + IN_BITS], ~rb[TW + LW +: BW]}
+                > {ra[RW-1 -: 1 + IN_BITS], ~ra[TW + LW +: BW]};
+    assign fire = busy && !f && fulls[2*i] && fulls[2*i+1];
+    assign pops[2*i] = fire && !selb;
+    assign pops[2*i+1] = fire && selb;
+    assign recs[i*RW +: RW] = r;
+    assign fulls[i] = f;
+    always_ff @(posedge ap_clk) begin
+      if (!ap_rst_n || (i != 1 && load)) f <= 1'b0;
+      else if (fire) f <= 1'b1;
+      else if (pops[i]) f <= 1'b0;
+      if (fire) r <= selb ? rb : ra;
+    end
+    if (i == 1) begin : g_root
+      assign fire_root = fire;
     end
   end
 
-  always_comb begin
-    tb = ga_q;
-    for (int lv = 0; lv < LB; lv++) begin
-      for (int i = 0; i < GA / 2; i++) begin
-        if (i < (GA >> (lv + 1))) begin
-          if (tb[(2*i+1)*MW +: MW] > tb[(2*i)*MW +: MW]) tb[i*MW +: MW] = tb[(2*i+1)*MW +: MW];
-          else tb[i*MW +: MW] = tb[(2*i)*MW +: MW];
-        end
-      end
-    end
-  end
-
-  assign win = tb[MW-1:0];
-  assign win_l = ~win[LW-1:0];
-  assign win_t = ~win[LW +: TW];
-  assign win_b = ~win[LW + TW +: BW];
+  assign root = recs[RW +: RW];
+  assign win_l = root[LW-1:0];
+  assign win_t = root[LW +: TW];
+  assign win_b = root[TW + LW +: BW];
   assign pipe_en = !out0_V_TVALID || out0_V_TREADY;
-  assign pop = sh_busy && ph && pipe_en;
+  assign pops[1] = fulls[1] && pipe_en;              // the out stage takes the root's record
 
   always_ff @(posedge ap_clk) begin
     if (!ap_rst_n) begin
-      sh_busy <= 1'b0;
-      ph <= 1'b0;
+      busy <= 1'b0;
       out0_V_TVALID <= 1'b0;
     end else begin
-      if (c_v && c_last) begin
-        sh_busy <= 1'b1;
-        ph <= 1'b0;
-      end else if (sh_busy) begin
-        if (!ph) ph <= 1'b1;
-        else if (pipe_en) begin
-          ph <= 1'b0;
-          if (m_cnt == CW'(K - 1)) sh_busy <= 1'b0;
-        end
-      end
-      if (pipe_en) out0_V_TVALID <= pop;
+      if (load) busy <= 1'b1;
+      else if (fire_root && m_cnt == CW'(K - 1)) busy <= 1'b0;
+      if (pipe_en) out0_V_TVALID <= fulls[1];
     end
-    if (c_v && c_last) m_cnt <= '0;
-    else if (pop) m_cnt <= m_cnt + 1'b1;
-    if (sh_busy && !ph) ga_q <= ta[GA*MW-1:0];
+    if (load) m_cnt <= '0;
+    else if (fire_root) m_cnt <= m_cnt + 1'b1;
     // an invalid winner: every list is exhausted (fewer than K eligible items) -> N
-    if (pop) out0_V_TDATA <= win[MW-1] ? OUT_BITS'(int'(win_b) * PE + int'(win_t) * L + int'(win_l))
-                                       : OUT_BITS'(N);
+    if (pops[1]) out0_V_TDATA <= root[RW-1] ? OUT_BITS'(int'(win_b) * PE + int'(win_t) * L + int'(win_l))
+                                            : OUT_BITS'(N);
   end
 
 endmodule
