@@ -24,6 +24,7 @@ class Case:
     p: MvauParams
     density: float = 1.0     # fraction of non-zero weights before fitting to out_bits
     fit_out: bool = False    # out_bits given: zero weights until every sum fits
+    w_lim: int = 0           # weights in [-w_lim, w_lim - 1] instead of the full INT range
     yosys: bool = False      # Yosys figures in the suite (demo layer 1 only: the scoring
     #                          layer's run takes minutes, its figures are in the README)
 
@@ -50,6 +51,17 @@ CASES = {
                                     w_bits=2, out_bits=2, lut_mac=1)),
     "simd=1": Case(MvauParams(mw=5, mh=6, pe=3, simd=1, in_bits=3, in_signed=True,
                               w_bits=3, out_bits=2, lut_mac=0)),
+    # LUT_MAC 1 bit-plane corners: SIMD = 1, odd SIMD, unsigned, 5- and 6-bit weights (the top
+    # plane carried over combine levels, a lone non-raw node), sums capped below the plane
+    # weights (planes >= OUT_BITS drop out)
+    "simd=1-lut": Case(MvauParams(mw=5, mh=6, pe=3, simd=1, in_bits=3, in_signed=True,
+                                  w_bits=3, out_bits=2, lut_mac=1)),
+    "uint5-int5-simd7": Case(MvauParams(mw=14, mh=6, pe=3, simd=7, in_bits=5, in_signed=False,
+                                        w_bits=5, out_bits=2, lut_mac=1)),
+    "int4-int6-simd6": Case(MvauParams(mw=12, mh=4, pe=2, simd=6, in_bits=4, in_signed=True,
+                                       w_bits=6, out_bits=2, lut_mac=1)),
+    "uint1-int6-out4": Case(MvauParams(mw=8, mh=4, pe=2, simd=4, in_bits=1, in_signed=False,
+                                       w_bits=6, out_bits=2, lut_mac=1), w_lim=2),
     "int8-dsp-out<prod": Case(MvauParams(mw=12, mh=6, pe=3, simd=4, in_bits=8, in_signed=True,
                                          w_bits=8, out_bits=13, lut_mac=0), density=0.5,
                               fit_out=True),
@@ -65,6 +77,8 @@ def weights(name: str) -> tuple[MvauParams, np.ndarray]:
     p = case.p
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "little"))
     lo, hi = -(1 << (p.w_bits - 1)), (1 << (p.w_bits - 1)) - 1
+    if case.w_lim:
+        lo, hi = -case.w_lim, case.w_lim - 1
     w = rng.integers(lo, hi + 1, size=(p.mw, p.mh))
     w[rng.random(w.shape) >= case.density] = 0
     w[0, 0], w[-1, -1] = lo, hi

@@ -20,28 +20,43 @@
 //     in0_V_TREADY = !full[wb] (registers only).
 //   - issue (counters s, n, ROM address, bank rb): one (n, s) per cycle while full[rb] and the
 //     output side has a free slot (credit counter rsv < CAP, see below).
-//   - stage 1: synchronous reads x1 <= buf[rb, s], w1 <= ROM[n*SF + s] (the ROM's read
-//     register; RAM_STYLE = 1 puts the ROM into block RAM, 0 leaves it to the tool, which
-//     Yosys maps to LUT logic).
-//   - stage 2: PE*SIMD products x*w (PW = IN_BITS + W_BITS bits), registered; LUT_MAC = 1
-//     builds them as shift-and-add (no $mul: Yosys ignores use_dsp) and marks them
-//     (* use_dsp = "no" *) for Vivado; LUT_MAC = 0 writes x*w and leaves it to the DSP48E1
-//     mapping (Yosys maps products from 9 result bits on).
-//   - adder tree per PE: clog2(SIMD) levels, a register after every second level and after the
-//     last one (T = ceil(clog2(SIMD)/2) stages); widths grow by one bit per level up to OUT_BITS.
-//   - accumulate: acc <= (s == 0 ? 0 : acc) + tree; at s == SF-1 the new value (PE lanes) is
-//     written into the output FIFO.
+//   - stage 1: synchronous reads w1 <= ROM[n*SF + s] (the ROM's read register; RAM_STYLE = 1
+//     puts the ROM into block RAM, 0 leaves it to the tool, which Yosys maps to LUT logic) and
+//     the input word buf[rb, s] (LUT_MAC = 0: x1; LUT_MAC = 1: the lanes extended by one bit,
+//     xe1, and the lane-pair sums ps1 = x[2k] + x[2k+1], shared by all PEs).
+//   - LUT_MAC = 1, per PE, by weight bit planes (no products):
+//       y_s = sum_j x_j w_j = sum_{b < W_BITS-1} 2^b S_b - 2^(W_BITS-1) S_{W_BITS-1},
+//       S_b = sum_j (w_j[b] ? x_j : 0)        (two's complement w; x signed or unsigned)
+//     leaves: a lane pair (2k, 2k+1) of plane b is one 4:1 mux of {0, x[2k], x[2k+1], ps[k]}
+//     selected by the two weight bits (a LUT5 per bit). Stage 2 registers the even leaves
+//     (ma) and the odd leaves' weight bits (sb0/sb1; x2/ps2 are xe1/ps1 one cycle later); the
+//     first adder level adds ma (a register: it feeds the CARRY4 DI inputs directly) and the
+//     odd leaf, whose mux folds into the adder's LUT6 (no separate mux LUT). Then a binary
+//     tree per plane (widths exact, at most OUT_BITS - b), and a binary tree over the planes
+//     (shifted adds, the top plane subtracted). The G = LT + LC adder levels (folded level,
+//     plane tree, plane combine) get a register after every second level and after the last
+//     (NR = ceil(G/2) stages): at most two chained adders between registers (SIMD = 16,
+//     W_BITS = 4: 2 LUT levels + 5 carry cells). Unregistered levels are kept apart with
+//     (* keep *) (else Yosys merges them into one $macc and loses the folding).
+//   - LUT_MAC = 0: PE*SIMD products x*w (PW = IN_BITS + W_BITS bits), registered, left to the
+//     DSP48E1 mapping (Yosys maps products from 9 result bits on), and an adder tree per PE:
+//     clog2(SIMD) levels, a register after every second level and after the last one
+//     (T = ceil(clog2(SIMD)/2) stages); widths grow by one bit per level up to OUT_BITS.
+//   - accumulate: acc <= tree + (s == 0 ? 0 : acc); at s == SF-1 the new value (PE lanes) is
+//     written into the output FIFO. The accumulate stage is LAT cycles after the issue
+//     (LUT_MAC = 1: 2 + NR, LUT_MAC = 0: 2 + T).
 //   - output FIFO (distributed RAM, FD words) + output register out0_V_TDATA. The datapath
 //     never stalls: a beat is only issued while rsv < CAP = FD + 1, where rsv counts results
-//     issued (at s == SF-1) and not yet taken by out0. A result is in flight for 4 + T cycles,
-//     so CAP = ceil((4 + T)/SF) + 1 keeps the issue rate at one per cycle without back-pressure.
-//     out0_V_TREADY only moves the FIFO read side; no TREADY depends on a TVALID or on out0.
+//     issued (at s == SF-1) and not yet taken by out0. A result is in flight for LAT + 2
+//     cycles, so CAP = ceil((LAT + 2)/SF) + 1 keeps the issue rate at one per cycle without
+//     back-pressure. out0_V_TREADY only moves the FIFO read side; no TREADY depends on a
+//     TVALID or on out0.
 module mvau_stream #(
   parameter int MW = 64, MH = 64, PE = 16, SIMD = 16,
   parameter int IN_BITS = 4, IN_SIGNED = 1, W_BITS = 4,
   parameter int OUT_BITS = 10,     // signed output width (must hold every y)
   parameter WEIGHT_FILE = "",      // $readmemh file (golden.write_weight_mem); "" = no init
-  parameter int LUT_MAC = 1,       // 1: LUT multipliers, 0: Yosys may use DSP48E1
+  parameter int LUT_MAC = 1,       // 1: LUT datapath (bit planes), 0: Yosys may use DSP48E1
   parameter int RAM_STYLE = 0      // weight ROM: 0 tool's choice, 1 block RAM (FINN's ram_style)
 )(
   input  logic ap_clk, ap_rst_n,
@@ -57,10 +72,22 @@ module mvau_stream #(
   localparam int NBW = (NF > 1) ? $clog2(NF) : 1;     // n counter
   localparam int ABW = (WORDS > 1) ? $clog2(WORDS) : 1;
   localparam int PW = IN_BITS + W_BITS;               // exact signed product width
-  localparam int LV = (SIMD > 1) ? $clog2(SIMD) : 0;  // adder tree levels
-  localparam int T = (LV + 1) / 2;                    // registered tree stages
-  localparam int LAT = 2 + T;                         // issue -> accumulate stage
-  localparam int FD0 = (4 + T + SF - 1) / SF;         // results in flight at full rate
+  localparam int LV = (SIMD > 1) ? $clog2(SIMD) : 0;  // adder tree levels (LUT_MAC = 0)
+  localparam int T = (LV + 1) / 2;                    // registered tree stages (LUT_MAC = 0)
+  // LUT_MAC = 1 (bit planes, see below)
+  localparam int XW = (SIMD > 1) ? IN_BITS + 1 : IN_BITS;  // leaf (pair sum) width
+  localparam int NPR = (SIMD + 1) / 2;                // leaves (lane pairs) per plane
+  localparam int NL1 = (NPR + 1) / 2;                 // nodes after the folded first level
+  localparam int LP = (NL1 > 1) ? $clog2(NL1) : 0;    // plane tree levels after that
+  localparam int LT = 1 + LP;                         // plane tree levels in all
+  localparam int LC = $clog2(W_BITS);                 // plane combine levels
+  localparam int G = LT + LC;                         // adder levels (folded, tree, combine)
+  localparam int NR = (G + 1) / 2;                    // registered: every second one and the last
+  localparam int SWS = XW + LT + ((IN_SIGNED != 0) ? 0 : 1);  // signed width of a plane sum
+  // issue -> accumulate stage: read, [products, T tree stages] or [leaf mux, folded level,
+  // NR adder stages]
+  localparam int LAT = (LUT_MAC != 0) ? 2 + NR : 2 + T;
+  localparam int FD0 = (LAT + 2 + SF - 1) / SF;       // results in flight at full rate
   localparam int FD = (FD0 > 2) ? FD0 : 2;            // output FIFO depth
   localparam int CAP = FD + 1;                        // + the output register
   localparam int FPW = $clog2(FD);
@@ -74,18 +101,45 @@ module mvau_stream #(
     lw = (PW + l < OUT_BITS) ? PW + l : OUT_BITS;
   endfunction
 
-  // x * w as shift-and-add (no $mul cell: Yosys ignores use_dsp and would map wide products to
-  // DSP48E1; Vivado honours the attribute on the product wire as well)
-  function automatic logic signed [PW-1:0] mul_lut(input logic signed [IN_BITS:0] a,
-                                                   input logic signed [W_BITS-1:0] b);
-    logic signed [PW-1:0] ae, acc;
-    ae = PW'(a);
-    acc = '0;
-    for (int k = 0; k < W_BITS - 1; k++) begin
-      if (b[k]) acc = acc + (ae <<< k);
-    end
-    if (b[W_BITS-1]) acc = acc - (ae <<< (W_BITS - 1));
-    mul_lut = acc;
+  function automatic int imin(input int a, input int b);
+    imin = (a < b) ? a : b;
+  endfunction
+  function automatic int imax(input int a, input int b);
+    imax = (a > b) ? a : b;
+  endfunction
+  // LUT_MAC = 1: plane tree level l (1 = folded first level) of plane b: nodes, width (exact,
+  // at most OUT_BITS - b: plane b is weighted 2^b, so its sum is needed modulo 2^(OUT_BITS-b))
+  function automatic int tn(input int l);
+    tn = (NL1 + (1 << (l - 1)) - 1) >> (l - 1);
+  endfunction
+  function automatic int tw(input int l, input int b);
+    tw = imax(1, imin(XW + l, OUT_BITS - b));
+  endfunction
+  // plane combine level k (0 = the plane sums): nodes; node i holds planes [i*2^k, (i+1)*2^k)
+  function automatic int cn(input int k);
+    cn = (W_BITS + (1 << k) - 1) >> k;
+  endfunction
+  // the node is the top plane alone (weight -2^(W_BITS-1)), carried as +S until subtracted
+  function automatic bit pneg(input int k, input int i);
+    pneg = ((i << k) == W_BITS - 1);
+  endfunction
+  // raw: a plane sum as is (signed iff IN_SIGNED); otherwise a signed combination
+  function automatic bit raw(input int k, input int i);
+    raw = (k == 0) || pneg(k, i);
+  endfunction
+  function automatic int cw(input int k, input int i);
+    if (raw(k, i)) cw = tw(LT, i << k);
+    else cw = imax(1, imin(SWS + imin(1 << k, W_BITS - (i << k)), OUT_BITS - (i << k)));
+  endfunction
+  // one leaf: the sum of the lanes (pair a, b; ab = a + b) whose weight bit (sa, sb) is set
+  function automatic logic [XW-1:0] leaf(input logic sa, input logic sb, input logic [XW-1:0] a,
+                                         input logic [XW-1:0] b, input logic [XW-1:0] ab);
+    case ({sb, sa})
+      2'b00: leaf = '0;
+      2'b01: leaf = a;
+      2'b10: leaf = b;
+      default: leaf = ab;
+    endcase
   endfunction
 
   // ---------------------------------------------------------------- parameter checks
@@ -169,10 +223,15 @@ module mvau_stream #(
   // ---------------------------------------------------------------- stage 1: reads
   // weight ROM, read synchronously (w1 is the read port's register); RAM_STYLE = 0 leaves the
   // implementation to the tool (Yosys: LUT logic), 1 sets rom_style = "block" (Yosys, Vivado)
+  // x1: the input word (LUT_MAC = 0; LUT_MAC = 1 registers it extended, with pair sums, below)
+  /* verilator lint_off UNUSEDSIGNAL */
   logic [SIMD*IN_BITS-1:0] x1;
+  /* verilator lint_on UNUSEDSIGNAL */
   logic [WW-1:0] w1;
-  always_ff @(posedge ap_clk) begin
-    x1 <= ibuf[{rb, s}];
+  if (LUT_MAC == 0) begin : g_x1
+    always_ff @(posedge ap_clk) x1 <= ibuf[{rb, s}];
+  end else begin : g_nox1
+    assign x1 = '0;
   end
 
   if (RAM_STYLE == 1) begin : g_rom_block
@@ -208,60 +267,217 @@ module mvau_stream #(
   logic [PE*OUT_BITS-1:0] fifo_din;
   assign fifo_wr = vp[LAT-1] && lp[LAT-1];
 
+  // x lanes extended to XW bits (sign or zero) and the shared pair sums xe[2k] + xe[2k+1]
+  // (LUT_MAC = 1 only); x2 / ps2: the same one cycle later (the folded leaves' stage)
+  /* verilator lint_off UNUSEDSIGNAL */
+  logic [SIMD*XW-1:0] xe1, x2;     // (the last lane of ps*, and lanes 4i+2.. of xe1, may be unused)
+  logic [NPR*XW-1:0] ps1, ps2;
+  /* verilator lint_on UNUSEDSIGNAL */
+  if (LUT_MAC != 0) begin : g_xe
+    logic [SIMD*IN_BITS-1:0] rd;
+    logic [SIMD*XW-1:0] xr;
+    logic [NPR*XW-1:0] pr;
+    assign rd = ibuf[{rb, s}];
+    for (genvar j = 0; j < SIMD; j++) begin : g_j
+      if (IN_SIGNED != 0) begin : g_s
+        assign xr[j*XW +: XW] = XW'($signed(rd[j*IN_BITS +: IN_BITS]));
+      end else begin : g_u
+        assign xr[j*XW +: XW] = XW'(rd[j*IN_BITS +: IN_BITS]);
+      end
+    end
+    for (genvar k = 0; k < NPR; k++) begin : g_k
+      if (2 * k + 1 < SIMD) begin : g_two
+        assign pr[k*XW +: XW] = xr[2*k*XW +: XW] + xr[(2*k+1)*XW +: XW];
+      end else begin : g_one
+        assign pr[k*XW +: XW] = xr[2*k*XW +: XW];
+      end
+    end
+    always_ff @(posedge ap_clk) begin
+      xe1 <= xr;
+      ps1 <= pr;
+      x2 <= xe1;
+      ps2 <= ps1;
+    end
+  end else begin : g_noxe
+    assign xe1 = '0;
+    assign ps1 = '0;
+    assign x2 = '0;
+    assign ps2 = '0;
+  end
+
   for (genvar p = 0; p < PE; p++) begin : g_pe
-    for (genvar l = 0; l <= LV; l++) begin : g_lv
-      localparam int N = nodes(l);
-      localparam int W = lw(l);
-      logic [N*W-1:0] v;
-      if (l == 0) begin : g_mul
-        logic [N*W-1:0] pr;
-        for (genvar j = 0; j < SIMD; j++) begin : g_j
-          logic signed [IN_BITS:0] xj;
-          logic signed [W_BITS-1:0] wj;
-          if (IN_SIGNED != 0) begin : g_s
-            assign xj = (IN_BITS + 1)'($signed(x1[j*IN_BITS +: IN_BITS]));
-          end else begin : g_u
-            assign xj = {1'b0, x1[j*IN_BITS +: IN_BITS]};
+    logic [OUT_BITS-1:0] acc, tree, nx;
+
+    if (LUT_MAC != 0) begin : g_bp
+      // ---- bit planes: S_b = sum_j (w_j[b] ? x_j : 0), one adder tree per plane b
+      for (genvar b = 0; b < W_BITS; b++) begin : g_pl
+        for (genvar l = 1; l <= LT; l++) begin : g_tl
+          localparam int N = tn(l);
+          localparam int W = tw(l, b);
+          (* keep *) logic [N*W-1:0] v;   // keep: no $macc merging of unregistered levels
+          if (l == 1) begin : g_fold
+            // node i = leaf 2i (muxed from the stage-1 registers, registered: a plain operand,
+            // so it can drive the carry chain's DI) + leaf 2i+1 (muxed one cycle later from the
+            // delayed x / pair sums and its registered weight bits; the mux folds into the
+            // adder's LUTs: one LUT6 per sum bit)
+            localparam int W0 = tw(0, b);
+            logic [N*W-1:0] sm;
+            for (genvar i = 0; i < N; i++) begin : g_n
+              localparam int JA = 4 * i;      // leaf 2i: lanes JA, JA + 1
+              localparam int JB = 4 * i + 2;  // leaf 2i+1: lanes JB, JB + 1
+              // second lane of a leaf (if any; a lone last lane has its select tied to 0)
+              localparam int JA1 = (JA + 1 < SIMD) ? JA + 1 : JA;
+              localparam int JB1 = (JB + 1 < SIMD) ? JB + 1 : SIMD - 1;
+              logic [W0-1:0] ma;
+              always_ff @(posedge ap_clk) begin
+                ma <= W0'(leaf(w1[(p*SIMD + JA)*W_BITS + b],
+                               (JA1 != JA) ? w1[(p*SIMD + JA1)*W_BITS + b] : 1'b0,
+                               xe1[JA*XW +: XW], xe1[JA1*XW +: XW], ps1[2*i*XW +: XW]));
+              end
+              if (JB < SIMD) begin : g_two
+                logic sb0, sb1;
+                logic [W0-1:0] mb;
+                always_ff @(posedge ap_clk) begin
+                  sb0 <= w1[(p*SIMD + JB)*W_BITS + b];
+                  sb1 <= (JB1 != JB) ? w1[(p*SIMD + JB1)*W_BITS + b] : 1'b0;
+                end
+                assign mb = W0'(leaf(sb0, sb1, x2[JB*XW +: XW], x2[JB1*XW +: XW],
+                                     ps2[(2*i+1)*XW +: XW]));
+                if (IN_SIGNED != 0) begin : g_s
+                  assign sm[i*W +: W] = W'($signed(ma)) + W'($signed(mb));
+                end else begin : g_u
+                  assign sm[i*W +: W] = W'(ma) + W'(mb);
+                end
+              end else begin : g_one
+                if (IN_SIGNED != 0) begin : g_s
+                  assign sm[i*W +: W] = W'($signed(ma));
+                end else begin : g_u
+                  assign sm[i*W +: W] = W'(ma);
+                end
+              end
+            end
+            assign v = sm;   // level 1: never registered (G >= 2: level 2 or the combine is)
+          end else begin : g_add
+            localparam int NP = tn(l - 1);
+            localparam int WP = tw(l - 1, b);
+            logic [N*W-1:0] sm;
+            for (genvar i = 0; i < N; i++) begin : g_n
+              if (2 * i + 1 < NP) begin : g_two
+                if (IN_SIGNED != 0) begin : g_s
+                  assign sm[i*W +: W] = W'($signed(g_tl[l-1].v[2*i*WP +: WP]))
+                                      + W'($signed(g_tl[l-1].v[(2*i+1)*WP +: WP]));
+                end else begin : g_u
+                  assign sm[i*W +: W] = W'(g_tl[l-1].v[2*i*WP +: WP])
+                                      + W'(g_tl[l-1].v[(2*i+1)*WP +: WP]);
+                end
+              end else begin : g_one
+                if (IN_SIGNED != 0) begin : g_s
+                  assign sm[i*W +: W] = W'($signed(g_tl[l-1].v[2*i*WP +: WP]));
+                end else begin : g_u
+                  assign sm[i*W +: W] = W'(g_tl[l-1].v[2*i*WP +: WP]);
+                end
+              end
+            end
+            if (l % 2 == 0) begin : g_reg        // (l < G)
+              always_ff @(posedge ap_clk) v <= sm;
+            end else begin : g_comb
+              assign v = sm;
+            end
           end
-          assign wj = w1[(p*SIMD + j)*W_BITS +: W_BITS];
-          if (LUT_MAC != 0) begin : g_lut
+        end
+      end
+
+      // ---- combine the planes: sum_{b < W_BITS-1} 2^b S_b - 2^(W_BITS-1) S_{W_BITS-1}, a
+      // binary tree over the planes (node i of level k: planes [i*2^k, (i+1)*2^k), relative
+      // weight 2^(i*2^k)), registered after every level. The top plane is subtracted where it
+      // is first combined; until then it is carried as the plain S (a "raw" node).
+      for (genvar k = 0; k <= LC; k++) begin : g_cl
+        for (genvar i = 0; i < cn(k); i++) begin : g_cn
+          localparam int R = cw(k, i);
+          /* verilator lint_off UNUSEDSIGNAL */
+          (* keep *) logic [R-1:0] v;   // unused: a node of planes >= OUT_BITS only
+          /* verilator lint_on UNUSEDSIGNAL */
+          if (k == 0) begin : g_leaf
+            assign v = g_pl[i].g_tl[LT].v;
+          end else begin : g_node
+            localparam int D = 1 << (k - 1);
+            logic [R-1:0] le, nv;
+            if (raw(k - 1, 2 * i) && IN_SIGNED == 0) begin : g_lu
+              assign le = R'(g_cl[k-1].g_cn[2*i].v);
+            end else begin : g_ls
+              assign le = R'($signed(g_cl[k-1].g_cn[2*i].v));
+            end
+            if (2 * i + 1 < cn(k - 1) && D < R) begin : g_two
+              logic [R-D-1:0] ue;
+              if (raw(k - 1, 2 * i + 1) && IN_SIGNED == 0) begin : g_uu
+                assign ue = (R-D)'(g_cl[k-1].g_cn[2*i+1].v);
+              end else begin : g_us
+                assign ue = (R-D)'($signed(g_cl[k-1].g_cn[2*i+1].v));
+              end
+              if (pneg(k - 1, 2 * i + 1)) begin : g_sub
+                assign nv = {le[R-1:D] - ue, le[D-1:0]};
+              end else begin : g_plus
+                assign nv = {le[R-1:D] + ue, le[D-1:0]};
+              end
+            end else begin : g_one
+              assign nv = le;   // no upper node, or it only holds weights >= 2^OUT_BITS
+            end
+            if ((LT + k) % 2 == 0 || k == LC) begin : g_reg
+              always_ff @(posedge ap_clk) v <= nv;
+            end else begin : g_comb
+              assign v = nv;
+            end
+          end
+        end
+      end
+      assign tree = OUT_BITS'($signed(g_cl[LC].g_cn[0].v));
+    end else begin : g_dsp
+      // ---- products x*w (the tool may use DSP48E1), adder tree over the SIMD products
+      for (genvar l = 0; l <= LV; l++) begin : g_lv
+        localparam int N = nodes(l);
+        localparam int W = lw(l);
+        logic [N*W-1:0] v;
+        if (l == 0) begin : g_mul
+          logic [N*W-1:0] pr;
+          for (genvar j = 0; j < SIMD; j++) begin : g_j
+            logic signed [IN_BITS:0] xj;
+            logic signed [W_BITS-1:0] wj;
+            if (IN_SIGNED != 0) begin : g_s
+              assign xj = (IN_BITS + 1)'($signed(x1[j*IN_BITS +: IN_BITS]));
+            end else begin : g_u
+              assign xj = {1'b0, x1[j*IN_BITS +: IN_BITS]};
+            end
+            assign wj = w1[(p*SIMD + j)*W_BITS +: W_BITS];
             /* verilator lint_off UNUSEDSIGNAL */
-            (* use_dsp = "no" *) logic signed [PW-1:0] prod;   // low W bits used (W < PW: mod 2^OUT_BITS)
-            /* verilator lint_on UNUSEDSIGNAL */
-            assign prod = mul_lut(xj, wj);
-            assign pr[j*W +: W] = prod[W-1:0];
-          end else begin : g_dsp
-            /* verilator lint_off UNUSEDSIGNAL */
-            logic signed [PW-1:0] prod;
+            logic signed [PW-1:0] prod;   // low W bits used (W < PW: mod 2^OUT_BITS)
             /* verilator lint_on UNUSEDSIGNAL */
             assign prod = PW'(xj * wj);
             assign pr[j*W +: W] = prod[W-1:0];
           end
-        end
-        always_ff @(posedge ap_clk) v <= pr;
-      end else begin : g_add
-        localparam int NP = nodes(l - 1);
-        localparam int WP = lw(l - 1);
-        logic [N*W-1:0] sm;
-        for (genvar i = 0; i < N; i++) begin : g_n
-          if (2 * i + 1 < NP) begin : g_two
-            assign sm[i*W +: W] = W'($signed(g_lv[l-1].v[2*i*WP +: WP]))
-                                + W'($signed(g_lv[l-1].v[(2*i+1)*WP +: WP]));
-          end else begin : g_one
-            assign sm[i*W +: W] = W'($signed(g_lv[l-1].v[2*i*WP +: WP]));
+          always_ff @(posedge ap_clk) v <= pr;
+        end else begin : g_add
+          localparam int NP = nodes(l - 1);
+          localparam int WP = lw(l - 1);
+          logic [N*W-1:0] sm;
+          for (genvar i = 0; i < N; i++) begin : g_n
+            if (2 * i + 1 < NP) begin : g_two
+              assign sm[i*W +: W] = W'($signed(g_lv[l-1].v[2*i*WP +: WP]))
+                                  + W'($signed(g_lv[l-1].v[(2*i+1)*WP +: WP]));
+            end else begin : g_one
+              assign sm[i*W +: W] = W'($signed(g_lv[l-1].v[2*i*WP +: WP]));
+            end
+          end
+          if (l % 2 == 0 || l == LV) begin : g_reg
+            always_ff @(posedge ap_clk) v <= sm;
+          end else begin : g_comb
+            assign v = sm;
           end
         end
-        if (l % 2 == 0 || l == LV) begin : g_reg
-          always_ff @(posedge ap_clk) v <= sm;
-        end else begin : g_comb
-          assign v = sm;
-        end
       end
+      assign tree = OUT_BITS'($signed(g_lv[LV].v));
     end
 
-    logic [OUT_BITS-1:0] acc, tree, nx;
-    assign tree = OUT_BITS'($signed(g_lv[LV].v));
-    assign nx = (fp[LAT-1] ? '0 : acc) + tree;
+    assign nx = tree + (fp[LAT-1] ? '0 : acc);   // tree first: the carry chain's DI operand (no LUT)
     always_ff @(posedge ap_clk) begin
       if (vp[LAT-1]) acc <= nx;
     end
