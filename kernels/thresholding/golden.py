@@ -20,7 +20,7 @@ Streams (lane 0 in the least significant bits):
 THRESHOLDS (the RTL's packed parameter): row r step s at bits [(r·N_STEPS + s)·T_BITS +:
 T_BITS], two's complement, ROWS = 1 (shared) or C rows.
 
-Cycles per vector: C/PE (one beat per cycle, 2 pipeline stages).
+Cycles per vector: C/PE (one beat per cycle, 3 pipeline stages).
 """
 
 from __future__ import annotations

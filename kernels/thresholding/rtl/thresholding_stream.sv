@@ -15,13 +15,14 @@
 //   in0:  per vector C/PE beats, beat f lane j = channel f*PE + j at [j*IN_BITS +: IN_BITS]
 //   out0: per vector C/PE beats, beat f lane j = channel f*PE + j at [j*OUT_BITS +: OUT_BITS]
 //
-// Micro-architecture (one beat per cycle, 2 register stages, global pipeline enable
+// Micro-architecture (one beat per cycle, 3 register stages, global pipeline enable
 // en = !out0_TVALID || out0_TREADY):
 //   - stage 1: input register x1 and the fold index f1 (which rows the lanes use; a counter
 //     over the C/PE beats of a vector, only when the thresholds are per channel and PE < C).
-//   - stage 2: per lane the N_STEPS compares against constants (selected by f1), their count,
-//     + BIAS into the output register. The thresholds are constants, so Yosys/ABC reduce each
-//     output bit to a function of the IN_BITS (+ fold) bits: a few LUT levels.
+//   - stage 2: per lane the N_STEPS compares against constants (selected by f1), registered
+//     as N_STEPS bits (the compares and the count in one stage were 17 LUT levels + 4 carry
+//     cells for the demo's per-channel INT10 layer in Yosys' xc7 mapping).
+//   - stage 3: their count + BIAS into the output register.
 //   in0_V_TREADY = en: it depends on out0_V_TREADY (one LUT), never on in0_V_TVALID.
 module thresholding_stream #(
   parameter int C = 64, PE = 64, N_STEPS = 15,
@@ -58,7 +59,7 @@ module thresholding_stream #(
   end
 
   // ---------------------------------------------------------------- control
-  logic en, v1;
+  logic en, v1, v2;
   logic [FW-1:0] f;
   /* verilator lint_off UNUSEDSIGNAL */
   logic [FW-1:0] f1;               // unused when every lane has one row (shared, or PE = C)
@@ -70,11 +71,13 @@ module thresholding_stream #(
     if (!ap_rst_n) begin
       f <= '0;
       v1 <= 1'b0;
+      v2 <= 1'b0;
       out0_V_TVALID <= 1'b0;
     end else if (en) begin
       if (in0_V_TVALID && NSEL > 1) f <= (f == FW'(NSEL - 1)) ? '0 : f + 1'b1;
       v1 <= in0_V_TVALID;
-      out0_V_TVALID <= v1;
+      v2 <= v1;
+      out0_V_TVALID <= v2;
     end
   end
 
@@ -107,11 +110,16 @@ module thresholding_stream #(
     end else begin : g_u
       assign xs = CW'(x1[j*IN_BITS +: IN_BITS]);
     end
+    logic [N_STEPS-1:0] ge, ge2;
+    always_comb begin
+      for (int s = 0; s < N_STEPS; s++) ge[s] = xs >= CW'($signed(t[s*T_BITS +: T_BITS]));
+    end
+    always_ff @(posedge ap_clk) begin
+      if (en) ge2 <= ge;
+    end
     always_comb begin
       cnt = '0;
-      for (int s = 0; s < N_STEPS; s++) begin
-        if (xs >= CW'($signed(t[s*T_BITS +: T_BITS]))) cnt = cnt + 1'b1;
-      end
+      for (int s = 0; s < N_STEPS; s++) cnt = cnt + NW'(ge2[s]);
     end
     always_ff @(posedge ap_clk) begin
       if (en) out0_V_TDATA[j*OUT_BITS +: OUT_BITS] <= OUT_BITS'(BIAS + int'(cnt));
