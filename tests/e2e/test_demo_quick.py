@@ -17,7 +17,7 @@ def test_quick_demo_writes_a_complete_report(tmp_path, venv_bin, text_cache):
     out = tmp_path / "demo"
     proc = subprocess.run(
         [str(venv_bin / "fpgarec"), "demo", "--quick", "--no-progress", "--out", str(out), "--cache", str(text_cache)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=1200,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
