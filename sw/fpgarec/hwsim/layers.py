@@ -180,9 +180,15 @@ def _mvau(layer: dict, bundle: Bundle) -> RtlLayer:
                     mem_files={mem: lookup_golden.hex_lines(words, p.pe * p.simd * w_bits)})
 
 
-def _labelselect(layer: dict, bundle: Bundle, producer_cycles: int | None = None) -> RtlLayer:
+def _labelselect(layer: dict, bundle: Bundle, producer: RtlLayer | None = None) -> RtlLayer:
+    """topk_select takes its producer's lanes per beat where they divide the label count (no
+    width converter; FINN's LabelSelect PE is its HLS folding, not a constraint of this RTL),
+    and as many lanes per sorter as the producer's cycles per query allow."""
     a = _attrs(layer)
     n, k, pe = int(a["Labels"]), int(a["K"]), int(a["PE"])
+    if producer is not None and n % producer.outputs[0].lanes == 0:
+        pe = producer.outputs[0].lanes
+    producer_cycles = producer.cycles if producer is not None else None
     in_bits, _ = parse_dtype(layer["in_dtype"])
     out_bits, _ = parse_dtype(a.get("outputDataType", layer["out_dtype"]))
     model = bundle.manifest["model"]
@@ -229,8 +235,7 @@ def rtl_layers(bundle: Bundle) -> list[RtlLayer]:
         if layer["op"] == "LabelSelect" and out:
             prev = {o: r for r, lay in zip(out, bundle.manifest["layers"], strict=False)
                     for o in lay["outputs"]}
-            src = prev.get(layer["inputs"][0])
-            out.append(_labelselect(layer, bundle, src.cycles if src else None))
+            out.append(_labelselect(layer, bundle, prev.get(layer["inputs"][0])))
         else:
             out.append(build(layer, bundle))
     return out
