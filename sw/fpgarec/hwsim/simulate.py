@@ -31,7 +31,6 @@ from pathlib import Path
 
 import numpy as np
 
-from fpgarec.errors import FpgarecError
 from fpgarec.hwsim import verilator as vl
 from fpgarec.hwsim.stitch import MIN_DEPTH, SIZING_DEPTH, Design, stitch
 from fpgarec.runtime.bundle import Bundle, load_bundle
@@ -221,5 +220,3 @@ def simulate(bundle_dir: Path | str, queries: int = 1000, cache: Path = Path("bu
                      fifo_depths={f.key: f.depth for f in sim.design.fifos}, fifo_peaks=peaks,
                      first_mismatch=first, layer_cycles={r.name: r.cycles for r in sim.design.layers})
 
-
-__all__ = ["SimResult", "Simulator", "FpgarecError", "generate_queries", "simulate", "size_fifos"]

@@ -110,7 +110,7 @@ class Design:
 class _Signals:
     """Names of a layer port's TDATA/TVALID/TREADY expressions in the top."""
 
-    def __init__(self, layer_idx: int, port: Port, width_of_bus: int | None):
+    def __init__(self, layer_idx: int, port: Port):
         base = f"l{layer_idx}_{port.prefix}"
         self.port = port
         if port.index is None:
@@ -119,7 +119,6 @@ class _Signals:
             w, i = port.width, port.index
             self.data = f"{base}_TDATA[{i * w} +: {w}]"
             self.valid, self.ready = f"{base}_TVALID[{i}]", f"{base}_TREADY[{i}]"
-        self.bus = width_of_bus
 
 
 def _param_text(params: dict) -> str:
@@ -161,7 +160,7 @@ def stitch(bundle: Bundle, depths: dict[str, int] | None = None, default_depth: 
         for kind, ports in (("in", r.inputs), ("out", r.outputs)):
             declared = set()
             for pi, port in enumerate(ports):
-                sig[(kind, li, pi)] = _Signals(li, port, r.buses.get(port.prefix))
+                sig[(kind, li, pi)] = _Signals(li, port)
                 base = f"l{li}_{port.prefix}"
                 if base in declared:
                     continue

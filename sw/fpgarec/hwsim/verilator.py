@@ -14,6 +14,7 @@ import json
 import logging
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,8 +111,6 @@ class Build:
 
 def build(design: Design, cache: Path, jobs: int = 2) -> Build:
     """Verilate and compile ``design`` (cached by :func:`design_hash`)."""
-    import time
-
     env = hwtools.tool_env()
     version = hwtools.verilator_version()
     folder = (cache / f"{TOP}-{design_hash(design)}-{hashlib.sha256(version.encode()).hexdigest()[:6]}").resolve()
@@ -191,8 +190,6 @@ def run(b: Build, design: Design, in_words: list[np.ndarray], n_queries: int, *,
         stall_cycles: int = 20_000, max_cycles: int | None = None, interval: int = 0) -> RunResult:
     """Run the testbench on ``in_words`` (per top input, ``n_queries`` x beats of uint32
     words); see testbench.cpp for the options."""
-    import time
-
     tag = f"run-{seed}-{int(isolate)}-{gap}-{backpressure}"
     fin, fout, fstats = b.folder / f"{tag}.in", b.folder / f"{tag}.out", b.folder / f"{tag}.json"
     with open(fin, "wb") as f:
