@@ -5,14 +5,15 @@ Every kernel refuses parameters it cannot build when it is created, naming the p
 
 from __future__ import annotations
 
-from fpgarec.errors import FpgarecError
-
 #: bit widths the RTL kernels are built and simulated for
 MIN_BITS, MAX_BITS = 2, 24
 
 
-class KernelParameterError(FpgarecError, ValueError):
-    """A kernel parameter that cannot be built; the message names the parameter."""
+class KernelParameterError(ValueError):
+    """A kernel parameter that cannot be built; the message names the parameter.
+
+    A user error: ``fpgarec`` (which may import kernels, never the reverse) lists it in
+    ``fpgarec.errors.USER_ERRORS``, so its commands print the message as one line."""
 
 
 def clog2(n: int) -> int:

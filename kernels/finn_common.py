@@ -1,9 +1,9 @@
-"""What both kernels' FINN ops share: the RTL wrapper generator, IPI commands, registration.
+"""What the kernels' FINN ops share: the RTL wrapper generator and IPI commands
+(:class:`RTLKernel`), parameter checks and resource hooks, and the base of the inference
+transformations (:class:`InferKernelLayer`).
 
-Registration is explicit (:func:`register`, called by the compile flow and by the tests), not
-done at import time: it adds the abstract HW ops to FINN's ``finn.custom_op.fpgadataflow``
-domain and the ``_rtl`` backends to ``finn.custom_op.fpgadataflow.rtl`` (and to FINN's table of
-RTL variants, which ``SpecializeLayers`` consults), through qonnx' own registry.
+This module imports no kernel room; registration with FINN is ``kernels.registry.register_finn``
+(explicit, called by the compile flow and the tests, never at import time).
 """
 
 from __future__ import annotations
@@ -13,13 +13,17 @@ import shutil
 from pathlib import Path
 
 from onnx import helper
+from qonnx.transformation.base import Transformation
+
+from kernels.registry import FINN_DOMAIN, QONNX_DOMAIN
 
 KERNELS_DIR = Path(__file__).resolve().parent
 
 
-def rtl_source(kernel: str) -> Path:
-    """The core SystemVerilog file of a kernel: kernels/<kernel>/rtl/<kernel>.sv."""
-    return KERNELS_DIR / kernel / "rtl" / f"{kernel}.sv"
+def rtl_source(kernel: str, core: str | None = None) -> Path:
+    """The core SystemVerilog file of a kernel: kernels/<kernel>/rtl/<core>.sv (core: the
+    module, by default the kernel's name)."""
+    return KERNELS_DIR / kernel / "rtl" / f"{core or kernel}.sv"
 
 
 def axis_port(name: str, width: int, direction: str) -> list[str]:
@@ -64,21 +68,24 @@ def unused_padding(names_widths: list[tuple[str, int, int]]) -> list[str]:
     return [f"  wire unused_padding = &{{1'b0, {', '.join(bits)}}};"] if bits else []
 
 
-def write_rtl(op, kernel: str, text: str) -> None:
-    """Write the wrapper and copy the core into the node's ``code_gen_dir_ipgen``."""
+def write_rtl(op, source: Path, text: str, data: dict[str, str] | None = None) -> None:
+    """Write the wrapper, copy the core ``source`` and write the ``data`` files (name -> text,
+    e.g. ROM contents) into the node's ``code_gen_dir_ipgen``."""
     out = Path(op.get_nodeattr("code_gen_dir_ipgen"))
     out.mkdir(parents=True, exist_ok=True)
     top = op.get_verilog_top_module_name()
     op.set_nodeattr("gen_top_module", top)
     (out / f"{top}.v").write_text(text)
-    shutil.copy(rtl_source(kernel), out / rtl_source(kernel).name)
+    shutil.copy(source, out / source.name)
+    for name, content in (data or {}).items():
+        (out / name).write_text(content)
     op.set_nodeattr("ipgen_path", str(out))
     op.set_nodeattr("ip_path", str(out))
 
 
-def rtl_files(op, kernel: str, abspath: bool) -> list:
+def rtl_files(op, source: Path, abspath: bool) -> list:
     top = op.get_nodeattr("gen_top_module") or op.get_verilog_top_module_name()
-    names = [rtl_source(kernel).name, f"{top}.v"]
+    names = [source.name, f"{top}.v"]
     if not abspath:
         return names
     out = Path(op.get_nodeattr("code_gen_dir_ipgen"))
@@ -86,7 +93,8 @@ def rtl_files(op, kernel: str, abspath: bool) -> list:
 
 
 def ipi_commands(op, files: list[str]) -> list[str]:
-    """Vivado IP Integrator tcl: add the sources, instantiate the wrapper as a module cell."""
+    """Vivado IP Integrator tcl: add the sources (and data files), instantiate the wrapper as a
+    module cell."""
     return [*(f"add_files -norecurse {f}" for f in files),
             f"create_bd_cell -type module -reference {op.get_nodeattr('gen_top_module')} {op.onnx_node.name}"]
 
@@ -138,8 +146,26 @@ class RTLKernel:
     """What an ``_rtl`` backend adds to its kernel op; placed first:
     ``class X_rtl(RTLKernel, X, RTLBackend)``, so the attributes of X and of FINN's RTLBackend
     merge through their own ``super()`` chain and X's numpy execution stays the fallback.
-    The class provides ``wrapper_text()`` (the Verilog wrapper around the core); ``KERNEL``
-    comes from the kernel op."""
+
+    The class provides ``wrapper_text()`` (the Verilog wrapper around the core) and sets
+    ``KERNEL`` (the room, kernels/<KERNEL>/) and ``CORE`` (the core module, in
+    kernels/<KERNEL>/rtl/<CORE>.sv; default: KERNEL); ``data_files()`` may add files the
+    wrapper reads (name -> text, e.g. a ROM's ``$readmemh`` file), written next to it and
+    added to the IPI project but not to the HDL file list. ``rtl_unsupported(op)`` (a
+    classmethod) returns why the RTL cannot build a node, "" when it can: the compile flow
+    then keeps FINN's HLS variant (``kernels.registry.prefer_rtl``). (KERNEL and CORE are not
+    defined here: this class comes first in the MRO and would hide the kernel op's.)"""
+
+    @classmethod
+    def rtl_unsupported(cls, op) -> str:
+        return ""
+
+    @classmethod
+    def core_source(cls) -> Path:
+        return rtl_source(cls.KERNEL, getattr(cls, "CORE", None))
+
+    def data_files(self, model) -> dict[str, str]:
+        return {}
 
     def execute_node(self, context, graph):
         if self.get_nodeattr("exec_mode") == "rtlsim":
@@ -148,31 +174,50 @@ class RTLKernel:
         super().execute_node(context, graph)
 
     def generate_hdl(self, model, fpgapart, clk):
-        write_rtl(self, self.KERNEL, self.wrapper_text())
+        write_rtl(self, self.core_source(), self.wrapper_text(), self.data_files(model))
 
     def get_rtl_file_list(self, abspath=False):
-        return rtl_files(self, self.KERNEL, abspath)
+        return rtl_files(self, self.core_source(), abspath)
 
     def code_generation_ipi(self):
-        return ipi_commands(self, self.get_rtl_file_list(abspath=True))
+        out = Path(self.get_nodeattr("code_gen_dir_ipgen"))
+        data = [str(out / name) for name in self.data_file_names()]
+        return ipi_commands(self, [*self.get_rtl_file_list(abspath=True), *data])
+
+    def data_file_names(self) -> list[str]:
+        """Names of the files :meth:`data_files` writes (without building their contents)."""
+        return []
 
 
-_REGISTERED = False
+def hw_node(op_type: str, inputs, outputs, name: str, **attrs):
+    """An abstract FINN HW node (domain ``finn.custom_op.fpgadataflow``, backend fpgadataflow)."""
+    return helper.make_node(op_type, list(inputs), list(outputs), domain=FINN_DOMAIN, backend="fpgadataflow",
+                            name=name, **attrs)
 
 
-def register() -> None:
-    """Make FINN know both kernels (idempotent). Imports finn and qonnx."""
-    global _REGISTERED
-    if _REGISTERED:
-        return
-    from finn.custom_op.fpgadataflow.rtl import custom_op as rtl_variants
-    from qonnx.custom_op.registry import add_op_to_domain
+class InferKernelLayer(Transformation):
+    """Replace every QONNX-level ``OP_TYPE`` node (domain ``kernels.qonnx_ops``, what the export
+    writes) by the FINN HW node :meth:`make_node` returns, at the same place; then shapes and
+    datatypes are inferred again. A kernel's transformation sets ``OP_TYPE`` and ``make_node``.
+    The HW op starts at PE = 1; the compile flow's folding step sets PE."""
 
-    from kernels.modality_fusion.finn_op import ModalityFusion, ModalityFusion_rtl
-    from kernels.neighbor_aggregate.finn_op import NeighborAggregate, NeighborAggregate_rtl
+    OP_TYPE = ""
 
-    for abstract, rtl in ((NeighborAggregate, NeighborAggregate_rtl), (ModalityFusion, ModalityFusion_rtl)):
-        add_op_to_domain("finn.custom_op.fpgadataflow", abstract)
-        add_op_to_domain("finn.custom_op.fpgadataflow.rtl", rtl)
-        rtl_variants[rtl.__name__] = rtl
-    _REGISTERED = True
+    def make_node(self, model, node, idx: int):
+        """The HW node replacing QONNX-level ``node`` (the ``idx``-th node of the graph)."""
+        raise NotImplementedError
+
+    def apply(self, model):
+        from qonnx.transformation.infer_datatypes import InferDataTypes
+        from qonnx.transformation.infer_shapes import InferShapes
+
+        changed = False
+        for idx, node in enumerate(list(model.graph.node)):
+            if node.domain != QONNX_DOMAIN or node.op_type != self.OP_TYPE:
+                continue
+            model.graph.node.insert(idx, self.make_node(model, node, idx))
+            model.graph.node.remove(node)
+            changed = True
+        if changed:
+            model = model.transform(InferShapes()).transform(InferDataTypes())
+        return model, False

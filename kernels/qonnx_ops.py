@@ -1,94 +1,17 @@
 """The kernels as QONNX-level ops: what ``fpgarec.compile.export`` writes into the QONNX file.
 
-Domain ``kernels.qonnx_ops`` (qonnx finds the classes by importing this module). Their numpy
-execution is the golden model, so the exported QONNX file executes bit-exactly like the
-hardware; the compile flow replaces them by FINN's HW ops (``kernels/*/transform.py``).
-
-    NeighborAggregate(x (B, K, D) integers, ids (B, K)) -> (B, D)   attrs K, Mode, FracBits, NullId
-    ModalityFusion(x_1 .. x_M (..., D) integers) -> (..., D)          attrs Weights, WeightBits,
-                                                                      FracBits, outputDataType
+Domain ``kernels.qonnx_ops``: qonnx finds an op of this domain by importing this module and
+reading its ``custom_op`` dict, which is built from ``kernels.registry`` (each kernel's
+``qonnx_op``, e.g. ``kernels/neighbor_aggregate/qonnx_op.py``). Their numpy execution is the
+golden model, so the exported QONNX file executes bit-exactly like the hardware; the compile
+flow replaces them by FINN's HW ops (``registry.transforms()``).
 """
 
 from __future__ import annotations
 
-import numpy as np
-from qonnx.core.datatype import DataType
-from qonnx.custom_op.base import CustomOp
+from kernels import registry
 
-from kernels._params import parse_datatype
-from kernels.finn_common import VerifiesParams
-from kernels.modality_fusion.golden import FusionParams, fuse
-from kernels.neighbor_aggregate.golden import AggregateParams, aggregate
+DOMAIN = registry.QONNX_DOMAIN
 
-DOMAIN = "kernels.qonnx_ops"
-
-
-def _dt(model, name: str) -> str:
-    return model.get_tensor_datatype(name).name
-
-
-class NeighborAggregate(VerifiesParams, CustomOp):
-    def get_nodeattr_types(self):
-        return {"K": ("i", True, 0), "Mode": ("s", False, "mean"), "FracBits": ("i", False, 0),
-                "NullId": ("i", False, 0), "inputDataType": ("s", False, "INT8"),
-                "idDataType": ("s", False, "UINT16")}
-
-    def params(self, d: int = 1) -> AggregateParams:
-        in_bits, in_signed = parse_datatype("inputDataType", self.get_nodeattr("inputDataType"))
-        id_bits, _ = parse_datatype("idDataType", self.get_nodeattr("idDataType"))
-        mode = self.get_nodeattr("Mode")
-        return AggregateParams(k=self.get_nodeattr("K"), d=d, pe=1, in_bits=in_bits, in_signed=in_signed,
-                               mode=mode.decode() if isinstance(mode, bytes) else mode,
-                               frac_bits=self.get_nodeattr("FracBits"), id_bits=id_bits,
-                               null_id=self.get_nodeattr("NullId"))
-
-    def make_shape_compatible_op(self, model):
-        shape = model.get_tensor_shape(self.onnx_node.input[0])
-        return self.make_const_shape_op([*shape[:-2], shape[-1]])
-
-    def infer_node_datatype(self, model):
-        node = self.onnx_node
-        self.set_nodeattr("inputDataType", _dt(model, node.input[0]))
-        self.set_nodeattr("idDataType", _dt(model, node.input[1]))
-        model.set_tensor_datatype(node.output[0], DataType[self.params().out_datatype])
-
-    def execute_node(self, context, graph):
-        node = self.onnx_node
-        x = np.rint(context[node.input[0]]).astype(np.int64)
-        p = self.params(d=x.shape[-1])
-        ids = np.rint(context[node.input[1]]).astype(np.int64).reshape(-1, p.k)
-        y = aggregate(p, x.reshape(-1, p.k, p.d), ids)
-        context[node.output[0]] = y.astype(np.float32).reshape(*x.shape[:-2], p.d)
-
-
-
-class ModalityFusion(VerifiesParams, CustomOp):
-    def get_nodeattr_types(self):
-        return {"Weights": ("ints", True, []), "WeightBits": ("i", False, 10), "FracBits": ("i", False, 0),
-                "inputDataType": ("s", False, "INT8"), "outputDataType": ("s", True, "")}
-
-    def params(self, d: int = 1) -> FusionParams:
-        in_bits, in_signed = parse_datatype("inputDataType", self.get_nodeattr("inputDataType"))
-        out_bits, out_signed = parse_datatype("outputDataType", self.get_nodeattr("outputDataType"))
-        return FusionParams(weights=tuple(self.get_nodeattr("Weights")), d=d, pe=1, in_bits=in_bits,
-                            in_signed=in_signed, w_bits=self.get_nodeattr("WeightBits"),
-                            frac_bits=self.get_nodeattr("FracBits"), out_bits=out_bits, out_signed=out_signed)
-
-    def make_shape_compatible_op(self, model):
-        return self.make_const_shape_op(model.get_tensor_shape(self.onnx_node.input[0]))
-
-    def infer_node_datatype(self, model):
-        node = self.onnx_node
-        self.set_nodeattr("inputDataType", _dt(model, node.input[0]))
-        model.set_tensor_datatype(node.output[0], DataType[self.get_nodeattr("outputDataType")])
-
-    def execute_node(self, context, graph):
-        node = self.onnx_node
-        xs = np.stack([np.rint(context[i]).astype(np.int64) for i in node.input])
-        p = self.params(d=xs.shape[-1])
-        context[node.output[0]] = fuse(p, xs).astype(np.float32)
-
-
-
-custom_op = {"NeighborAggregate": NeighborAggregate, "ModalityFusion": ModalityFusion}
-__all__ = ["NeighborAggregate", "ModalityFusion"]
+#: op type -> class (qonnx' registry reads this dict)
+custom_op = registry.qonnx_custom_ops()

@@ -136,3 +136,10 @@ def params_from_attrs(get) -> FusionParams:
     return FusionParams(weights=tuple(get("Weights")), d=get("NumChannels"), pe=get("PE"), in_bits=in_bits,
                         in_signed=in_signed, w_bits=get("WeightBits"), frac_bits=get("FracBits"),
                         out_bits=out_bits, out_signed=out_signed)
+
+
+def layer_function(attrs: dict):
+    """The batched function of a bundle layer with node attributes ``attrs`` (what the
+    runtime's emulation runs): x_1 .. x_M (B, ..., D) integers -> (B, ..., D) int64."""
+    p = params_from_attrs(lambda a: attrs[a])
+    return lambda *xs: fuse(p, np.stack([np.asarray(x, np.int64) for x in xs]))

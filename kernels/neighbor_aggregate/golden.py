@@ -207,3 +207,10 @@ def params_from_attrs(get) -> AggregateParams:
     return AggregateParams(k=get("K"), d=get("NumChannels"), pe=get("PE"), in_bits=in_bits, in_signed=in_signed,
                            mode=mode.decode() if isinstance(mode, bytes) else mode, frac_bits=get("FracBits"),
                            id_bits=id_bits, null_id=get("NullId"))
+
+
+def layer_function(attrs: dict):
+    """The batched function of a bundle layer with node attributes ``attrs`` (what the
+    runtime's emulation runs): features (B, K·D or K, D), ids (B, K) -> (B, D) int64."""
+    p = params_from_attrs(lambda a: attrs[a])
+    return lambda x, ids: aggregate(p, np.asarray(x, np.int64).reshape(len(x), p.k, p.d), np.asarray(ids, np.int64))

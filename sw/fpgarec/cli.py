@@ -1,6 +1,7 @@
 """Command line: thin subcommands over library functions.
 
-User errors (:class:`~fpgarec.errors.FpgarecError`) print one line and exit 2, no traceback.
+User errors (:data:`~fpgarec.errors.USER_ERRORS`: ``FpgarecError``, a kernel's
+``KernelParameterError``) print one line and exit 2, no traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from fpgarec.errors import FpgarecError
+from fpgarec.errors import USER_ERRORS, FpgarecError
 
 log = logging.getLogger("fpgarec")
 
@@ -378,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     _setup_logging(args.verbose)
     try:
         return args.func(args)
-    except FpgarecError as err:
+    except USER_ERRORS as err:
         print(f"fpgarec: error: {err}", file=sys.stderr)  # the one line a user sees
         return 2
     except KeyboardInterrupt:

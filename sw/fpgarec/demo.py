@@ -315,13 +315,13 @@ def build_and_verify(cfg: DemoConfig, student: QuantStudent, split) -> dict:
              out["delivered"]["all"]["ndcg@10"], out["delivered"]["cold"]["ndcg@10"],
              100 * out["delivered"]["all"]["share_k_unseen"])
     if cfg.rtl_sim_queries:
-        from fpgarec.errors import FpgarecError
+        from fpgarec.errors import USER_ERRORS
         from fpgarec.hwsim.measure import measure
 
         try:
             measure(bundle, queries=cfg.rtl_sim_queries, record=True, cache=cfg.out.parent / "rtlsim")
             out = design_summary(bundle, n, mismatches) | {"bitexact": result, "delivered": out["delivered"]}
-        except FpgarecError as err:  # a missing tool: the report says so, the demo goes on
+        except USER_ERRORS as err:  # a missing tool: the report says so, the demo goes on
             log.error("whole-design simulation skipped: %s", err)
             out["measured"] = {"skipped": str(err)}
     return out

@@ -52,7 +52,7 @@ def _runtime_sources() -> list[tuple[Path, str]]:
     files = [(pkg / "errors.py", "fpgarec/errors.py")]
     files += [(p, f"fpgarec/runtime/{p.relative_to(pkg / 'runtime').as_posix()}")
               for p in sorted((pkg / "runtime").rglob("*.py")) if "__pycache__" not in p.parts]
-    files += [(kpkg / name, f"kernels/{name}") for name in ("__init__.py", "_params.py")]
+    files += [(kpkg / name, f"kernels/{name}") for name in ("__init__.py", "_params.py", "registry.py")]
     for sub in sorted(p for p in kpkg.iterdir() if p.is_dir() and (p / "golden.py").is_file()):
         for name in ("__init__.py", "golden.py"):
             if (sub / name).is_file():

@@ -152,11 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
-    from fpgarec.errors import FpgarecError
+    from fpgarec.errors import USER_ERRORS
 
     try:
         return run(args)
-    except FpgarecError as err:
+    except USER_ERRORS as err:
         print(f"run.py: error: {err}", file=sys.stderr)
         return 2
 

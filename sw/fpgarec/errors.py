@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kernels._params import KernelParameterError
+
 
 class FpgarecError(Exception):
     """An error caused by the user's input (data, bundle, options), not by a bug."""
+
+
+#: what the commands report as one line (``except USER_ERRORS``): fpgarec's own errors and a
+#: kernel parameter that cannot be built (the kernels never import fpgarec, so their error is
+#: not a FpgarecError)
+USER_ERRORS: tuple[type[Exception], ...] = (FpgarecError, KernelParameterError)
 
 
 class DataFormatError(FpgarecError):

@@ -31,7 +31,11 @@ def test_bundle_validates_and_describes_the_design(small_bundle):
         "DuplicateStreams", "Lookup", "Lookup", "ModalityFusion", "NeighborAggregate", "Thresholding", "MVAU",
         "Thresholding", "MVAU", "LabelSelect"]
     by_op = {layer["op"]: layer for layer in m["layers"]}
-    assert by_op["NeighborAggregate"]["impl"] == by_op["ModalityFusion"]["impl"] == "rtl"
+    # every layer is an RTL layer: FINN's MVAU_rtl / Thresholding_rtl and the kernels' _rtl ops
+    assert all(layer["impl"] == "rtl" for layer in m["layers"]), [layer["name"] for layer in m["layers"]]
+    assert {"DuplicateStreams_rtl_0", "Lookup_rtl_0", "Lookup_rtl_1", "LabelSelect_rtl_0"} <= {
+        layer["name"] for layer in m["layers"]}
+    assert by_op["LabelSelect"]["attrs"]["NumValidLabels"] == 200  # the padded labels are never selected
     dup = by_op["DuplicateStreams"]["outputs"]
     assert by_op["NeighborAggregate"]["inputs"] == [by_op["ModalityFusion"]["outputs"][0], dup[2]]
     assert by_op["NeighborAggregate"]["attrs"]["NullId"] == 200 and by_op["NeighborAggregate"]["attrs"]["Mode"] == "mean"

@@ -8,7 +8,7 @@ build's own work folder (the settings file may be missing; naming it keeps FINN 
 ``import finn.builder.build_dataflow_steps`` does ``from finn.xsi import SimEngine``, which needs
 Vivado (``XILINX_VIVADO``); :func:`builder_steps` gives ``finn.xsi`` a placeholder first when
 Vivado is absent, so the steps that do not simulate can be used. It also registers the
-project's kernels with FINN (:func:`register_kernels`).
+project's kernels with FINN (:func:`register_kernels`, the table in ``kernels/registry.py``).
 """
 
 from __future__ import annotations
@@ -58,31 +58,12 @@ def builder_steps():
 
 
 def register_kernels() -> None:
-    """Make FINN know the project's kernels (kernels/*/finn_op.py; idempotent), and fix the
-    numpy execution of FINN's Lookup behind a DuplicateStreams (:func:`_lookup_with_integer_ids`)."""
-    from kernels.finn_common import register
+    """Make FINN know the project's kernels (``kernels.registry.register_finn``; idempotent):
+    their abstract ops (including ``kernels/lookup``'s Lookup, which executes integer ids behind
+    a DuplicateStreams) and their ``_rtl`` backends."""
+    from kernels import registry
 
-    register()
-    _lookup_with_integer_ids()
-
-
-def _lookup_with_integer_ids() -> None:
-    """FINN 1.6.1's ``Lookup.execute_node`` feeds its ids to onnxruntime as int64 without
-    converting them, but ``DuplicateStreams.execute_node`` passes float32 copies on, so a Lookup
-    behind a DuplicateStreams (the ids fan out to the two lookups and the aggregation kernel)
-    fails in FINN's execution. The registered replacement converts the ids (exact integers)
-    first and is otherwise FINN's Lookup."""
-    import numpy as np
-    from finn.custom_op.fpgadataflow.lookup import Lookup as FinnLookup
-    from qonnx.custom_op.registry import add_op_to_domain
-
-    class Lookup(FinnLookup):
-        def execute_node(self, context, graph):
-            name = self.onnx_node.input[0]
-            context[name] = np.rint(np.asarray(context[name])).astype(np.int64)
-            super().execute_node(context, graph)
-
-    add_op_to_domain("finn.custom_op.fpgadataflow", Lookup)
+    registry.register_finn()
 
 
 def quiet_finn_logging() -> None:

@@ -36,7 +36,7 @@ LAYER_ATTRS = ("PE", "SIMD", "MW", "MH", "K", "Labels", "ActVal", "noActivation"
                "mem_mode", "ram_style", "resType", "NumOutputStreams",
                # the kernels (kernels/*/finn_op.py)
                "Mode", "FracBits", "NullId", "Weights", "WeightBits", "inputDataType", "idDataType",
-               "outputDataType")
+               "outputDataType", "SeenMode", "NumValidLabels", "LanesPerSorter")
 #: parameter role of each extra input, by generic op
 PARAM_ROLES = {"Lookup": {1: "table"}, "Thresholding": {1: "thresholds"}, "MVAU": {1: "weights", 2: "thresholds"}}
 #: FINN's reports copied into the bundle

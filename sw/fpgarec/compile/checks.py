@@ -38,7 +38,7 @@ from fpgarec.runtime.emulation import tie_rule_topk
 log = logging.getLogger(__name__)
 
 #: ops that end the query path with a top-k list
-TOPK_OPS = ("TopK", "LabelSelect", "LabelSelect_hls")
+TOPK_OPS = ("TopK", "LabelSelect", "LabelSelect_hls", "LabelSelect_rtl")
 _GENERIC_DOMAIN = "finn.custom_op.fpgadataflow"
 
 

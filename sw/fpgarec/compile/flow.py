@@ -22,7 +22,7 @@ import numpy as np
 
 from fpgarec.compile import _finn, checks
 from fpgarec.compile.config import BuildConfig
-from fpgarec.errors import FpgarecError
+from fpgarec.errors import USER_ERRORS, FpgarecError
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def run_steps(model, cfg: BuildConfig, steps, work_dir: Path, queries: np.ndarra
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 model = step(model, cfg)
-        except FpgarecError:
+        except USER_ERRORS:
             raise
         except Exception as exc:  # noqa: BLE001 - FINN/qonnx errors become one line naming the step
             log.debug("step %s failed", name, exc_info=True)

@@ -29,15 +29,18 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from kernels import registry
+
 log = logging.getLogger(__name__)
 
 #: FINN resource keys -> board resource keys
 FINN_TO_BOARD = {"LUT": "LUT", "BRAM_18K": "BRAM18", "URAM": "URAM", "DSP": "DSP"}
-#: ops folded by PE up to their channel count (FINN's SetFolding ``pe_ops`` we use)
+#: FINN's ops folded by PE up to their channel count (FINN's SetFolding ``pe_ops`` we use); the
+#: project's kernels (``_rtl`` ops of kernels/registry.py) fold PE over their ``fold`` attribute
 PE_OPS = ("GlobalAccPool_hls", "Thresholding_hls", "Thresholding_rtl", "Unsqueeze_hls",
-          "Squeeze_hls", "Reshape_rtl", "DuplicateStreams_hls",
-          # the project's kernels (kernels/*/finn_op.py): PE lanes of NumChannels
-          "NeighborAggregate_rtl", "ModalityFusion_rtl")
+          "Squeeze_hls", "Reshape_rtl", "DuplicateStreams_hls")
+#: FINN's ops folded by PE over their labels
+LABEL_OPS = ("LabelSelect_hls",)
 MVAU_OPS = ("MVAU_hls", "MVAU_rtl")
 
 
@@ -62,7 +65,9 @@ def _choices(inst, op_type: str) -> list[dict]:
     if op_type in MVAU_OPS:
         mh, mw = int(inst.get_nodeattr("MH")), int(inst.get_nodeattr("MW"))
         return [{"PE": pe, "SIMD": simd} for pe in divisors(mh) for simd in divisors(mw)]
-    if op_type == "LabelSelect_hls":
+    if registry.folding_attr(op_type):
+        return [{"PE": pe} for pe in divisors(int(inst.get_nodeattr(registry.folding_attr(op_type))))]
+    if op_type in LABEL_OPS:
         return [{"PE": pe} for pe in divisors(int(inst.get_nodeattr("Labels")))]
     if op_type in PE_OPS:
         try:

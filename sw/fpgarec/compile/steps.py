@@ -37,6 +37,7 @@ from fpgarec.compile.boards import ShellType
 from fpgarec.compile.config import BuildConfig, FoldingStrategy, ImplStyle
 from fpgarec.compile.export import INPUT_NAME, OUTPUT_NAME
 from fpgarec.errors import FpgarecError
+from kernels import registry
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,7 @@ TOPK_NAME = "topk"
 #: source ops this flow maps to HW layers (others make the build stop, naming the node)
 SUPPORTED_OPS = {
     "Gather": "Lookup (constant table, integer ids)",
-    "ModalityFusion": "ModalityFusion (kernels/modality_fusion)",
-    "NeighborAggregate": "NeighborAggregate (kernels/neighbor_aggregate)",
+    **registry.source_ops(),  # the kernels' QONNX-level ops (kernels/registry.py)
     "Unsqueeze": "Unsqueeze",
     "Squeeze": "Squeeze",
     "Reshape": "Reshape",
@@ -289,7 +289,8 @@ def step_convert_to_hw(model, cfg: BuildConfig):
     kernels' QONNX-level ops -> their HW ops (kernels/*/transform.py),
     MultiThreshold -> Thresholding, MatMul -> MVAU, TopK -> LabelSelect, Gather -> Lookup,
     GlobalAccPool, Unsqueeze/Squeeze/Reshape; Flatten between HW layers is removed. Any node
-    left unconverted stops the build, naming it, its op type and the supported set."""
+    left unconverted stops the build, naming it, its op type and the supported set. The top-k
+    layer learns the real item count (``NumValidLabels``: padded items are never selected)."""
     from finn.transformation.fpgadataflow.convert_to_hw.duplicate_streams import (
         InferDuplicateStreamsLayer,
     )
@@ -307,12 +308,13 @@ def step_convert_to_hw(model, cfg: BuildConfig):
     from finn.transformation.fpgadataflow.convert_to_hw.unsqueeze import InferUnsqueeze
     from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
     from finn.transformation.streamline.absorb import AbsorbConsecutiveTransposes
-    from kernels.modality_fusion.transform import InferModalityFusionLayer
-    from kernels.neighbor_aggregate.transform import InferNeighborAggregateLayer
+    from qonnx.custom_op.registry import getCustomOp
 
-    model = _transform(model, InferModalityFusionLayer(), InferNeighborAggregateLayer(), InferThresholdingLayer(), InferQuantizedMatrixVectorActivation(),
-                       InferLabelSelectLayer(), InferGlobalAccPoolLayer(), InferLookupLayer(),
-                       InferUnsqueeze(), InferSqueeze(), InferDuplicateStreamsLayer(),
+    from fpgarec.compile.export import read_metadata
+
+    model = _transform(model, *registry.transforms(), InferThresholdingLayer(),
+                       InferQuantizedMatrixVectorActivation(), InferLabelSelectLayer(), InferGlobalAccPoolLayer(),
+                       InferLookupLayer(), InferUnsqueeze(), InferSqueeze(), InferDuplicateStreamsLayer(),
                        AbsorbConsecutiveTransposes(), RemoveCNVtoFCFlatten())
     model = _tidy(model)
     model = model.transform(InferReshape())
@@ -320,6 +322,11 @@ def step_convert_to_hw(model, cfg: BuildConfig):
     for node in model.graph.node:
         if not node.domain.startswith("finn.custom_op.fpgadataflow"):
             raise UnsupportedOpError(node.name, node.op_type)
+    n_items = read_metadata(model).get("n_items")
+    for node in model.get_nodes_by_op_type("LabelSelect"):
+        inst = getCustomOp(node)
+        if n_items and int(n_items) < inst.get_nodeattr("Labels"):
+            inst.set_nodeattr("NumValidLabels", int(n_items))
     return restore_io_names(model)
 
 
@@ -339,7 +346,12 @@ def step_create_dataflow_partition(model, cfg: BuildConfig):
 
 def step_specialize_layers(model, cfg: BuildConfig):
     """FINN's ``SpecializeLayers`` for the board's part: every HW layer becomes its HLS or RTL
-    variant (``mvau_impl`` sets the MVAU preference; RTL MVAU needs narrow weights on DSP48E1)."""
+    variant (``mvau_impl`` sets the MVAU preference; RTL MVAU needs narrow weights on DSP48E1).
+    The layers a kernel of ``kernels/registry.py`` implements (Lookup, DuplicateStreams,
+    LabelSelect, the fusion and aggregation kernels) are first marked
+    ``preferred_impl_style="rtl"`` (``registry.prefer_rtl``; "hls" where the kernel's RTL
+    cannot build the node), so they become the kernels' ``_rtl`` layers."""
+    model = registry.prefer_rtl(model)
     return _finn.builder_steps().step_specialize_layers(model, finn_config(cfg))
 
 

@@ -7,8 +7,9 @@ generic op), which the hardware implements:
 
 - ``DuplicateStreams``: every output = the input
 - ``Lookup``:          y[b, k, :] = T[ids[b, k], :]
-- ``ModalityFusion``, ``NeighborAggregate``: the kernels' golden models
-                       (kernels/*/golden.py, numpy only, the same functions FINN executes)
+- ``ModalityFusion``, ``NeighborAggregate`` (any op of kernels/registry.py with an
+                       ``emulate`` entry): the kernels' golden models (kernels/*/golden.py,
+                       numpy only, the same functions FINN executes)
 - ``Unsqueeze`` / ``Squeeze`` / ``Reshape``: the same values in the layer's output shape
 - ``GlobalAccPool``:   y[b, c] = Σ_{h,w} x[b, h, w, c]                 (NHWC, the sum over K)
 - ``Thresholding``:    y[b, c] = #{j : x[b, c] >= Θ[c, j]} + ActVal   (FINN's MultiThreshold)
@@ -48,6 +49,7 @@ from kernels.modality_fusion import golden as fusion_golden
 from kernels.neighbor_aggregate import golden as aggregate_golden
 
 from fpgarec.runtime.bundle import Bundle, BundleError, datatype_range, load_bundle
+from kernels import registry
 
 log = logging.getLogger(__name__)
 
@@ -325,13 +327,9 @@ class EmulationBackend:
         if op == "DuplicateStreams":
             n_out = len(layer["outputs"])
             return lambda x: (x,) * n_out
-        if op == "ModalityFusion":
-            fp = fusion_golden.params_from_attrs(lambda a: attrs[a])
-            return lambda *xs: fusion_golden.fuse(fp, np.stack([np.asarray(x, np.int64) for x in xs]))
-        if op == "NeighborAggregate":
-            ap = aggregate_golden.params_from_attrs(lambda a: attrs[a])
-            return lambda x, ids: aggregate_golden.aggregate(
-                ap, np.asarray(x, np.int64).reshape(len(x), ap.k, ap.d), np.asarray(ids, np.int64))
+        kernel_fn = registry.emulator(op, attrs)  # a kernel's golden model (kernels/registry.py)
+        if kernel_fn is not None:
+            return kernel_fn
         if op == "Lookup":
             table = arr(p["table"])
             t = table.astype(_exact_dtype(float(np.abs(table).max(initial=0))))

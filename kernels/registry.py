@@ -1,0 +1,175 @@
+"""The one list of the project's kernels, and what the rest of the toolkit does with it.
+
+Each :class:`Kernel` names, as dotted strings (``"package.module:Name"``), the parts its room
+``kernels/<name>/`` ships; importing this module imports none of them (nothing heavier than the
+standard library), so the numpy-only runtime may read it too. The users iterate the table:
+
+- :func:`register_finn` - FINN's op registry (the compile flow and the tests call it);
+- :func:`transforms` - the inference transformations QONNX-level op -> HW op (compile steps);
+- :func:`qonnx_custom_ops` - the ``custom_op`` dict of the QONNX domain :data:`QONNX_DOMAIN`
+  (``kernels/qonnx_ops.py``);
+- :func:`emulator` - the bit-exact numpy function of a bundle layer (``fpgarec.runtime``);
+- :func:`prefer_rtl` - the ``_rtl`` preference for FINN's ``SpecializeLayers``;
+- :func:`source_ops`, :func:`folding_attr`, :func:`by_op` - names for the compile flow.
+
+Adding a kernel: a room ``kernels/<name>/`` (golden model, FINN op, RTL, README, test) and one
+line in :data:`KERNELS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+#: ONNX domain of the kernels' QONNX-level ops (the module qonnx imports to find them)
+QONNX_DOMAIN = "kernels.qonnx_ops"
+#: FINN's domains of abstract HW ops and of their RTL backends
+FINN_DOMAIN = "finn.custom_op.fpgadataflow"
+FINN_RTL_DOMAIN = FINN_DOMAIN + ".rtl"
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """One kernel room and the op it implements.
+
+    name: the room, ``kernels/<name>/``; op_type: the FINN HW op (abstract, without
+    ``_rtl``); finn_op: our abstract HW op (None: FINN's own, e.g. ``DuplicateStreams``; ours
+    replaces FINN's of the same name in FINN's domain); rtl_op: the ``_rtl`` backend;
+    qonnx_op / transform: the QONNX-level op the export writes and the transformation that
+    turns it into the HW op (None: FINN's own conversion makes the HW op); golden: the numpy
+    model; emulate: ``(layer attrs) -> function of the batched integer inputs`` for the
+    runtime's emulation (None: the emulation has its own code for this FINN op); fold: the
+    attribute PE must divide ("" = not folded by PE).
+    """
+
+    name: str
+    op_type: str
+    rtl_op: str
+    finn_op: str | None = None
+    qonnx_op: str | None = None
+    transform: str | None = None
+    golden: str | None = None
+    emulate: str | None = None
+    fold: str = ""
+
+
+#: the kernels, one entry each (keyword fields as in :class:`Kernel`)
+KERNELS: tuple[Kernel, ...] = (
+    Kernel("modality_fusion", "ModalityFusion", fold="NumChannels",
+           rtl_op="kernels.modality_fusion.finn_op:ModalityFusion_rtl",
+           finn_op="kernels.modality_fusion.finn_op:ModalityFusion",
+           qonnx_op="kernels.modality_fusion.qonnx_op:ModalityFusion",
+           transform="kernels.modality_fusion.transform:InferModalityFusionLayer",
+           golden="kernels.modality_fusion.golden", emulate="kernels.modality_fusion.golden:layer_function"),
+    Kernel("neighbor_aggregate", "NeighborAggregate", fold="NumChannels",
+           rtl_op="kernels.neighbor_aggregate.finn_op:NeighborAggregate_rtl",
+           finn_op="kernels.neighbor_aggregate.finn_op:NeighborAggregate",
+           qonnx_op="kernels.neighbor_aggregate.qonnx_op:NeighborAggregate",
+           transform="kernels.neighbor_aggregate.transform:InferNeighborAggregateLayer",
+           golden="kernels.neighbor_aggregate.golden", emulate="kernels.neighbor_aggregate.golden:layer_function"),
+    Kernel("lookup", "Lookup", rtl_op="kernels.lookup.finn_op:Lookup_rtl",
+           finn_op="kernels.lookup.finn_op:Lookup", golden="kernels.lookup.golden"),
+    Kernel("stream", "DuplicateStreams", rtl_op="kernels.stream.finn_op:DuplicateStreams_rtl", fold="NumChannels"),
+    Kernel("topk_select", "LabelSelect", rtl_op="kernels.topk_select.finn_op:LabelSelect_rtl",
+           finn_op="kernels.topk_select.finn_op:LabelSelect", golden="kernels.topk_select.golden", fold="Labels"),
+)
+
+
+def load(path: str):
+    """The object a dotted ``"package.module:Name"`` string names (a module without ``:``)."""
+    module, _, attr = path.partition(":")
+    mod = importlib.import_module(module)
+    return getattr(mod, attr) if attr else mod
+
+
+def by_op(op_type: str) -> Kernel | None:
+    """The kernel of a HW op type (``"LabelSelect"``, ``"LabelSelect_rtl"``), else None."""
+    base = op_type.removesuffix("_rtl")
+    return next((k for k in KERNELS if k.op_type == base), None)
+
+
+def rtl_op_types() -> tuple[str, ...]:
+    """The ``_rtl`` op types of the kernels (``"Lookup_rtl"``, ...)."""
+    return tuple(f"{k.op_type}_rtl" for k in KERNELS)
+
+
+def folding_attr(op_type: str) -> str:
+    """The attribute PE must divide for a kernel's ``_rtl`` op ("" if not PE-folded or not ours)."""
+    k = by_op(op_type) if op_type.endswith("_rtl") else None
+    return k.fold if k is not None else ""
+
+
+def source_ops() -> dict[str, str]:
+    """QONNX-level op -> what the compile flow makes of it, for the kernels with an exported op."""
+    return {k.op_type: f"{k.op_type} (kernels/{k.name})" for k in KERNELS if k.qonnx_op}
+
+
+def emulator(op: str, attrs: dict):
+    """The emulation's function of a bundle layer of generic op ``op`` (its batched integer
+    inputs -> its output), or None when no kernel provides one."""
+    k = by_op(op)
+    if k is None or k.emulate is None:
+        return None
+    return load(k.emulate)(attrs)
+
+
+# ------------------------------------------------------------------ with qonnx / FINN
+def qonnx_custom_ops() -> dict[str, type]:
+    """op type -> class of the kernels' QONNX-level ops (imports them; needs qonnx)."""
+    return {k.op_type: load(k.qonnx_op) for k in KERNELS if k.qonnx_op}
+
+
+def transforms() -> list:
+    """The kernels' inference transformations (QONNX-level op -> FINN HW op), instantiated."""
+    return [load(k.transform)() for k in KERNELS if k.transform]
+
+
+_REGISTERED = False
+
+
+def register_finn() -> None:
+    """Make FINN know every kernel (idempotent; imports finn and qonnx): the abstract HW ops
+    into FINN's domain (replacing FINN's op of the same name), the ``_rtl`` backends into
+    FINN's RTL domain and into FINN's table of RTL variants, which ``SpecializeLayers``
+    consults (an op with an ``_rtl`` variant there is specialised to it by default)."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    from finn.custom_op.fpgadataflow.rtl import custom_op as rtl_variants
+    from qonnx.custom_op.registry import add_op_to_domain
+
+    for k in KERNELS:
+        if k.finn_op:
+            add_op_to_domain(FINN_DOMAIN, load(k.finn_op))
+        rtl = load(k.rtl_op)
+        add_op_to_domain(FINN_RTL_DOMAIN, rtl)
+        rtl_variants[rtl.__name__] = rtl
+    _REGISTERED = True
+
+
+def prefer_rtl(model):
+    """Set ``preferred_impl_style`` of the HW nodes of ``model`` that a kernel implements, before
+    FINN's ``SpecializeLayers``: "rtl" where the kernel's ``_rtl`` class accepts the node
+    (its ``rtl_unsupported(op)``, when it has one, returns "" or the reason it cannot build
+    the node), else "hls" (FINN's HLS variant, with a warning naming the reason). A style already set (by a specialize-layers file) is kept. In place;
+    returns the model."""
+    import logging
+
+    from qonnx.custom_op.registry import getCustomOp
+
+    register_finn()
+    log = logging.getLogger(__name__)
+    for node in model.graph.node:
+        k = by_op(node.op_type)
+        if node.domain != FINN_DOMAIN or k is None or node.op_type != k.op_type:
+            continue
+        inst = getCustomOp(node)
+        if inst.get_nodeattr("preferred_impl_style"):
+            continue
+        check = getattr(load(k.rtl_op), "rtl_unsupported", None)
+        why = check(inst) if check is not None else ""
+        if why:
+            log.warning("%s: the %s RTL (kernels/%s) cannot build it (%s); FINN's HLS variant is used",
+                        node.name, k.op_type, k.name, why)
+        inst.set_nodeattr("preferred_impl_style", "hls" if why else "rtl")
+    return model
