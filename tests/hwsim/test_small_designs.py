@@ -33,6 +33,22 @@ def test_seen_manifest_and_emulation(seen_bundle):
         assert np.array_equal(top[b], np.argsort(-k, kind="stable")[: top.shape[1]])
 
 
+def test_seen_input_in_finns_graph(seen_bundle):
+    """FINN's graph has the seen bitmap too (a second input into LabelSelect_rtl, SeenMode 2):
+    FINN's execution with the emulation's bitmaps (histories from empty to almost everything)
+    equals the emulation."""
+    from fpgarec.compile.verify import FinnBackend
+
+    finn = FinnBackend(seen_bundle)
+    assert finn.has_seen_input and [i.name for i in finn.model.graph.input] == ["ids", "seen"]
+    emu = EmulationBackend(seen_bundle)
+    ids = generate_queries(40, 4, 200, 200, seed=5)
+    seen = emu.seen_bitmap(ids, generate_seen(ids, 200, 200, seed=5))
+    top, scores = finn.run_with_scores(ids, seen=seen)
+    want_top, want_scores = emu.run_with_scores(ids, seen=seen)
+    assert np.array_equal(scores, want_scores) and np.array_equal(top, want_top)
+
+
 def test_seen_design_rtl_bit_exact(seen_bundle, repo):
     """The seen design in Verilator against the emulation, with histories from empty to
     almost everything (fewer than top_k items left: the empty slots hold N)."""

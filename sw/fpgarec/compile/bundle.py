@@ -130,8 +130,10 @@ SEEN = "seen"
 def add_seen_input(manifest: dict) -> None:
     """Give the design's top-k layer a seen-items bitmap input (in place): ``SeenMode`` 2, a
     second graph input ``seen`` of N labels x 1 bit (PE bits per beat, one beat per score beat)
-    and a second input DMA. The FINN graph keeps its single input: the filter is the RTL top-k
-    kernel's (kernels/topk_select), executed by the emulation and the RTL simulation."""
+    and a second input DMA. The compile flow has given FINN's graph the same input
+    (``steps.add_seen_input``: LabelSelect_rtl with SeenMode 2, kernels/topk_select); this
+    records it in the manifest, which the emulation, the RTL simulation and the PYNQ backend
+    read."""
     last = manifest["layers"][-1]
     if last["op"] != "LabelSelect":
         raise BundleError("a seen-items input needs the design to end in a LabelSelect layer")

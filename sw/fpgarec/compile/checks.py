@@ -97,17 +97,22 @@ def _topk_node(model):
     return None
 
 
-def execute(model, ids_row: np.ndarray) -> dict[str, np.ndarray]:
+def execute(model, ids_row: np.ndarray, seen_row: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """FINN's execution of ``model`` on one query; the full context (every tensor).
 
-    ``ids_row``: shape (K,) or (1, K) int.
+    ``ids_row``: shape (K,) or (1, K) int. A second graph input (the top-k layer's seen bitmap,
+    ``--exclude-seen``) gets ``seen_row`` ((N,) or (1, N) bool), by default zeros: nothing seen.
     """
     from finn.core.onnx_exec import execute_onnx
 
     iname = model.graph.input[0].name
     ishape = model.get_tensor_shape(iname)
-    x = np.asarray(ids_row, dtype=np.int64).reshape(ishape)
-    return execute_onnx(model, {iname: x}, return_full_exec_context=True)
+    feed = {iname: np.asarray(ids_row, dtype=np.int64).reshape(ishape)}
+    for extra in model.graph.input[1:]:
+        shape = model.get_tensor_shape(extra.name)
+        value = np.zeros(shape) if seen_row is None else np.asarray(seen_row).reshape(shape)
+        feed[extra.name] = value.astype(np.float32)
+    return execute_onnx(model, feed, return_full_exec_context=True)
 
 
 @dataclass

@@ -219,8 +219,8 @@ def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> 
 
     emu = EmulationBackend(out)
     top, scores = emu.run_with_scores(queries)
-    # a design with a seen-items input ranks FINN's scores with the same rule (FINN's graph has
-    # no seen input: the filter is the top-k kernel's, kernels/topk_select)
+    # a design with a seen-items input ranks FINN's scores with the same rule (the checks ran
+    # FINN's graph with nothing seen; the emulation's default bitmap is the query's context)
     want = last.topk if emu.seen_input is None else emu.select_from_scores(last.scores[:, :n_items], queries)
     if not (np.array_equal(top, want) and np.array_equal(scores, last.scores[:, :n_items])):
         raise checks.StepCheckError("bundle", "emulation", "EmulationBackend",

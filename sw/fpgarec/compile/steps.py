@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 
 #: graph output name once the top-k exists
 TOPK_NAME = "topk"
+#: the top-k layer's seen-items bitmap input (``exclude_seen``)
+SEEN_NAME = "seen"
 #: source ops this flow maps to HW layers (others make the build stop, naming the node)
 SUPPORTED_OPS = {
     "Gather": "Lookup (constant table, integer ids)",
@@ -130,9 +132,11 @@ def _transform(model, *transformations):
 
 
 def restore_io_names(model):
-    """Give the graph input and output their public names (cleanups rename them)."""
+    """Give the graph inputs and output their public names (cleanups rename them)."""
     if model.graph.input and model.graph.input[0].name != INPUT_NAME:
         model.rename_tensor(model.graph.input[0].name, INPUT_NAME)
+    if len(model.graph.input) > 1 and model.graph.input[1].name != SEEN_NAME:
+        model.rename_tensor(model.graph.input[1].name, SEEN_NAME)
     if model.graph.output:
         want = TOPK_NAME if any(n.op_type.startswith(("TopK", "LabelSelect")) for n in model.graph.node) else OUTPUT_NAME
         if model.graph.output[0].name != want:
@@ -290,7 +294,8 @@ def step_convert_to_hw(model, cfg: BuildConfig):
     MultiThreshold -> Thresholding, MatMul -> MVAU, TopK -> LabelSelect, Gather -> Lookup,
     GlobalAccPool, Unsqueeze/Squeeze/Reshape; Flatten between HW layers is removed. Any node
     left unconverted stops the build, naming it, its op type and the supported set. The top-k
-    layer learns the real item count (``NumValidLabels``: padded items are never selected)."""
+    layer learns the real item count (``NumValidLabels``: padded items are never selected)
+    and, with ``exclude_seen``, gets its seen-items bitmap input (:func:`add_seen_input`)."""
     from finn.transformation.fpgadataflow.convert_to_hw.duplicate_streams import (
         InferDuplicateStreamsLayer,
     )
@@ -327,7 +332,32 @@ def step_convert_to_hw(model, cfg: BuildConfig):
         inst = getCustomOp(node)
         if n_items and int(n_items) < inst.get_nodeattr("Labels"):
             inst.set_nodeattr("NumValidLabels", int(n_items))
+    if cfg.exclude_seen:
+        model = _tidy(add_seen_input(model))
     return restore_io_names(model)
+
+
+def add_seen_input(model):
+    """Give the graph's LabelSelect a seen-items bitmap (``SeenMode`` 2): a second graph input
+    ``seen`` of (1, Labels) BINARY, bit i set = label i is not selected (kernels/topk_select;
+    FINN streams it as PE bits per score beat). The checks feed it zeros (nothing seen), so the
+    graph computes what it computed before."""
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.custom_op.registry import getCustomOp
+
+    nodes = model.get_nodes_by_op_type("LabelSelect")
+    if len(nodes) != 1 or len(nodes[0].input) != 1:
+        raise FpgarecError("a seen-items input needs the design to end in one LabelSelect layer")
+    node = nodes[0]
+    inst = getCustomOp(node)
+    inst.set_nodeattr("SeenMode", 2)
+    shape = [*inst.get_nodeattr("numInputVectors"), inst.get_nodeattr("Labels")]
+    model.graph.input.append(helper.make_tensor_value_info(SEEN_NAME, TensorProto.FLOAT, shape))
+    model.set_tensor_datatype(SEEN_NAME, DataType["BINARY"])
+    node.input.append(SEEN_NAME)
+    getCustomOp(node)  # the output datatype now holds Labels (a query may have < K eligible labels)
+    return model
 
 
 def step_minimize_bit_width_initial(model, cfg: BuildConfig):

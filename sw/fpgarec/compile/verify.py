@@ -42,9 +42,14 @@ class FinnBackend:
         self.n_items = int(self.bundle.manifest["model"]["n_items"])
         node = checks._topk_node(self.model)
         self.scores_name, self.topk_name = node.input[0], node.output[0]
+        #: the graph has the top-k layer's seen bitmap input (bundles built with --exclude-seen
+        #: before it was part of FINN's graph have not)
+        self.has_seen_input = len(self.model.graph.input) > 1
 
-    def run_with_scores(self, ids: np.ndarray, workers: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """(top-k (B, k), integer scores (B, N)). Shapes: ids (B, K).
+    def run_with_scores(self, ids: np.ndarray, workers: int = 1,
+                        seen: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(top-k (B, k), integer scores (B, N)). Shapes: ids (B, K); ``seen`` (B, N labels)
+        bool, the bitmap of a graph with a seen input (None: nothing seen).
 
         ``workers`` > 1 spreads the queries over that many processes (FINN runs one query at a
         time, about 10 ms each for the demo design).
@@ -53,14 +58,15 @@ class FinnBackend:
         if workers > 1 and len(ids) >= 2 * workers:
             import multiprocessing as mp
 
-            chunks = np.array_split(ids, workers)
+            parts = np.array_split(np.arange(len(ids)), workers)
+            chunks = [(ids[p], None if seen is None else np.asarray(seen)[p]) for p in parts]
             ctx = mp.get_context("spawn")
             with ctx.Pool(workers, initializer=_worker_init, initargs=(str(self.bundle.root),)) as pool:
                 parts = pool.map(_worker_run, chunks)
             return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
         tops, scores = [], []
-        for row in np.asarray(ids):
-            ctx = checks.execute(self.model, row)
+        for i, row in enumerate(np.asarray(ids)):
+            ctx = checks.execute(self.model, row, None if seen is None else np.asarray(seen)[i])
             tops.append(np.asarray(ctx[self.topk_name]).reshape(-1))
             scores.append(np.asarray(ctx[self.scores_name]).reshape(-1)[: self.n_items])
         return np.stack(tops).astype(np.int64), np.rint(np.stack(scores)).astype(np.int64)
@@ -74,8 +80,9 @@ def _worker_init(root: str) -> None:
     _WORKER = FinnBackend(root)
 
 
-def _worker_run(ids: np.ndarray):
-    return _WORKER.run_with_scores(ids)
+def _worker_run(chunk: tuple[np.ndarray, np.ndarray | None]):
+    ids, seen = chunk
+    return _WORKER.run_with_scores(ids, seen=seen)
 
 
 def brevitas_reference(student, ids: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -108,10 +115,12 @@ def compare(bundle_dir: Path, student=None, n_queries: int = 10_000, finn_querie
     nf = n_queries if finn_queries is None else min(finn_queries, n_queries)
     if nf:
         t0 = time.perf_counter()
-        f = FinnBackend(bundle).run_with_scores(ids[:nf], workers=workers)
+        finn = FinnBackend(bundle)
+        seen = emu.seen_bitmap(ids[:nf]) if finn.has_seen_input else None  # FINN's own seen filter
+        f = finn.run_with_scores(ids[:nf], workers=workers, seen=seen)
         out["finn_queries"] = nf
         out["finn_seconds"] = time.perf_counter() - t0
-        if emu.seen_input is not None:  # FINN's graph has no seen input: same rule on its scores
+        if emu.seen_input is not None and not finn.has_seen_input:  # an older graph: same rule on its scores
             f = (emu.select_from_scores(f[1], ids[:nf]), f[1])
         out["emulation_vs_finn"] = _mismatches((e[0][:nf], e[1][:nf]), f)
     if student is not None:
