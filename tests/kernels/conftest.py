@@ -112,7 +112,7 @@ def run_cocotb(top: str, params: dict, test_module: str, settings: dict) -> dict
 def yosys_cached(top: str, params: dict) -> dict:
     """hwtools.yosys_stat, cached in the build folder of the parameter set."""
     where = build_dir(top, params)
-    cache = where / "yosys.json"
+    cache = where / "yosys-instance.json"  # (hwtools.yosys_stat synthesizes an instance)
     if cache.exists():
         return json.loads(cache.read_text())
     stat = hwtools.yosys_stat(hwtools.SOURCES[top], top, params, where / "yosys")

@@ -87,8 +87,9 @@ module topk_select #(
   localparam int D = (LOG2S < 2) ? 2 : LOG2S;         // merge tree levels (at least 2)
   localparam int S2 = 1 << D;                         // tree leaves (padded with 0)
   localparam int HPW = $clog2(K + D);                 // head pointer 0..K+D-1
-  localparam int HN = 1 << HPW;                       // head mux inputs (> K, padded with 0)
   localparam int CW = $clog2(K + 1);                  // root fire counter
+  localparam int FB = N_VALID / PE;                   // beats whose items are all valid
+  localparam int REM = N_VALID % PE;                  // valid lanes of beat FB
   // a query may have fewer than K eligible items (its last slots then carry the value N)
   localparam bit SHORT = (SEEN_MODE == 2) || (N_VALID - ((SEEN_MODE == 1) ? K_CTX : 0) < K);
 
@@ -339,8 +340,21 @@ module topk_select #(
     logic [HPW-1:0] head;
 
     // stage 0: lane t*L+l of the beat, eligibility from the index
-    assign x = in0_V_TDATA[(t * L + int'(l)) * IN_BITS +: IN_BITS];
-    assign el = ((int'(b) * PE + t * L + int'(l)) < N_VALID) && !seen_word[t * L + int'(l)];
+    // (lane l of the sorter's L lanes as an AND-OR mux: a part-select at a variable offset
+    // l*IN_BITS keeps a multiplier in Yosys' netlist when the parameters come from an instance)
+    logic [L*IN_BITS-1:0] x_sel;
+    logic [L-1:0] seen_sel;
+    for (genvar j = 0; j < L; j++) begin : g_lane
+      assign x_sel[j*IN_BITS +: IN_BITS] = (int'(l) == j) ? in0_V_TDATA[(t * L + j) * IN_BITS +: IN_BITS] : '0;
+      assign seen_sel[j] = (int'(l) == j) && seen_word[t * L + j];
+    end
+    always_comb begin
+      x = '0;
+      for (int j = 0; j < L; j++) x = x | x_sel[j*IN_BITS +: IN_BITS];
+    end
+    // index b*PE + t*L + l < N_VALID without a multiplier: beats below FB are all valid, beat
+    // FB has its first REM lanes valid (constant compares of the beat and lane counters)
+    assign el = ((int'(b) < FB) || ((int'(b) == FB) && (int'(l) < REM - t * L))) && !(|seen_sel);
     always_ff @(posedge ap_clk) begin
       if (adv) begin
         c_key <= {~x[IN_BITS-1], x[IN_BITS-2:0]};
@@ -373,10 +387,16 @@ module topk_select #(
     end
 
     // merge leaf: the shadow list's head entry as {v, key, b, t, l} (0 past the list's end)
-    logic [HN*EW-1:0] shx;
+    // (an AND-OR mux over the K entries; head >= K reads 0)
+    logic [K*EW-1:0] hd_sel;
     logic [EW-1:0] hd;
-    assign shx = {{((HN - K) * EW){1'b0}}, sh};
-    assign hd = shx[head*EW +: EW];
+    for (genvar k = 0; k < K; k++) begin : g_head_sel
+      assign hd_sel[k*EW +: EW] = (int'(head) == k) ? sh[k*EW +: EW] : '0;
+    end
+    always_comb begin
+      hd = '0;
+      for (int k = 0; k < K; k++) hd = hd | hd_sel[k*EW +: EW];
+    end
     localparam logic [TW-1:0] TID = TW'(t);          // (Yosys 0.70 misreads casts in a {})
     assign recs[(S2 + t)*RW +: RW] = {hd[EW-1:LW], TID, hd[LW-1:0]};
     assign fulls[S2 + t] = 1'b1;
@@ -425,6 +445,17 @@ module topk_select #(
     end
   end
 
+  // the winner's index b*PE + t*L + l: two constant functions of (b) and (t, l), then one
+  // adder (no multiplier: PE need not be a power of two)
+  logic [OUT_BITS-1:0] beat_base, lane_off;
+  always_comb begin
+    beat_base = '0;
+    for (int i = 0; i < NB; i++) if (int'(win_b) == i) beat_base = OUT_BITS'(i * PE);
+    lane_off = '0;
+    for (int i = 0; i < S; i++)
+      for (int j = 0; j < L; j++)
+        if (int'(win_t) == i && int'(win_l) == j) lane_off = OUT_BITS'(i * L + j);
+  end
   assign root = recs[RW +: RW];
   assign win_l = root[LW-1:0];
   assign win_t = root[LW +: TW];
@@ -444,8 +475,7 @@ module topk_select #(
     if (load) m_cnt <= '0;
     else if (fire_root) m_cnt <= m_cnt + 1'b1;
     // an invalid winner: every list is exhausted (fewer than K eligible items) -> N
-    if (pops[1]) out0_V_TDATA <= root[RW-1] ? OUT_BITS'(int'(win_b) * PE + int'(win_t) * L + int'(win_l))
-                                            : OUT_BITS'(N);
+    if (pops[1]) out0_V_TDATA <= root[RW-1] ? beat_base + lane_off : OUT_BITS'(N);
   end
 
 endmodule
