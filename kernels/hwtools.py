@@ -203,7 +203,8 @@ def _run_yosys(work: Path, script: list[str], what: str) -> None:
 def _instance_wrapper(work: Path, names: list[str], top: str, params: Mapping[str, object]) -> str:
     """A module ``synth_wrap`` that instantiates ``top`` with ``params`` and exposes its ports
     (their widths read from Yosys' elaboration of ``top`` with those parameters)."""
-    chparam = " ".join(f"-chparam {k} {v}" for k, v in params.items())
+    # (string parameters, i.e. file names, do not set widths; hierarchy -chparam cannot parse them)
+    chparam = " ".join(f"-chparam {k} {v}" for k, v in params.items() if not str(v).startswith('"'))
     (work / "ports.json").unlink(missing_ok=True)
     _run_yosys(work, [*(f"read_verilog -defer -sv {n}" for n in names),
                       f"hierarchy -top {top} {chparam}", "proc", "write_json ports.json"],
