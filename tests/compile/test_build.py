@@ -208,3 +208,31 @@ def test_vivado_builds_a_bitstream(small_student, tmp_path):
     assert m["bitstream"]["built"] is True
     assert any(f.endswith(".bit") for f in m["bitstream"]["files"])
     assert np.all([f in m["files"] for f in m["bitstream"]["files"]])
+
+
+def test_fold_kernels_meets_the_target_like_finns_setfolding():
+    """The kernels' _rtl layers (unknown to FINN's SetFolding) get the smallest PE meeting the
+    cycle target; a top-k layer that cannot meet it gets the smallest PE with its fewest cycles."""
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+    from qonnx.core.modelwrapper import ModelWrapper
+    from qonnx.util.basic import qonnx_make_model
+
+    from fpgarec.compile._finn import register_kernels
+    from fpgarec.compile.folding import fold_kernels
+
+    register_kernels()
+    rtl = {"domain": "finn.custom_op.fpgadataflow.rtl", "backend": "fpgadataflow"}
+    dup = helper.make_node("DuplicateStreams_rtl", ["ids"], ["a", "b"], name="dup", NumChannels=20, PE=1,
+                           NumOutputStreams=2, inputDataType="UINT8", **rtl)
+    top = helper.make_node("LabelSelect_rtl", ["s"], ["t"], name="top", Labels=256, PE=1, K=10,
+                           inputDataType="INT12", **rtl)
+    g = helper.make_graph([dup, top], "g", [helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
+                                           for n, s in (("ids", [1, 20]), ("s", [1, 256]))],
+                          [helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
+                           for n, s in (("a", [1, 20]), ("b", [1, 20]), ("t", [1, 10]))])
+    model = ModelWrapper(qonnx_make_model(g))
+    model.set_tensor_datatype("s", DataType["INT12"])
+    assert fold_kernels(model, 64) == {"dup": 1, "top": 4}  # 20 <= 64; 256/4 = 64
+    # max(256/PE, 2K + D) is smallest at PE 16: max(16, 20 + 4) = 24 (D = clog2 PE grows beyond)
+    assert fold_kernels(model, 5) == {"dup": 4, "top": 16}

@@ -34,3 +34,23 @@ def test_bad_data_folder_gives_one_line(tmp_path, venv_bin, files, expected):
 def test_missing_data_folder(tmp_path, venv_bin):
     proc = _run(venv_bin, "demo", "--data", str(tmp_path / "nope"))
     assert proc.returncode == 2 and "data folder not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_kernel_parameter_error_gives_one_line(monkeypatch, capsys, tmp_path):
+    """A kernel's parameter error (kernels never import fpgarec, so it is no FpgarecError) is a
+    user error too: one line, exit code 2."""
+    from kernels._params import KernelParameterError
+
+    import fpgarec.compile.report
+    from fpgarec import cli
+    from fpgarec.errors import USER_ERRORS
+
+    assert KernelParameterError in USER_ERRORS
+
+    def refuse(*args, **kwargs):
+        raise KernelParameterError("PE=3 does not divide D=8")
+
+    monkeypatch.setattr(fpgarec.compile.report, "report", refuse)
+    assert cli.main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip() == "fpgarec: error: PE=3 does not divide D=8"

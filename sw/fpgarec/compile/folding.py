@@ -106,6 +106,33 @@ def lut_floor(inst, op_type: str) -> float:
     return float(pe * 2 * inst.get_output_datatype(0).bitwidth())
 
 
+def fold_kernels(model, target_cycles: int) -> dict[str, int]:
+    """FINN's ``SetFolding`` rule for the kernels' ``_rtl`` layers, which FINN does not know (it
+    leaves them at their PE): the smallest PE (a divisor of the kernel's ``fold`` attribute,
+    kernels/registry.py) whose cycles meet ``target_cycles``, else the smallest PE with the
+    fewest cycles (a top-k layer's cycles stop falling at 2K + D). In place; returns the PEs."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    chosen = {}
+    for node in model.graph.node:
+        attr = registry.folding_attr(node.op_type)
+        if not attr:
+            continue
+        inst = getCustomOp(node)
+        cycles = {}
+        for pe in divisors(int(inst.get_nodeattr(attr))):
+            inst.set_nodeattr("PE", pe)
+            cycles[pe] = int(inst.get_exp_cycles())
+            if cycles[pe] <= target_cycles:
+                break
+        best = next((pe for pe, c in cycles.items() if c <= target_cycles), None)
+        if best is None:
+            best = min(cycles, key=lambda pe: (cycles[pe], pe))
+        inst.set_nodeattr("PE", best)
+        chosen[node.name] = best
+    return chosen
+
+
 def _evaluate(inst, attrs: dict, part: str, available: dict) -> Option:
     for k, v in attrs.items():
         inst.set_nodeattr(k, v)

@@ -386,15 +386,19 @@ def step_specialize_layers(model, cfg: BuildConfig):
 
 
 def step_set_folding(model, cfg: BuildConfig):
-    """Parallelism of every layer: FINN's ``SetFolding`` at T = f_clk / target_qps, then (strategy
-    ``balanced``) :func:`fpgarec.compile.folding.balance` towards the latency goal within
+    """Parallelism of every layer: FINN's ``SetFolding`` at T = f_clk / target_qps (and the same
+    rule for the kernels' ``_rtl`` layers, :func:`fpgarec.compile.folding.fold_kernels`), then
+    (strategy ``balanced``) :func:`fpgarec.compile.folding.balance` towards the latency goal within
     ``max_utilization`` of the board, then the folding file if one is given (it wins).
     The folding used is written to ``<work>/finn/report/folding.json``."""
     from finn.util.config import extract_model_config_to_json
 
+    from fpgarec.compile.folding import fold_kernels
+
     steps = _finn.builder_steps()
     fcfg = finn_config(cfg)
     model = steps.step_target_fps_parallelization(model, fcfg)
+    fold_kernels(model, cfg.target_cycles())
     report_dir = Path(fcfg.output_dir) / "report"
     if cfg.folding is FoldingStrategy.BALANCED:
         from fpgarec.compile.folding import balance
