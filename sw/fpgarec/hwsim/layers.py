@@ -201,6 +201,10 @@ def _labelselect(layer: dict, bundle: Bundle, producer: RtlLayer | None = None) 
     beats = n // pe
     budget = max(1, (producer_cycles or beats) // beats)
     lanes = max(d for d in range(1, pe + 1) if pe % d == 0 and d <= budget)
+    # the bundle's own LanesPerSorter (FINN's LabelSelect_rtl) wins when its PE is the one built
+    fixed = int(a.get("LanesPerSorter", 0))
+    if fixed and pe == int(a["PE"]) and pe % fixed == 0:
+        lanes = fixed
     p = topk_golden.TopkParams(n=n, n_valid=int(model["n_items"]), pe=pe, in_bits=in_bits, k=k,
                                out_bits=out_bits, seen_mode=mode, k_ctx=int(model["k"]),
                                id_bits=max(1, int(model["n_items"]).bit_length()),
