@@ -9,22 +9,17 @@ cheapest such folding by FINN's own LUT estimate) and reports, side by side:
   model; LUT multipliers, weights of the smallest datatype holding {0, 1}, i.e. UINT1/BINARY);
 - the kernel's LUTs from Yosys (``synth_xilinx -family xc7``, LUT + LUTRAM) and its estimate.
 
-Usage (last line is one JSON object)::
-
-    python -m kernels.neighbor_aggregate.workaround --bundle bitstreams/student_w4_pynq-z2
-    python -m kernels.neighbor_aggregate.workaround --k 20 --d 64 --pe 8 --in-dtype INT4 --frac-bits 4
+Run it as ``fpgarec study aggregation-workaround`` (fpgarec.experiment.studies); this module
+only computes (kernels never import fpgarec).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import logging
 from pathlib import Path
 
 from kernels.neighbor_aggregate.golden import AggregateParams
 
-log = logging.getLogger(__name__)
 PART = "xc7z020clg400-1"
 
 
@@ -77,37 +72,3 @@ def params_from_bundle(bundle: Path) -> AggregateParams:
     manifest = json.loads((Path(bundle) / "manifest.json").read_text())
     layer = next(layer for layer in manifest["layers"] if layer["op"] == "NeighborAggregate")
     return params_from_attrs(lambda a: layer["attrs"][a])
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--bundle", type=Path, help="take K, D, PE and datatypes from a bundle's NeighborAggregate")
-    ap.add_argument("--k", type=int, default=20)
-    ap.add_argument("--d", type=int, default=64)
-    ap.add_argument("--pe", type=int, default=8)
-    ap.add_argument("--in-dtype", default="INT4")
-    ap.add_argument("--frac-bits", type=int, default=4)
-    ap.add_argument("--work", type=Path, default=Path("build/workaround"))
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    if args.bundle:
-        p = params_from_bundle(args.bundle)
-    else:
-        from kernels._params import parse_datatype
-
-        bits, signed = parse_datatype("in-dtype", args.in_dtype)
-        p = AggregateParams(k=args.k, d=args.d, pe=args.pe, in_bits=bits, in_signed=signed, mode="mean",
-                            frac_bits=args.frac_bits, id_bits=11, null_id=1682)
-    mvau = mvau_workaround(p)
-    kern = kernel_figures(p, args.work.resolve())
-    ratio = kern["LUT"] / mvau["LUT"]
-    log.info("K=%d D=%d PE=%d %s mean: kernel %d LUT (Yosys) vs MVAU workaround %d LUT (FINN estimate, PE %d "
-             "SIMD %d, %d cycles): %.1f %%", p.k, p.d, p.pe, p.in_datatype, kern["LUT"], mvau["LUT"], mvau["PE"],
-             mvau["SIMD"], mvau["cycles"], 100 * ratio)
-    print(json.dumps({"config": {"K": p.k, "D": p.d, "PE": p.pe, "in": p.in_datatype, "mode": p.mode},
-                      "kernel_yosys": kern, "mvau_workaround_finn_estimate": mvau, "lut_ratio": round(ratio, 4)}))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -13,18 +13,9 @@ import sys
 from pathlib import Path
 
 from fpgarec.errors import USER_ERRORS, FpgarecError
+from fpgarec.logs import setup_logging
 
 log = logging.getLogger("fpgarec")
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    for noisy in ("sentence_transformers", "transformers", "httpx", "matplotlib", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -297,6 +288,28 @@ def _add_explain_command(sub) -> None:
     p.set_defaults(func=cmd_explain)
 
 
+def cmd_study(args: argparse.Namespace) -> int:
+    """``fpgarec study NAME [options]``: one of the studies (fpgarec.experiment.studies)."""
+    from fpgarec.experiment.studies import STUDIES, UnknownStudyError, known, run_study
+
+    if args.list:
+        for name in sorted(STUDIES):
+            sys.stdout.write(f"{name:<24}{STUDIES[name]}\n")
+        return 0
+    if args.name is None:
+        raise UnknownStudyError(f"name a study; known studies: {known()}")
+    return run_study(args.name, args.options)
+
+
+def _add_study_command(sub) -> None:
+    p = sub.add_parser("study", help="run a study (experiments beside the demo); --list names them",
+                       description="Run a study: fpgarec study NAME [its options] (fpgarec study NAME --help).")
+    p.add_argument("name", nargs="?", default=None, help="the study (see --list)")
+    p.add_argument("--list", action="store_true", help="list the studies and exit")
+    p.add_argument("options", nargs=argparse.REMAINDER, help="the study's own options")
+    p.set_defaults(func=cmd_study)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fpgarec", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -371,12 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_deploy_command(sub)
     _add_serve_commands(sub)
     _add_explain_command(sub)
+    _add_study_command(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.verbose)
+    setup_logging(args.verbose)
     try:
         return args.func(args)
     except USER_ERRORS as err:

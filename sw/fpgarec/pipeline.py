@@ -27,6 +27,8 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fpgarec.logs import setup_logging
+
 log = logging.getLogger(__name__)
 
 STANDARD, NEW, BOTH = "standard", "new", "both"
@@ -66,12 +68,7 @@ def _worker_init(threads: int, verbose: bool) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s [%(processName)s] %(name)s: %(message)s", datefmt="%H:%M:%S",
-    )
-    for noisy in ("sentence_transformers", "transformers", "httpx", "matplotlib", "PIL"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    setup_logging(verbose, process_name=True)
 
 
 def prepared(cfg):

@@ -26,7 +26,6 @@ Bad input is handled in two ways:
 
 from __future__ import annotations
 
-import argparse
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -254,26 +253,3 @@ def generate_social(
         "generated synthetic social file %s: %d edges among %d users", out, len(edges), len(table)
     )
     return stats
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m fpgarec.data.social OUT [--user-file F]``: write a generated social file."""
-    import json
-
-    from fpgarec.data.dataset import default_data_dir
-
-    p = argparse.ArgumentParser(description=generate_social.__doc__.split("\n")[0])
-    p.add_argument("out", type=Path, help="the .net file to write (e.g. build/social/ml-100k.net)")
-    p.add_argument("--user-file", type=Path, default=None, help="default: ml-100k.user of recbole")
-    p.add_argument("--zip-digits", type=int, default=1)
-    p.add_argument("--max-degree", type=int, default=10)
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    user_file = a.user_file or default_data_dir() / "ml-100k.user"
-    stats = generate_social(user_file, a.out, a.zip_digits, a.max_degree, a.seed)
-    logging.getLogger(__name__).info("%s", json.dumps(stats))
-
-
-if __name__ == "__main__":
-    main()

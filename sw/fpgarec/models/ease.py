@@ -16,19 +16,14 @@ A second reference, :class:`FewShotRidge`, is fitted on the protocol's own task:
 (X_c: first-c indicator rows, Y: the later items, ȳ: their mean row, which is popularity
 among later items). It bounds what a linear model of a new user's first items reaches here.
 
-    python -m fpgarec.models.ease          # new-user NDCG@10: popularity vs EASE vs few-shot ridge
+    fpgarec study ease          # new-user NDCG@10: popularity vs EASE vs few-shot ridge
 """
 
 from __future__ import annotations
 
-import json
-import logging
-
 import numpy as np
 
 from fpgarec.data.split import UserSequences
-
-log = logging.getLogger(__name__)
 
 
 class EASE:
@@ -70,26 +65,3 @@ class FewShotRidge:
         for row, u in enumerate(np.asarray(users)):
             x[row, history.items[history.indptr[u]:history.indptr[u + 1]]] = 1.0
         return x @ self.weights + self.mean
-
-
-def main() -> None:
-    from fpgarec.config import DemoConfig
-    from fpgarec.demo import prepare
-    from fpgarec.models.baselines import Popularity
-    from fpgarec.train.evaluate import evaluate_new
-
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    prep = prepare(DemoConfig.from_environment(progress=False))
-    new, n = prep.new, prep.data.n_items
-    out = {"popularity": evaluate_new(Popularity(new.train, n), new)["ndcg@10"]}
-    for lam in (50.0, 200.0, 500.0, 2000.0):
-        out[f"ease_lambda_{lam:g}"] = evaluate_new(EASE(new.train, n, lam), new)["ndcg@10"]
-    known = new.train.concat(new.valid)  # everything the training users did (no new user in it)
-    for lam in (10.0, 50.0, 200.0):
-        out[f"fewshot_ridge_lambda_{lam:g}"] = evaluate_new(FewShotRidge(known, n, lam), new)["ndcg@10"]
-    log.info("new-user NDCG@10: %s", out)
-    print(json.dumps(out))
-
-
-if __name__ == "__main__":
-    main()

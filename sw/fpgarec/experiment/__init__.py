@@ -1,0 +1,1 @@
+"""The experiment driver: plans, tasks, result assembly, bars, and the studies (studies/)."""
