@@ -143,9 +143,10 @@ def task_hetero(task: Task, cfg, prep) -> dict:
 
 
 def task_lora(task: Task, cfg, prep) -> dict:
-    """Frozen vs LoRA vs full fine-tuning of the text encoder (fpgarec.lm.finetune); each mode
+    """Frozen vs LoRA vs full fine-tuning of the text encoder (fpgarec.lm); each mode
     runs in its own child process so its peak memory is its own."""
-    from fpgarec.lm.finetune import FinetuneConfig, compare_finetuning
+    from fpgarec.lm.compare import compare_finetuning
+    from fpgarec.lm.config import FinetuneConfig
     from fpgarec.lm.plot import plot_finetuning
 
     if prep.multimodal is not None:  # --media: prep.text holds the aligned vectors; this compares MiniLM itself

@@ -15,32 +15,21 @@ import torch
 
 from fpgarec.data.dataset import InteractionData, load_interactions, subsample_users
 from fpgarec.data.split import Split, new_user_split, temporal_split
-from fpgarec.lm import finetune
-from fpgarec.lm.finetune import (
-    MODES,
-    TEXT_DIM,
-    FinetuneConfig,
-    FinetuneConfigError,
-    FinetuneData,
-    TextTower,
-    build_tower,
-    compare_finetuning,
-    finetune_bars,
-    load_encoder,
-    load_payload,
-    run_mode,
-    save_payload,
-    tokenize,
-    train_mode,
-)
+from fpgarec.lm import tower as tower_module
+from fpgarec.lm.compare import compare_finetuning, finetune_bars
+from fpgarec.lm.config import MODES, TEXT_DIM, FinetuneConfig, FinetuneConfigError
+from fpgarec.lm.data import FinetuneData
+from fpgarec.lm.isolation import load_payload, save_payload
+from fpgarec.lm.loop import run_mode, train_mode
 from fpgarec.lm.plot import plot_finetuning
+from fpgarec.lm.tower import TextTower, build_tower, load_encoder, tokenize
 from fpgarec.train.evaluate import evaluate_new
 
 MAX_LEN = 8
 
 
 @dataclass
-class Prepared:  # the fields of fpgarec.demo.Prepared that compare_finetuning reads
+class Prepared:  # the fields of a prepared run that compare_finetuning reads
     data: InteractionData
     standard: Split
     new: Split
@@ -68,7 +57,7 @@ def encoder_loaded_once():
     """Every build_tower() gets a deep copy of one loaded encoder (loading takes seconds)."""
     model = load_encoder()
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(finetune, "load_encoder", lambda: copy.deepcopy(model))
+        mp.setattr(tower_module, "load_encoder", lambda: copy.deepcopy(model))
         yield
 
 
@@ -77,7 +66,7 @@ def prep() -> Prepared:
     torch.set_num_threads(1)
     data = subsample_users(load_interactions(), 4, seed=0)
     ids, lengths = tokenize(data.item_text, MAX_LEN)
-    text = TextTower(finetune.load_encoder(), ids, lengths).encode_all().numpy()
+    text = TextTower(tower_module.load_encoder(), ids, lengths).encode_all().numpy()
     return Prepared(data, temporal_split(data), new_user_split(data, seed=0), text)
 
 
@@ -88,7 +77,7 @@ def fdata(prep) -> FinetuneData:
 
 @pytest.fixture(scope="module")
 def base_state() -> dict[str, torch.Tensor]:
-    return {k: v.clone() for k, v in finetune.load_encoder().state_dict().items()}
+    return {k: v.clone() for k, v in tower_module.load_encoder().state_dict().items()}
 
 
 def base_weights(tower: TextTower) -> dict[str, torch.Tensor]:
@@ -144,7 +133,7 @@ def test_bad_lora_layout_is_a_clear_error(fdata):
 def test_tokenizer_matches_the_models_own(prep):
     from transformers import AutoTokenizer
 
-    from fpgarec.lm.finetune import model_path
+    from fpgarec.lm.tower import model_path
 
     ids, lengths = tokenize(prep.data.item_text[:50], 128)
     ref = AutoTokenizer.from_pretrained(str(model_path()))(prep.data.item_text[:50])["input_ids"]
@@ -152,7 +141,7 @@ def test_tokenizer_matches_the_models_own(prep):
 
 
 def test_prefix_cache_gives_the_same_vectors(fdata):
-    bert = finetune.load_encoder()
+    bert = tower_module.load_encoder()
     items = torch.arange(0, fdata.n_items, 3)
     full = TextTower(bert, fdata.token_ids, fdata.lengths, start=0)
     top = TextTower(bert, fdata.token_ids, fdata.lengths, start=4)

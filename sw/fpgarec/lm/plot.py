@@ -25,7 +25,7 @@ def plot_finetuning(results: dict, out_dir: Path | str, name: str = FINETUNE_PNG
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from fpgarec.lm.finetune import MODES
+    from fpgarec.lm.config import MODES
 
     modes = [m for m in MODES if m in results]
     out = Path(out_dir)

@@ -16,6 +16,7 @@ from fpgarec.errors import FpgarecError
 #: study name -> "module:function" of its entry point.
 STUDIES: dict[str, str] = {
     "ease": "fpgarec.experiment.studies.ease:main",
+    "lm-finetuning": "fpgarec.experiment.studies.lm_finetuning:main",
     "social": "fpgarec.experiment.studies.social:main",
     "aggregation-workaround": "fpgarec.experiment.studies.aggregation_workaround:main",
 }
