@@ -31,7 +31,8 @@ import torch
 from torch import nn
 
 from fpgarec.errors import FpgarecError
-from fpgarec.models.student import QuantStudent, StudentShape
+from fpgarec.models.student import QuantStudent
+from fpgarec.train.checkpoint import load_student  # noqa: F401  (export.load_student: the compile flow reads students)
 
 log = logging.getLogger(__name__)
 
@@ -40,27 +41,6 @@ INPUT_NAME = "ids"
 OUTPUT_NAME = "scores"
 #: metadata keys written into the QONNX graph
 META_PREFIX = "fpgarec."
-
-
-def load_student(path: Path) -> QuantStudent:
-    """A trained student from ``<name>.safetensors`` and its shape ``<name>.json``."""
-    from safetensors.torch import load_file
-
-    path = Path(path)
-    weights, shape_file = path.with_suffix(".safetensors"), path.with_suffix(".json")
-    for p in (weights, shape_file):
-        if not p.is_file():
-            raise FpgarecError(f"{p}: file not found (a student is <name>.safetensors + <name>.json)")
-    try:
-        shape = StudentShape(**json.loads(shape_file.read_text()))
-    except (TypeError, ValueError) as exc:
-        raise FpgarecError(f"{shape_file}: not a student shape ({exc})") from exc
-    student = QuantStudent(shape)
-    try:
-        student.load_state_dict(load_file(str(weights)))
-    except RuntimeError as exc:
-        raise FpgarecError(f"{weights}: weights do not fit the shape in {shape_file.name} ({exc})") from exc
-    return student.eval()
 
 
 def id_bits(n_items: int) -> int:
