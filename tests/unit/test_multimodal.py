@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from fpgarec.data.dataset import InteractionData
-from fpgarec.encoders import media, multimodal
+from fpgarec.encoders import media, media_features, multimodal
 from fpgarec.encoders.generated_media import generate_media, is_generated_folder, item_metadata
 from fpgarec.encoders.multimodal import (
     MultimodalConfig,
@@ -128,7 +128,7 @@ class StubAudio:
 
 def _stub(monkeypatch):
     image = StubImage()
-    monkeypatch.setattr(multimodal, "_encoders", lambda cfg: {"image": image, "video": image, "audio": StubAudio()})
+    monkeypatch.setattr(media_features, "_encoders", lambda cfg: {"image": image, "video": image, "audio": StubAudio()})
 
 
 def _write_media(folder, items_image=range(1, 21), items_audio=range(1, 16), items_video=(2, 3)):
@@ -415,14 +415,16 @@ def _tiny_dataset(folder):
 
 
 def test_command_line_prints_one_json_line(tmp_path, monkeypatch, capsys):
+    """``fpgarec study multimodal``."""
     import fpgarec.encoders.text as text_encoder
+    from fpgarec.cli import main
 
     _stub(monkeypatch)
     monkeypatch.setattr(text_encoder, "encode_texts", lambda texts, cache, show_progress=True: _text(len(texts)))
     data = _tiny_dataset(tmp_path / "data")
     args = ["--media", str(tmp_path / "media"), "--generate", "24", "--data", str(data), "--cache",
             str(tmp_path / "cache"), "--epochs", "3", "--no-progress", "--report", str(tmp_path / "r.json")]
-    assert multimodal.main(args) == 0
+    assert main(["study", "multimodal", *args]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 1
     out = json.loads(lines[0])
@@ -431,7 +433,7 @@ def test_command_line_prints_one_json_line(tmp_path, monkeypatch, capsys):
     assert set(out["before"]) == set(out["after"]) and "oracle_R@1_same_metadata" in out
     assert json.loads((tmp_path / "r.json").read_text())["files"]["skipped"] == 0
     # a user mistake: one line on stderr, exit code 2
-    assert multimodal.main(["--media", str(tmp_path / "nothing"), "--data", str(data), "--cache",
-                            str(tmp_path / "cache")]) == 2
+    assert main(["study", "multimodal", "--media", str(tmp_path / "nothing"), "--data", str(data), "--cache",
+                 str(tmp_path / "cache")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("fpgarec: error: ") and "media folder not found" in err[-1]

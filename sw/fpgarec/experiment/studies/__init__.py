@@ -17,6 +17,7 @@ from fpgarec.errors import FpgarecError
 STUDIES: dict[str, str] = {
     "ease": "fpgarec.experiment.studies.ease:main",
     "lm-finetuning": "fpgarec.experiment.studies.lm_finetuning:main",
+    "multimodal": "fpgarec.experiment.studies.multimodal:main",
     "social": "fpgarec.experiment.studies.social:main",
     "aggregation-workaround": "fpgarec.experiment.studies.aggregation_workaround:main",
 }
