@@ -158,9 +158,3 @@ def bench_packing(batch: int = 1000, repeats: int = 20, seed: int = 0) -> dict:
             "per query"
         ),
     }
-
-
-if __name__ == "__main__":  # pragma: no cover
-    import json
-
-    print(json.dumps(bench_packing()))
