@@ -83,6 +83,50 @@ def _skip(line: str) -> bool:
     return not s or s.startswith("#")
 
 
+def _header(path: Path, lines: list[str]) -> tuple[int, bool]:
+    """(1-based line of the header, whether it names the target first); a bad header raises."""
+    header_at = next((n for n, line in enumerate(lines, start=1) if not _skip(line)), None)
+    if header_at is None:
+        raise DataFormatError(path, f"no header line; expected {HEADER!r}", 1)
+    fields = [f.strip() for f in lines[header_at - 1].split("\t")]
+    if sorted(fields) != sorted([SOURCE, TARGET]):
+        raise DataFormatError(
+            path, f"header must be {HEADER!r} (a RecBole .net file), found {fields}", header_at
+        )
+    return header_at, fields[0] == TARGET
+
+
+def _report(path: Path, counts: dict, n_edges: int, unknown: dict, examples: dict) -> dict:
+    """The validation report of :func:`read_social`, logged once (a warning if lines were dropped)."""
+    report = {
+        "file": str(path),
+        "lines": counts["lines"],
+        "edges": n_edges,
+        "unknown_user_lines": counts["unknown_user_lines"],
+        "unknown_users": len(unknown),
+        "self_loops": counts["self_loops"],
+        "duplicates": counts["duplicates"],
+        "examples": {
+            "unknown_user_tokens": sorted(unknown)[:_EXAMPLES],
+            **{f"{k}_lines": v for k, v in examples.items()},
+        },
+    }
+    dropped = counts["unknown_user_lines"] + counts["self_loops"] + counts["duplicates"]
+    (log.warning if dropped else log.info)(
+        "social file %s: %d edge lines, %d edges kept; dropped %d with unknown users (%d distinct "
+        "tokens, e.g. %s), %d self-loops, %d duplicates",
+        path,
+        counts["lines"],
+        n_edges,
+        counts["unknown_user_lines"],
+        len(unknown),
+        report["examples"]["unknown_user_tokens"],
+        counts["self_loops"],
+        counts["duplicates"],
+    )
+    return report
+
+
 def read_social(path: Path | str, user_tokens: list[str]) -> SocialEdges:
     """Read and validate a ``*.net`` social file against the data set's users.
 
@@ -104,15 +148,7 @@ def read_social(path: Path | str, user_tokens: list[str]) -> SocialEdges:
         raise DataFormatError(path, "social file not found")
     lines = _lines(path)
     vocab = {t: i for i, t in enumerate(user_tokens)}
-    header_at = next((n for n, line in enumerate(lines, start=1) if not _skip(line)), None)
-    if header_at is None:
-        raise DataFormatError(path, f"no header line; expected {HEADER!r}", 1)
-    fields = [f.strip() for f in lines[header_at - 1].split("\t")]
-    if sorted(fields) != sorted([SOURCE, TARGET]):
-        raise DataFormatError(
-            path, f"header must be {HEADER!r} (a RecBole .net file), found {fields}", header_at
-        )
-    swap = fields[0] == TARGET
+    header_at, swap = _header(path, lines)
     src, dst = [], []
     seen: set[tuple[int, int]] = set()
     unknown: dict[str, int] = defaultdict(int)
@@ -154,32 +190,7 @@ def read_social(path: Path | str, user_tokens: list[str]) -> SocialEdges:
         seen.add(key)
         src.append(ia)
         dst.append(ib)
-    report = {
-        "file": str(path),
-        "lines": counts["lines"],
-        "edges": len(src),
-        "unknown_user_lines": counts["unknown_user_lines"],
-        "unknown_users": len(unknown),
-        "self_loops": counts["self_loops"],
-        "duplicates": counts["duplicates"],
-        "examples": {
-            "unknown_user_tokens": sorted(unknown)[:_EXAMPLES],
-            **{f"{k}_lines": v for k, v in examples.items()},
-        },
-    }
-    dropped = counts["unknown_user_lines"] + counts["self_loops"] + counts["duplicates"]
-    (log.warning if dropped else log.info)(
-        "social file %s: %d edge lines, %d edges kept; dropped %d with unknown users (%d distinct "
-        "tokens, e.g. %s), %d self-loops, %d duplicates",
-        path,
-        counts["lines"],
-        len(src),
-        counts["unknown_user_lines"],
-        len(unknown),
-        report["examples"]["unknown_user_tokens"],
-        counts["self_loops"],
-        counts["duplicates"],
-    )
+    report = _report(path, counts, len(src), unknown, examples)
     return SocialEdges(np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64), report)
 
 
