@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import subprocess
 import sys
 from pathlib import Path
@@ -99,6 +100,7 @@ def child_main(argv: list[str]) -> int:
     parser.add_argument("--mode", choices=MODES, required=True)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
+    multiprocessing.current_process().name = f"lm-{args.mode}"  # names the log records
     setup_logging(level=args.log_level, process_name=True)
     logging.getLogger(__name__).debug("%s: payload %s", args.mode, args.child)
     try:
