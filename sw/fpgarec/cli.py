@@ -31,6 +31,12 @@ def _common(p: argparse.ArgumentParser) -> None:
                    help="media folder (images/audio/GIF named by item id) aligned with the item text")
 
 
+def _workers(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=None,
+                   help="worker processes training models side by side (default: all cores; 1: all in this "
+                   "process; under torchrun: 1)")
+
+
 def _config(args: argparse.Namespace):
     from fpgarec.config import DemoConfig
 
@@ -54,11 +60,23 @@ def _table(report: dict) -> str:
     return "\n".join(rows)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from fpgarec.demo import run_demo
-    from fpgarec.train.distributed import init_from_torchrun, is_main_process
+def _flow_config(args: argparse.Namespace):
+    """The demo's and train's config: the common options plus ``--workers``."""
+    from dataclasses import replace
 
     cfg = _config(args)
+    if args.workers is not None and not cfg.distributed:
+        if args.workers < 1:
+            raise FpgarecError(f"--workers {args.workers}: give 1 or more worker processes")
+        cfg = replace(cfg, workers=args.workers)
+    return cfg
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from fpgarec.experiment.run import run_demo
+    from fpgarec.train.distributed import init_from_torchrun, is_main_process
+
+    cfg = _flow_config(args)
     joined = init_from_torchrun(cfg.distributed)
     report = run_demo(cfg)
     if joined:
@@ -80,17 +98,21 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     Runs unchanged under ``torchrun --nproc_per_node=N`` (DDP over gloo).
     """
+    from dataclasses import replace
+
     import torch
 
-    from fpgarec.demo import prepare, train_and_evaluate
+    from fpgarec.experiment.prepare import prepare
+    from fpgarec.experiment.run import train_models
     from fpgarec.train.distributed import init_from_torchrun, is_main_process
 
-    cfg = _config(args)
+    cfg = replace(_flow_config(args), distillation_ablation=False, lora=False)
     joined = init_from_torchrun(cfg.distributed)
     torch.set_num_threads(cfg.threads)
     prep = prepare(cfg)
-    names = ["teacher", args.model] if args.model.startswith("student_w") else [args.model]
-    results, _, _ = train_and_evaluate(prep, cfg, names)
+    needs_teacher = args.model.startswith("student_w") or args.model in ("sequence", "hetero")
+    names = ["teacher", args.model] if needs_teacher else [args.model]
+    results, _, _, _ = train_models(prep, cfg, names)
     if is_main_process():
         out = args.metrics or (cfg.out / f"{args.model}.json")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -316,10 +338,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="train and evaluate all models, write build/demo/report.{json,html}")
     _common(p)
+    _workers(p)
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("train", help="train one model and write its metrics (torchrun-aware)")
     _common(p)
-    p.add_argument("model", choices=["bpr", "lightgcn", "teacher", "student_w8", "student_w4"])
+    _workers(p)
+    p.add_argument("model", choices=["bpr", "lightgcn", "teacher", "student_w8", "student_w4", "sequence", "hetero"])
     p.add_argument("--metrics", type=Path, default=None, help="where to write the metrics JSON")
     p.set_defaults(func=cmd_train)
 

@@ -73,7 +73,7 @@ class DemoConfig:
     threads: int = field(default_factory=lambda: os.cpu_count() or 1)
     #: worker processes training models side by side, one torch thread each (default: all
     #: cores; 1 = everything in this process). These models gain nothing from a second
-    #: intra-op thread, so two single-threaded workers do about twice the work (pipeline.py).
+    #: intra-op thread, so two single-threaded workers do about twice the work (experiment/scheduler.py).
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     #: also train the 4-bit student without the teacher (the distillation report).
     distillation_ablation: bool = True

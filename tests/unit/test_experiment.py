@@ -1,12 +1,13 @@
-"""The demo's task pipeline: ordering by needs, and the assembly of results per model."""
+"""The experiment driver: tasks ordered by needs, the plan, the assembly of results per model."""
 
 from __future__ import annotations
 
 import pytest
 
 from fpgarec.config import DemoConfig
-from fpgarec.pipeline import Task, TaskResult, _topological, critical_path
-from fpgarec.tasks import NODISTILL, assemble, distillation_report, plan
+from fpgarec.experiment.results import assemble, distillation_report
+from fpgarec.experiment.scheduler import Task, TaskResult, _topological, critical_path
+from fpgarec.experiment.tasks import NODISTILL, plan
 
 
 def test_topological_order_respects_needs():

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 
-from fpgarec.config import DemoConfig
 from fpgarec.data.dataset import InteractionData
 from fpgarec.data.graph import (
     TypedKnowledgeGraph,
@@ -25,8 +24,10 @@ from fpgarec.data.graph import (
 from fpgarec.data.social import HEADER, SocialEdges, generate_social, read_social
 from fpgarec.data.split import UserSequences, temporal_split
 from fpgarec.errors import DataFormatError
-from fpgarec.models.hetero import HeteroTeacher, build_hetero_graph, train_hetero
+from fpgarec.models.hetero import HeteroTeacher, build_hetero_graph
 from fpgarec.models.teacher import HybridTeacher
+from fpgarec.train.hetero import train_hetero
+from fpgarec.train.recipes import TrainSettings
 
 USERS = ["u1", "u2", "u3", "u4"]
 
@@ -237,8 +238,8 @@ def test_train_hetero_runs_on_a_tiny_generated_data_set():
     n_users, n_items, per_user = 12, 20, 15
     data = _toy_data(rng, n_users, n_items, per_user)
     split = temporal_split(data)
-    prep = SimpleNamespace(data=data, text=rng.normal(size=(n_items, 8)).astype(np.float32))
-    cfg = DemoConfig(dim=8, k=4, max_epochs=2, progress=False)
+    prep = SimpleNamespace(data=data, content=rng.normal(size=(n_items, 8)).astype(np.float32))
+    cfg = TrainSettings(dim=8, k=4, max_epochs=2, progress=False)
     social = SocialEdges(np.array([0, 1, 2]), np.array([1, 2, 3]), {})
     model, hist = train_hetero(prep, split, cfg, social=social)
     assert hist.epochs and model.relations() == ["user-item", "user-user"]
@@ -253,9 +254,9 @@ def test_train_hetero_without_extra_relations_is_the_teacher():
     text = rng.normal(size=(n_items, 8)).astype(np.float32)
     adj, _ = normalized_adjacency(split.train, n_items)
     teacher = HybridTeacher(split.train, n_items, adj, text, dim=8, layers=2, k=4).eval()
-    prep = SimpleNamespace(data=data, text=text)
+    prep = SimpleNamespace(data=data, content=text)
     model, hist = train_hetero(
-        prep, split, DemoConfig(dim=8, k=4, max_epochs=2, progress=False), teacher=teacher
+        prep, split, TrainSettings(dim=8, k=4, max_epochs=2, progress=False), teacher=teacher
     )
     assert hist.best_epoch == 0 and model.relations() == ["user-item"]
     users = np.arange(n_users)

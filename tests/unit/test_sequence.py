@@ -14,10 +14,10 @@ from fpgarec.models.sequence import (
     SequenceTeacher,
     ablated,
     history_context,
-    sequence_batches,
     sequence_context,
 )
 from fpgarec.models.teacher import HybridTeacher
+from fpgarec.train.sequence import sequence_batches
 
 N_USERS, N_ITEMS, DIM, K = 4, 12, 8, 5
 

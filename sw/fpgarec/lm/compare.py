@@ -69,8 +69,8 @@ def finetune_bars(results: dict) -> list[dict]:
 def compare_finetuning(prep, cfg: FinetuneConfig, progress: bool = True) -> dict:
     """Train and evaluate every mode of ``cfg.modes`` on the same data and schedule.
 
-    ``prep`` is a :class:`fpgarec.demo.Prepared` (fields data, standard, new, text). Returns
-    ``{mode: {"train_seconds", "encode_seconds", "peak_mb", "setup_peak_mb",
+    ``prep`` is a :class:`fpgarec.data.prepared.Prepared` (fields data, standard, new, text).
+    Returns ``{mode: {"train_seconds", "encode_seconds", "peak_mb", "setup_peak_mb",
     "trainable_params", "ndcg@10", "all": {...}, "cold": {...}, "new": {...}, ...},
     "bars": [...], "meta": {...}}`` where ``"ndcg@10"`` is the all-users NDCG@10.
     """

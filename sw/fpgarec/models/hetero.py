@@ -47,21 +47,16 @@ so nothing about a new user shapes the weights or the early stopping.
 Shapes: Â_UI (U + I, U + I), Â_UU (U, U), Â_{I←E,r} stacked (R·I, E), Σ_r Â_{E←I,r} (E, I),
 all sparse CSR; X^{(l)} (U + I, D) and (E, D); gates (R, D) and (D,).
 
-``python -m fpgarec.models.hetero [--social FILE | --generate-social]`` trains the teacher and
+``fpgarec study hetero-comparison [--social FILE | --generate-social]`` trains the teacher and
 this model on both splits of full MovieLens-100k and prints one JSON line (bipartite vs hetero
-NDCG@10 on all, cold and new users); see docs/hetero.md.
+NDCG@10 on all, cold and new users); see docs/hetero.md. The recipe that trains it is
+:func:`fpgarec.train.hetero.train_hetero`.
 """
 
 from __future__ import annotations
 
-import argparse
-import copy
-import json
 import logging
-import sys
-import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -75,9 +70,8 @@ from fpgarec.data.graph import (
     typed_kg_edges,
     useful_kg_edges,
 )
-from fpgarec.data.social import SocialEdges, generate_social, read_social
-from fpgarec.data.split import Split, UserSequences
-from fpgarec.errors import DataFormatError
+from fpgarec.data.social import SocialEdges
+from fpgarec.data.split import UserSequences
 from fpgarec.models.teacher import HybridTeacher
 
 log = logging.getLogger(__name__)
@@ -318,230 +312,5 @@ class HeteroTeacher(HybridTeacher):
         }
 
 
-@dataclass
-class HeteroConfig:
-    """Settings of :func:`train_hetero` beyond the demo's (DemoConfig)."""
-
-    #: knowledge-graph relations: one per relation type, all as one, or none (see KG_MODES).
-    kg: str = "typed"
-    #: Adam learning rate (the teacher's).
-    lr: float = 1e-2
-    #: starting from a teacher: train only the new parameters (gates, entity embeddings) and
-    #: keep the teacher's; False fine-tunes everything (worse on test, see docs/hetero.md).
-    freeze_teacher: bool = True
-    #: starting from a teacher: at most this many epochs (about 2-4 s each on 2 cores, so the
-    #: run fits the ~60 s per split budget), validations without improvement before stopping,
-    #: epochs between validations, an optional wall-clock cap in seconds (None: none; a cap
-    #: makes the result depend on the machine's load).
-    epochs: int = 10
-    patience: int = 4
-    eval_every: int = 1
-    max_seconds: float | None = None
-    #: starting from a teacher: count the starting point (all gates 0 = the teacher) as epoch
-    #: 0 of the early stopping, so the teacher is kept unless an epoch beats it on validation.
-    start_candidate: bool = True
-    #: from scratch (no teacher): the teacher's own schedule, no time budget.
-    scratch_patience: int = 8
-    scratch_eval_every: int = 2
-
-
-def train_hetero(
-    prep,
-    split: Split,
-    cfg,
-    social: SocialEdges | None = None,
-    teacher: HybridTeacher | None = None,
-    hcfg: HeteroConfig | None = None,
-):
-    """Train the heterogeneous model on one split, in the style of ``demo.train_teacher``.
-
-    With a ``teacher`` (trained on the same split) the model starts as that teacher with every
-    gate at 0 and, by default, trains only the relation-specific parameters (g_r, entity
-    embeddings) for at most ``hcfg.epochs`` epochs: the demo's ~60 s per split budget. Early
-    stopping counts the starting point as epoch 0: when no epoch beats it on validation NDCG@10 the
-    gates stay 0 and the model is the teacher (``hist.best_epoch == 0``). Without a teacher it
-    trains everything from scratch on the teacher's schedule (several times longer, and worse
-    on ML-100k, see docs/hetero.md).
-
-    Social edges: training and validation see only the edges between users with train
-    interactions; afterwards Â_UU is rebuilt from every edge (a new user's ties are known at
-    signup), see the module docstring.
-
-    Args:
-        prep: ``fpgarec.demo.Prepared`` (data, text vectors).
-        split: the split to train on.
-        cfg: ``fpgarec.config.DemoConfig`` (dim, layers, k, horizon, seed, max_epochs, progress).
-        social: validated social edges (:func:`fpgarec.data.social.read_social`) or None.
-        teacher: the bipartite-only teacher to start from, or None.
-        hcfg: hetero settings (default :class:`HeteroConfig`).
-
-    Returns:
-        (model, TrainHistory); ``model.report_entry()`` describes it. ``hist.seconds`` is the
-        whole call (relation graphs, the starting validation, the loop).
-    """
-    from fpgarec.train.evaluate import evaluate_valid
-    from fpgarec.train.loop import TrainConfig, TrainHistory, fit
-    from fpgarec.train.sampling import next_item_batches
-
-    t0 = time.perf_counter()
-    hcfg = hcfg or HeteroConfig()
-    kg = kg_relations(prep.data, hcfg.kg)
-    trained = split.train.lengths() > 0
-    graph = build_hetero_graph(split.train, prep.data.n_items, kg, social, keep_user=trained)
-    if teacher is not None:
-        model = HeteroTeacher.from_teacher(teacher, split.train, graph, seed=cfg.seed)
-        if hcfg.freeze_teacher:
-            for name, p in model.named_parameters():
-                p.requires_grad_(name in NEW_PARAMETERS)
-        epochs, patience, every = min(hcfg.epochs, cfg.max_epochs), hcfg.patience, hcfg.eval_every
-        budget = hcfg.max_seconds
-    else:
-        model = HeteroTeacher(
-            split.train,
-            prep.data.n_items,
-            graph,
-            prep.text,
-            cfg.dim,
-            cfg.layers,
-            seed=cfg.seed,
-            k=cfg.k,
-        )
-        epochs, patience, every = cfg.max_epochs, hcfg.scratch_patience, hcfg.scratch_eval_every
-        budget = None
-    batches = next_item_batches(split.train, prep.data.n_items, cfg.k, cfg.horizon, 4096)
-    tcfg = TrainConfig(
-        epochs=epochs,
-        lr=hcfg.lr,
-        patience=patience,
-        eval_every=every,
-        seed=cfg.seed,
-        max_seconds=budget,
-        progress=cfg.progress,
-    )
-    start = None
-    if teacher is not None and hcfg.start_candidate:  # the starting point (= the teacher)
-        start = (copy.deepcopy(model.state_dict()), evaluate_valid(model, split)["ndcg@10"])
-    if not any(p.requires_grad and p.numel() for p in model.parameters()):
-        # no relation beyond user-item (no knowledge graph, no social file): nothing to train,
-        # the model is the teacher itself
-        log.warning(
-            "hetero: no item-entity or user-user edges in %s; the model is the bipartite teacher",
-            prep.data.name,
-        )
-        hist = TrainHistory(best_epoch=0, best_valid_ndcg10=evaluate_valid(model, split)["ndcg@10"])
-    else:
-        hist = fit(model, split, batches, tcfg, "hetero")
-    if start is not None and start[1] >= hist.best_valid_ndcg10:
-        log.info(
-            "hetero: no epoch beat the starting point on validation (%.4f >= %.4f); "
-            "keeping gates 0 (= the teacher)",
-            start[1],
-            hist.best_valid_ndcg10,
-        )
-        model.load_state_dict(start[0])
-        hist.best_epoch, hist.best_valid_ndcg10 = 0, start[1]
-    for p in model.parameters():
-        p.requires_grad_(True)
-    if social is not None and model.social_gate is not None:
-        model.use_social(social)  # every edge, new users' included: known at signup
-    hist.seconds = time.perf_counter() - t0  # everything: graph, starting validation, loop
-    log.info("hetero: %s (%.1f s)", json.dumps(model.report_entry()), hist.seconds)
-    return model, hist
-
-
 #: the parameters the hetero model adds to the teacher (trained alone by default).
 NEW_PARAMETERS = ("kg_gates", "social_gate", "extra")
-
-
-def _ndcg(results: dict) -> dict:
-    return {group: round(v["ndcg@10"], 4) for group, v in results.items()}
-
-
-def compare(
-    cfg, social_path: Path | None = None, generate: bool = False, hcfg: HeteroConfig | None = None
-) -> dict:
-    """Bipartite-only (the demo's teacher) vs hetero on both splits: NDCG@10 on all, cold and
-    new users, training seconds per split, the hetero models' report entries.
-
-    Per split the teacher is trained once; ``hetero`` (knowledge-graph relations) and, with a
-    social file, ``hetero+social`` (knowledge graph + user-user) both start from it.
-    ``generate`` writes a synthetic social file (:func:`fpgarec.data.social.generate_social`)
-    to ``build/social/<data>.net`` and uses it.
-    """
-    from fpgarec.demo import prepare, train_teacher
-    from fpgarec.train.evaluate import evaluate_new, evaluate_test
-
-    hcfg = hcfg or HeteroConfig()
-    prep = prepare(cfg)
-    if generate:
-        users = sorted(prep.data.folder.glob("*.user"))
-        if not users:
-            raise DataFormatError(prep.data.folder, "no .user file to derive a social file from")
-        social_path = Path("build/social") / f"{prep.data.name}.net"
-        generate_social(users[0], social_path, seed=cfg.seed)
-    social = read_social(social_path, prep.data.user_tokens) if social_path is not None else None
-    variants = {"hetero": None} | ({"hetero+social": social} if social is not None else {})
-    names = ["bipartite", *variants]
-    metrics: dict = {n: {} for n in names}
-    seconds: dict = {n: {} for n in names}
-    epochs: dict = {n: {} for n in names}
-    entries: dict = {n: {} for n in variants}
-    for split_name, split in (("standard", prep.standard), ("new", prep.new)):
-        teacher, t_hist = train_teacher(prep, split, cfg)
-        trained = {"bipartite": (teacher, t_hist)}
-        for name, soc in variants.items():
-            trained[name] = train_hetero(prep, split, cfg, soc, teacher, hcfg)
-            entries[name][split_name] = trained[name][0].report_entry()
-        for name, (model, hist) in trained.items():
-            if split_name == "standard":
-                metrics[name].update(_ndcg(evaluate_test(model, split)))
-            else:
-                metrics[name]["new"] = round(evaluate_new(model, split)["ndcg@10"], 4)
-            seconds[name][split_name] = round(hist.seconds, 1)
-            epochs[name][split_name] = hist.best_epoch
-        log.info("after the %s split: %s", split_name, metrics)
-    return {
-        "data": prep.data.summary(),
-        "kg": hcfg.kg,
-        "social": social.report if social else None,
-        "ndcg@10": metrics,
-        "train_seconds": seconds,
-        "best_epoch": epochs,
-        "threads": cfg.threads,
-        "hetero_models": entries,
-    }
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m fpgarec.models.hetero [--social FILE | --generate-social]``: one JSON line."""
-    from fpgarec.config import DemoConfig
-
-    p = argparse.ArgumentParser(
-        description="bipartite-only teacher vs heterogeneous message passing"
-    )
-    src = p.add_mutually_exclusive_group()
-    src.add_argument(
-        "--social", type=Path, default=None, help="a .net social file (docs/hetero.md)"
-    )
-    src.add_argument(
-        "--generate-social",
-        action="store_true",
-        help="derive a SYNTHETIC social file from the .user demographics and use it",
-    )
-    p.add_argument("--kg", choices=KG_MODES, default="typed")
-    p.add_argument("--data", type=Path, default=None, help="RecBole folder (default: ml-100k)")
-    p.add_argument("--cache", type=Path, default=Path("build/cache"), help="text-vector cache")
-    p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0)
-    a = p.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    torch.set_num_threads(a.threads)
-    cfg = DemoConfig(data=a.data, cache=a.cache, threads=a.threads, seed=a.seed, progress=False)
-    result = compare(cfg, a.social, a.generate_social, HeteroConfig(kg=a.kg))
-    sys.stdout.write(json.dumps(result) + "\n")
-
-
-if __name__ == "__main__":
-    main()

@@ -29,10 +29,7 @@ Without sequences this is the teacher: with W_q = 0, E^K = E^V = 0, b = 0 and λ
 weights are uniform over the L real slots and z_u(i) = z_u of the teacher (whose cyclic
 padding gives the same mean when L divides K, e.g. every user with >= K items).
 :meth:`SequenceTeacher.from_teacher` starts there (teacher weights copied; only W_k random and
-λ = ``decay_init``). :func:`train_sequence` then picks the initial decay λ0 from a small grid
-by validation NDCG@10 (BPR on training examples alone does not find the strong recency decay
-that held-out data rewards: docs/sequence.md), freezes the teacher's weights and fine-tunes
-the attention with the teacher's BPR objective and early stopping.
+λ = ``decay_init``); the recipe that trains it is :func:`fpgarec.train.sequence.train_sequence`.
 
 Full ranking stays O(B I K (A + D)) and is computed in item chunks: since Σ_k α_k(i) = 1,
 
@@ -42,21 +39,16 @@ two (B, K, ·) x (C, ·) products per chunk of C items; no (B, I, D) tensor is f
 
 Hardware: the attention runs on the host (:data:`ATTENTION_MAPPING`, docs/sequence.md).
 
-``python -m fpgarec.models.sequence`` trains the teacher and this model on both splits of full
+``fpgarec study sequence-ablations`` trains the teacher and this model on both splits of full
 MovieLens-100k and prints one JSON line (teacher vs sequence NDCG@10 on all, cold and new
 users, with read-out ablations); see docs/sequence.md.
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
 import logging
 import math
-import sys
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,7 +57,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from fpgarec.data.behaviour import BEHAVIOURS, MAPPING_TEXT, BehaviourLog
-from fpgarec.data.split import Split, UserSequences
+from fpgarec.data.split import UserSequences
 from fpgarec.models.baselines import bpr_loss
 from fpgarec.models.teacher import HybridTeacher
 
@@ -150,61 +142,6 @@ def history_context(
     return sequence_context(
         history.items, types, ts, history.indptr[users], history.indptr[users + 1], k
     )
-
-
-def sequence_examples(
-    train: UserSequences,
-    types: np.ndarray,
-    ts: np.ndarray,
-    k: int,
-    horizon: int,
-    rng: np.random.Generator,
-    min_context: int = 1,
-):
-    """ "Recent behaviours -> a later item" examples, as the teacher's
-    (:func:`fpgarec.data.sampler.next_item_examples`): every train interaction at position
-    p >= min_context is a positive; its context ends at e = max(p - j, min_context),
-    j ~ U{0, horizon - 1}; Δt is measured at the context's own latest interaction.
-
-    Args:
-        types, ts: aligned with ``train.items`` (:meth:`BehaviourLog.aligned`).
-
-    Returns:
-        (users (E,), SequenceContext with (E, K) slots, positives (E,)).
-    """
-    from fpgarec.data.sampler import example_positions
-
-    users, items, start, pos, gap = example_positions(train, horizon, rng, min_context)
-    end = np.maximum(pos - gap, min_context)
-    return users, sequence_context(train.items, types, ts, start, start + end, k), items
-
-
-def sequence_batches(
-    train: UserSequences, blog: BehaviourLog, n_items: int, k: int, horizon: int, batch_size: int
-):
-    """A batch source for :func:`fpgarec.train.loop.fit`: epochs of
-    (user (B,), items (B, K), types (B, K), Δt (B, K), mask (B, K), positive (B,), negative (B,)).
-    Negatives are uniform over items the user has not interacted with in train (one redraw)."""
-    from fpgarec.train.sampling import NegativeDraw
-
-    types, ts = blog.aligned(train)
-    negatives = NegativeDraw(train, n_items)
-
-    def source(rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
-        users, ctx, pos = sequence_examples(train, types, ts, k, horizon, rng)
-        perm = rng.permutation(len(users))
-        for lo in range(0, len(perm), batch_size):
-            idx = perm[lo : lo + batch_size]
-            u = users[idx]
-            n = negatives(u, rng)
-            yield (
-                torch.from_numpy(u),
-                *ctx.rows(idx).tensors(),
-                torch.from_numpy(pos[idx]),
-                torch.from_numpy(n),
-            )
-
-    return source
 
 
 class TargetAttention(nn.Module):
@@ -464,152 +401,7 @@ class SequenceTeacher(HybridTeacher):
         }
 
 
-@dataclass
-class SequenceConfig:
-    """Settings of :func:`train_sequence` beyond the demo's (the demo's dim, layers, k, horizon,
-    seed and max_epochs are used as they are)."""
-
-    #: learning rate (fine-tuning from a teacher).
-    lr: float = 1e-3
-    #: learning rate when training from scratch (the teacher's).
-    lr_scratch: float = 1e-2
-    #: wall-clock budget of the whole of :func:`train_sequence` from a teacher (behaviour log,
-    #: decay grid, training loop), seconds; None: no budget. The loop stops at its first
-    #: validation past the budget (so it can overshoot by one epoch, about 3 s on 2 cores).
-    max_seconds: float | None = 50.0
-    #: validations without improvement before stopping.
-    patience: int = 3
-    #: validate every this many epochs.
-    eval_every: int = 1
-    #: attention width A.
-    attn_dim: int = 32
-    #: initial time decay λ (per type) when training from scratch.
-    decay_init: float = 0.05
-    #: candidate initial decays λ0 when starting from a teacher: the one with the best
-    #: validation NDCG@10 of the untrained read-out is kept (empty: ``decay_init``).
-    decay_grid: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0)
-    #: time unit of the decay, seconds: log(1 + Δt / dt_unit).
-    dt_unit: float = 60.0
-    #: examples per batch.
-    batch_size: int = 4096
-    #: train only the sequence parameters when starting from a teacher (its propagation is
-    #: then computed once: much faster epochs).
-    freeze_teacher: bool = True
-
-
-@torch.no_grad()
-def select_decay(model: SequenceTeacher, split: Split, grid: tuple[float, ...]) -> dict:
-    """Set the time decay λ0 (all types) to the grid value whose read-out has the best
-    validation NDCG@10, the rest of the attention as initialised (a hyper-parameter choice:
-    the BPR objective on training examples alone keeps λ near its start, docs/sequence.md).
-
-    Returns {"decay_init": λ0, "valid_ndcg@10": its NDCG@10, "decay_grid_valid_ndcg@10":
-    {λ: NDCG@10}}.
-    """
-    from fpgarec.train.evaluate import evaluate_valid
-
-    model.eval()
-    scores = {}
-    for value in grid:
-        model.attention.set_decay(value)
-        scores[value] = evaluate_valid(model, split)["ndcg@10"]
-    best = max(scores, key=scores.get)
-    model.attention.set_decay(best)
-    log.info(
-        "sequence: decay grid %s -> λ0 = %g", {k: round(v, 4) for k, v in scores.items()}, best
-    )
-    return {
-        "decay_init": best,
-        "valid_ndcg@10": scores[best],
-        "decay_grid_valid_ndcg@10": {str(k): round(v, 4) for k, v in scores.items()},
-    }
-
-
-def train_sequence(
-    prep,
-    split: Split,
-    cfg,
-    teacher: HybridTeacher | None = None,
-    scfg: SequenceConfig | None = None,
-):
-    """Train the sequence model on one split, in the style of ``demo.train_teacher``.
-
-    Args:
-        prep: ``fpgarec.demo.Prepared`` (data with ratings and timestamps, text vectors).
-        split: the split to train on.
-        cfg: ``fpgarec.config.DemoConfig`` (dim, layers, k, horizon, seed, max_epochs, progress).
-        teacher: a teacher trained on the same split to start from (then the run keeps to
-            ``scfg.max_seconds``); None trains everything from scratch with the teacher's
-            settings (lr 1e-2, no time budget, about as long as the teacher).
-        scfg: sequence settings.
-
-    Returns:
-        (model, TrainHistory); ``model.report_entry()`` describes it.
-    """
-    from fpgarec.data.graph import normalized_adjacency, useful_kg_edges
-    from fpgarec.train.evaluate import evaluate_valid
-    from fpgarec.train.loop import TrainConfig, fit
-
-    scfg = scfg or SequenceConfig()
-    t0 = time.perf_counter()
-    blog = BehaviourLog.from_data(prep.data)
-    chosen: dict = {}
-    start = None
-    kw = {"attn_dim": scfg.attn_dim, "decay_init": scfg.decay_init, "dt_unit": scfg.dt_unit}
-    if teacher is not None:
-        model = SequenceTeacher.from_teacher(teacher, split.train, blog, seed=cfg.seed, **kw)
-        if scfg.freeze_teacher:
-            model.freeze_teacher(True)
-        lr = scfg.lr
-        if scfg.decay_grid:
-            chosen = select_decay(model, split, scfg.decay_grid)
-        valid = chosen["valid_ndcg@10"] if chosen else evaluate_valid(model, split)["ndcg@10"]
-        start = (valid, copy.deepcopy(model.state_dict()))
-    else:
-        kg = (
-            useful_kg_edges(prep.data.kg) if (cfg.teacher_kg and prep.data.kg is not None) else None
-        )
-        adj, layout = normalized_adjacency(split.train, prep.data.n_items, kg)
-        model = SequenceTeacher(
-            split.train,
-            prep.data.n_items,
-            adj,
-            prep.text,
-            blog,
-            cfg.dim,
-            cfg.layers,
-            seed=cfg.seed,
-            n_extra_nodes=layout.n_entities,
-            k=cfg.k,
-            **kw,
-        )
-        lr = scfg.lr_scratch
-    batches = sequence_batches(
-        split.train, blog, prep.data.n_items, model.k, cfg.horizon, scfg.batch_size
-    )
-    elapsed = time.perf_counter() - t0
-    budget = scfg.max_seconds if teacher is not None else None
-    tcfg = TrainConfig(
-        epochs=cfg.max_epochs,
-        lr=lr,
-        patience=scfg.patience,
-        eval_every=scfg.eval_every,
-        seed=cfg.seed,
-        max_seconds=None if budget is None else max(1.0, budget - elapsed),
-        progress=cfg.progress,
-    )
-    hist = fit(model, split, batches, tcfg, "sequence")
-    if start is not None and start[0] >= hist.best_valid_ndcg10:  # training did not help
-        model.load_state_dict(start[1])
-        hist.best_valid_ndcg10, hist.best_epoch = start[0], 0
-    model.freeze_teacher(False)
-    hist.chosen = chosen | {"kept": "trained" if hist.best_epoch else "initial"}
-    hist.seconds = time.perf_counter() - t0  # everything: log, grid, training
-    log.info("sequence: %s", json.dumps(model.report_entry()))
-    return model, hist
-
-
-#: read-out variants of a trained model, for the ablation in ``main``.
+#: read-out variants of a trained model (the ``sequence-ablations`` study).
 ABLATIONS = ("uniform", "decay_only", "no_target", "no_types")
 
 
@@ -647,71 +439,3 @@ def ablated(model: SequenceTeacher, which: str) -> SequenceTeacher:
     if which == "uniform":
         att.set_decay(0.0)
     return m.eval()
-
-
-def main(argv: list[str] | None = None) -> dict:
-    """Teacher vs sequence model (and read-out ablations) on both splits of the data, trained
-    as the demo trains the teacher; prints one JSON line."""
-    from pathlib import Path
-
-    from fpgarec.config import DemoConfig
-    from fpgarec.demo import prepare, train_teacher
-    from fpgarec.train.evaluate import evaluate_new, evaluate_test
-
-    ap = argparse.ArgumentParser(prog="python -m fpgarec.models.sequence", description=main.__doc__)
-    ap.add_argument(
-        "--data", type=Path, default=None, help="RecBole folder (default: ML-100k from recbole)"
-    )
-    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--scratch", action="store_true", help="train the sequence model from scratch")
-    ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    torch.set_num_threads(args.threads)
-    cfg = DemoConfig(
-        data=args.data,
-        seed=args.seed,
-        threads=args.threads,
-        workers=1,
-        progress=not args.no_progress,
-        build_design=False,
-    )
-    prep = prepare(cfg)
-    names = ["teacher", "sequence", *(f"sequence_{a}" for a in ABLATIONS)]
-    ndcg: dict[str, dict] = {n: {} for n in names}
-    secs: dict[str, dict] = {"teacher": {}, "sequence": {}}
-    chosen, entry = {}, None
-    for split_name, split in (("standard", prep.standard), ("new", prep.new)):
-        t0 = time.perf_counter()
-        teacher, _ = train_teacher(prep, split, cfg)
-        secs["teacher"][split_name] = round(time.perf_counter() - t0, 1)
-        t0 = time.perf_counter()
-        seq, hist = train_sequence(prep, split, cfg, teacher=None if args.scratch else teacher)
-        secs["sequence"][split_name] = round(time.perf_counter() - t0, 1)
-        chosen[split_name] = hist.chosen
-        entry = entry or seq.report_entry()
-        variants = {"teacher": teacher, "sequence": seq} | {
-            f"sequence_{a}": ablated(seq, a) for a in ABLATIONS
-        }
-        for name, model in variants.items():
-            if split_name == "standard":
-                res = evaluate_test(model, split)
-                ndcg[name] |= {g: round(res[g]["ndcg@10"], 4) for g in ("all", "cold")}
-            else:
-                ndcg[name]["new"] = round(evaluate_new(model, split)["ndcg@10"], 4)
-    out = {
-        "data": prep.data.summary(),
-        "threads": args.threads,
-        "seed": args.seed,
-        "ndcg@10": ndcg,
-        "train_seconds": secs,
-        "sequence_chosen": chosen,
-        "sequence_entry": entry,
-    }
-    sys.stdout.write(json.dumps(out) + "\n")  # the command's one output line
-    return out
-
-
-if __name__ == "__main__":
-    main()

@@ -20,6 +20,8 @@ STUDIES: dict[str, str] = {
     "multimodal": "fpgarec.experiment.studies.multimodal:main",
     "social": "fpgarec.experiment.studies.social:main",
     "aggregation-workaround": "fpgarec.experiment.studies.aggregation_workaround:main",
+    "sequence-ablations": "fpgarec.experiment.studies.sequence_ablations:main",
+    "hetero-comparison": "fpgarec.experiment.studies.hetero_comparison:main",
 }
 
 

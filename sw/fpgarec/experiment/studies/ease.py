@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def main(argv: list[str]) -> int:
     from fpgarec.config import DemoConfig
-    from fpgarec.demo import prepare
+    from fpgarec.experiment.prepare import prepare
     from fpgarec.models.baselines import Popularity
     from fpgarec.models.ease import EASE, FewShotRidge
     from fpgarec.train.evaluate import evaluate_new

@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
     import torch
 
     from fpgarec.config import DemoConfig
-    from fpgarec.demo import prepare
+    from fpgarec.experiment.prepare import prepare
     from fpgarec.lm import FinetuneConfig, compare_finetuning, plot_finetuning
 
     defaults = FinetuneConfig().as_dict()

@@ -1,0 +1,92 @@
+"""The demo's hardware half: compile the 4-bit student, verify the design bit for bit, score
+its own output, simulate it, and explain every recommendation it makes."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from fpgarec.config import DemoConfig
+from fpgarec.data.prepared import Prepared
+from fpgarec.models.student import QuantStudent
+
+log = logging.getLogger(__name__)
+
+
+def build_and_verify(cfg: DemoConfig, student: QuantStudent, split) -> dict:
+    """Compile the 4-bit student for the demo board, check the emulation bit for bit against
+    FINN's execution of the HW-layer graph and against Brevitas, measure what the design
+    delivers from its own output (seen items dropped on chip), and simulate the whole design
+    in Verilator (bit exact against the emulation; latency and throughput measured)."""
+    from fpgarec.compile.config import BuildConfig
+    from fpgarec.compile.design_metrics import design_test_metrics
+    from fpgarec.compile.flow import build
+    from fpgarec.compile.report import design_summary
+    from fpgarec.compile.verify import compare
+
+    folding = cfg.design_folding if cfg.design_folding and Path(cfg.design_folding).is_file() else None
+    bundle = build(
+        cfg.out / "models" / "student_w4.safetensors",
+        BuildConfig(board=cfg.board, output_dir=cfg.out / "bitstreams", design=f"student_w4_{cfg.board}",
+                    folding_file=folding, pad_items_multiple=cfg.pad_items_multiple,
+                    exclude_seen=cfg.exclude_seen,
+                    # fpgarec's RTL puts 4-bit MACs in LUTs where FINN's estimate counts DSPs:
+                    # the fixed folding is checked by Yosys (docs/rtl.md), not FINN's estimate
+                    check_fit=folding is None),
+    )
+    n = cfg.bitexact_queries
+    result = compare(bundle, student, n_queries=n, finn_queries=min(n, cfg.finn_queries),
+                     workers=max(1, cfg.threads))
+    mismatches = max(v["any"] for k, v in result.items() if k.startswith("emulation_vs_"))
+    out = design_summary(bundle, n, mismatches) | {"bitexact": result}
+    out["delivered"] = design_test_metrics(bundle, split)
+    log.info("the design's own output: NDCG@10 all %.4f cold %.4f, %.1f %% of users get top_k unseen items",
+             out["delivered"]["all"]["ndcg@10"], out["delivered"]["cold"]["ndcg@10"],
+             100 * out["delivered"]["all"]["share_k_unseen"])
+    if cfg.rtl_sim_queries:
+        from fpgarec.errors import USER_ERRORS
+        from fpgarec.hwsim.measure import measure
+
+        try:
+            measure(bundle, queries=cfg.rtl_sim_queries, record=True, cache=cfg.out.parent / "rtlsim")
+            out = design_summary(bundle, n, mismatches) | {"bitexact": result, "delivered": out["delivered"]}
+        except USER_ERRORS as err:  # a missing tool: the report says so, the demo goes on
+            log.error("whole-design simulation skipped: %s", err)
+            out["measured"] = {"skipped": str(err)}
+    return out
+
+
+def explain_demo(cfg: DemoConfig, prep: Prepared, bundle_dir: Path) -> dict:
+    """Explain every recommendation the demo's design makes to every test user (compact JSON)
+    and write one user's full page; returns the report's ``"explanations"`` entry."""
+    from fpgarec.explain.attribution import Explainer
+    from fpgarec.explain.page import ExplainConfig, explain_all, explain_user
+    from fpgarec.runtime.emulation import EmulationBackend
+    from fpgarec.runtime.sampler import HostSampler
+
+    explainer = Explainer(EmulationBackend(bundle_dir))
+    known = prep.standard.known_before_test()
+    users = np.flatnonzero(prep.standard.test.lengths() > 0)
+    sampler = HostSampler.from_manifest(explainer.backend.bundle.manifest)
+    contexts = sampler.items([known.of(u).tolist() for u in users])
+    tokens = [prep.data.user_tokens[u] for u in users]
+    compact = explain_all(explainer, contexts, tokens)
+    out = cfg.out / "explain"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "all_users.json").write_text(json.dumps(compact))
+    n_recs = sum(len(v) for v in compact.values())
+    n_explained = sum(1 for v in compact.values() for r in v if r["top_neighbour"] is not None and r["top_modality"])
+    # the example: the cold user (few interactions) with the most test items, else the first user
+    cold = [u for u in prep.standard.cold_users if prep.standard.test.lengths()[u] > 0]
+    example_user = max(cold, key=lambda u: prep.standard.test.lengths()[u]) if cold else users[0]
+    token = prep.data.user_tokens[example_user]
+    explain_user(ExplainConfig(user=token, bundle=bundle_dir, data=cfg.data, out=out), data=prep.data,
+                 history=known, explainer=explainer)
+    return {
+        "users": len(compact), "recommendations": n_recs, "explained": n_explained,
+        "example": f"explain/user_{token}.html", "all_users": "explain/all_users.json",
+        "source": "the design's bit-exact emulation (aggregation and fusion kernel weights; exact score effects)",
+    }

@@ -1,0 +1,222 @@
+"""The demo's tasks (:mod:`fpgarec.experiment.scheduler`): what each trains, saves and measures.
+
+Every table function takes ``(task, cfg)`` (``cfg``: the :class:`~fpgarec.config.DemoConfig`;
+the prepared data comes from :func:`prepared`, once per process) and returns plain numbers::
+
+    {"metrics": {"all", "cold", "ctr"} (standard split) | {"new"} (new-user split),
+     "curve": training curve, "seconds": training seconds, "valid": best validation NDCG@10}
+
+Weights that other tasks load are checkpoints under ``<out>/work/``
+(:mod:`fpgarec.train.checkpoint`); under torch.distributed only rank 0 writes them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fpgarec.config import DemoConfig
+from fpgarec.data.prepared import Prepared
+from fpgarec.experiment.prepare import prepare
+from fpgarec.experiment.scheduler import BOTH, NEW, STANDARD, Task
+from fpgarec.train.checkpoint import load_parameters, save_parameters, save_student
+from fpgarec.train.ctr import evaluate_ctr
+from fpgarec.train.distributed import barrier, is_main_process
+from fpgarec.train.evaluate import evaluate_new, evaluate_test
+from fpgarec.train.recipes import (
+    BASELINE_GRID,
+    StudentSettings,
+    TrainSettings,
+    build_teacher,
+    train_grid_point,
+    train_student,
+    train_teacher,
+)
+
+#: the 4-bit student trained without the teacher (the distillation report's "without").
+NODISTILL = "student_w4_nodistill"
+
+
+# ----------------------------------------------------------------------------- settings, data
+def train_settings(cfg: DemoConfig) -> TrainSettings:
+    return TrainSettings(dim=cfg.dim, layers=cfg.layers, k=cfg.k, horizon=cfg.horizon, seed=cfg.seed,
+                         max_epochs=cfg.max_epochs, teacher_kg=cfg.teacher_kg, progress=cfg.progress)
+
+
+def student_settings(cfg: DemoConfig, bits: int) -> StudentSettings:
+    return StudentSettings(bits=bits, n_recent=cfg.n_recent, long_context_prob=cfg.long_context_prob,
+                           distill_weight=cfg.distill_weight, distill_temperature=cfg.distill_temperature)
+
+
+_PREPARED: dict[str, Prepared] = {}
+
+
+def _key(cfg: DemoConfig) -> str:
+    return json.dumps(cfg.as_dict(), sort_keys=True, default=str)
+
+
+def prepared(cfg: DemoConfig) -> Prepared:
+    """The run's data (memoised per process: a worker prepares once, then reuses it)."""
+    key = _key(cfg)
+    if key not in _PREPARED:
+        _PREPARED.clear()
+        _PREPARED[key] = prepare(cfg, reuse_content=True)
+    return _PREPARED[key]
+
+
+def remember(cfg: DemoConfig, prep: Prepared) -> None:
+    """Let tasks run in this process use ``prep`` (already prepared for ``cfg``)."""
+    _PREPARED.clear()
+    _PREPARED[_key(cfg)] = prep
+
+
+def _split(prep: Prepared, name: str):
+    return prep.standard if name == STANDARD else prep.new
+
+
+def evaluate_on(model, split_name: str, prep: Prepared, cfg: DemoConfig) -> dict:
+    """The standard split: all and cold users plus click-through; the new-user split: new."""
+    if split_name == STANDARD:
+        res = evaluate_test(model, prep.standard)
+        res["ctr"] = evaluate_ctr(model, prep.standard, seed=cfg.seed)
+        return res
+    return {"new": evaluate_new(model, prep.new)}
+
+
+def _outcome(model, hist, task: Task, prep: Prepared, cfg: DemoConfig, **extra) -> dict:
+    return {"metrics": evaluate_on(model, task.split, prep, cfg), "curve": hist.as_dict(),
+            "seconds": hist.seconds, "valid": hist.best_valid_ndcg10, **extra}
+
+
+# ----------------------------------------------------------------------------- checkpoints
+def work_dir(cfg: DemoConfig) -> Path:
+    return Path(cfg.out) / "work"
+
+
+def teacher_path(cfg: DemoConfig, split_name: str) -> Path:
+    return work_dir(cfg) / f"teacher.{split_name}.safetensors"
+
+
+def student_path(cfg: DemoConfig, model: str, split_name: str) -> Path:
+    return work_dir(cfg) / f"{model}.{split_name}"
+
+
+def _written(write) -> None:
+    """Rank 0 writes (every process when not distributed); every rank waits for the file."""
+    if is_main_process():
+        write()
+    barrier()
+
+
+def load_teacher(prep: Prepared, split_name: str, cfg: DemoConfig):
+    model = build_teacher(prep, _split(prep, split_name), train_settings(cfg))
+    return load_parameters(model, teacher_path(cfg, split_name))
+
+
+# ----------------------------------------------------------------------------- task bodies
+def task_baseline(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> dict:
+    prep = prep or prepared(cfg)
+    model, hist = train_grid_point(task.model, task.variant, prep, _split(prep, task.split), train_settings(cfg))
+    return _outcome(model, hist, task, prep, cfg)
+
+
+def task_teacher(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> dict:
+    prep = prep or prepared(cfg)
+    model, hist = train_teacher(prep, _split(prep, task.split), train_settings(cfg))
+    _written(lambda: save_parameters(model, teacher_path(cfg, task.split)))
+    return _outcome(model, hist, task, prep, cfg)
+
+
+def task_student(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> dict:
+    prep = prep or prepared(cfg)
+    distilled = task.model != NODISTILL
+    bits = int(task.model.removeprefix("student_w")) if distilled else 4
+    teacher = load_teacher(prep, task.split, cfg) if distilled else None
+    model, hist = train_student(prep, _split(prep, task.split), train_settings(cfg), student_settings(cfg, bits),
+                                teacher)
+    _written(lambda: save_student(model, student_path(cfg, task.model, task.split)))
+    return _outcome(model, hist, task, prep, cfg, modality_weights=[float(x) for x in model.modality_weights().detach()])
+
+
+def task_sequence(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> dict:
+    from fpgarec.train.sequence import train_sequence
+
+    prep = prep or prepared(cfg)
+    teacher = load_teacher(prep, task.split, cfg)
+    model, hist = train_sequence(prep, _split(prep, task.split), train_settings(cfg), teacher=teacher)
+    return _outcome(model, hist, task, prep, cfg, about=model.report_entry())
+
+
+def task_hetero(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> dict:
+    from fpgarec.train.hetero import train_hetero
+
+    prep = prep or prepared(cfg)
+    teacher = load_teacher(prep, task.split, cfg)
+    social = None
+    if cfg.social is not None:  # its validation report is logged
+        from fpgarec.data.social import read_social
+
+        social = read_social(cfg.social, prep.data.user_tokens)
+    model, hist = train_hetero(prep, _split(prep, task.split), train_settings(cfg), social=social, teacher=teacher)
+    about = model.report_entry()
+    about["social"] = social.report if social is not None else (
+        "none: MovieLens ships no social graph (give --social FILE, a RecBole .net file)")
+    return _outcome(model, hist, task, prep, cfg, about=about)
+
+
+def task_lora(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> dict:
+    """Frozen vs LoRA vs full fine-tuning of the text encoder (fpgarec.lm) on MiniLM's own
+    vectors ``prep.text`` (also under ``--media``); each mode runs in its own child process so
+    its peak memory is its own."""
+    from fpgarec.lm.compare import compare_finetuning
+    from fpgarec.lm.config import FinetuneConfig
+    from fpgarec.lm.plot import plot_finetuning
+
+    prep = prep or prepared(cfg)
+    fcfg = FinetuneConfig(dim=cfg.dim, k=cfg.k, horizon=cfg.horizon, seed=cfg.seed, progress=False)
+    res = compare_finetuning(prep, fcfg, progress=False)
+    png = plot_finetuning(res, Path(cfg.out) / "plots", "lora.png")
+    res["plot"] = f"plots/{png.name}"
+    return {"lora": res, "seconds": sum(float(res[m]["train_seconds"]) for m in fcfg.modes if m in res)}
+
+
+task_lora.single_process = True  # under torchrun: rank 0 runs it, the others get its numbers
+
+TASK_FUNCTIONS = {
+    "sequence": task_sequence,
+    "hetero": task_hetero,
+    "lora": task_lora,
+    "bpr": task_baseline,
+    "lightgcn": task_baseline,
+    "teacher": task_teacher,
+    "student_w8": task_student,
+    "student_w4": task_student,
+    "student_w2": task_student,
+    NODISTILL: task_student,
+}
+
+#: expected single-core seconds per task on full MovieLens-100k (orders the queue only)
+COSTS = {"bpr": 12, "lightgcn": 100, "teacher": 100, "student": 65, "sequence": 50, "hetero": 50, "lora": 150}
+
+
+def plan(cfg: DemoConfig, names: list[str]) -> list[Task]:
+    """The tasks that train ``names`` (plus the distillation ablation and the fine-tuning
+    comparison when configured)."""
+    tasks: list[Task] = []
+    for name in names:
+        if name == "popularity":
+            continue
+        if name in BASELINE_GRID:  # transductive: standard split only; new users fall back
+            tasks += [Task(name, STANDARD, v, cost=COSTS[name]) for v in range(len(BASELINE_GRID[name]))]
+        elif name == "teacher":
+            tasks += [Task("teacher", s, cost=COSTS["teacher"]) for s in (STANDARD, NEW)]
+        elif name.startswith("student_w") or name in ("sequence", "hetero"):
+            cost = COSTS.get(name, COSTS["student"])
+            tasks += [Task(name, s, needs=(f"teacher.{s}.0",), cost=cost) for s in (STANDARD, NEW)]
+        else:
+            raise ValueError(f"no task trains model {name!r}")
+    if cfg.distillation_ablation and "student_w4" in names:
+        tasks += [Task(NODISTILL, s, cost=COSTS["student"]) for s in (STANDARD, NEW)]
+    if cfg.lora:
+        tasks.append(Task("lora", BOTH, cost=COSTS["lora"]))
+    return tasks
