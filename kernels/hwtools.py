@@ -30,6 +30,7 @@ YOWASP_CACHE = BUILD / "yowasp-cache"
 #: RTL sources per kernel (the top module has the kernel's name)
 SOURCES = {
     "neighbor_aggregate": [REPO / "kernels" / "neighbor_aggregate" / "rtl" / "neighbor_aggregate.sv"],
+    "attention_aggregate": [REPO / "kernels" / "attention_aggregate" / "rtl" / "attention_aggregate.sv"],
     "modality_fusion": [REPO / "kernels" / "modality_fusion" / "rtl" / "modality_fusion.sv"],
     "topk_select": [REPO / "kernels" / "topk_select" / "rtl" / "topk_select.sv"],
     "lookup_rom": [REPO / "kernels" / "lookup" / "rtl" / "lookup_rom.sv"],

@@ -362,17 +362,21 @@ class Cycles(NamedTuple):
 def cycles(p: AttentionParams) -> Cycles:
     """Expected cycles of the RTL (rtl/attention_aggregate.sv; checked in simulation).
 
-    The input side (one in0 beat per cycle, logits on the fly) fills one of two banks while
-    the back end works on the other. The back end per query: exp phase K + 3 cycles (read l_j,
-    d_j · M, table and shift), divider W + G + 1 cycles, weighted sum K·D/PE + 3 cycles, plus 2
-    cycles of hand-over: per_query = max(K·D/PE + 1, K + W + G + K·D/PE + 9). The first out0 beat
-    of a query leaves latency = 2K + W + G + 8 + (K-1)·D/PE ... (see the README; the exact
-    value is the formula below, measured)."""
+    The input side takes one in0 beat per cycle (K·D/PE per query) into one of two banks while
+    the back end works on the other, on a fixed schedule per query:
+
+        IDLE 1 (latch the bank's max) + EXP K + 2 (d_j, d_j·M, table and shift, Z)
+        + DIV W + G + 1 (restoring divider) + WAIT 1 (output FIFOs empty)
+        + WSUM K·D/PE + 2 (a_j and the weighted sum) + DONE 1 (release the bank)
+
+    so per_query = max(K·D/PE, K + W + G + K·D/PE + 8) = K + W + G + K·D/PE + 8 (the back end
+    is always the slower side). latency = K + W + G + (K-1)·D/PE + 11: the last in0 beat
+    (cycle c) -> logit and bank flag (c+1) -> IDLE sees the bank (c+2) -> EXP, DIV, WAIT ->
+    WSUM reaches the last slot's first beat after (K-1)·D/PE issues, 2 pipeline stages, the
+    out0 FIFO and its output register (2)."""
     kf = p.k * p.fold
-    back = p.k + 3 + (p.w_bits + p.g_bits + 1) + kf + 3 + 2
-    per_query = max(kf + 1, back)
-    latency = 5 + p.k + 3 + (p.w_bits + p.g_bits + 1) + (p.k - 1) * p.fold + 4
-    return Cycles(per_query=per_query, latency=latency)
+    back = p.k + p.w_bits + p.g_bits + kf + 8
+    return Cycles(per_query=max(kf, back), latency=p.k + p.w_bits + p.g_bits + (p.k - 1) * p.fold + 11)
 
 
 # ------------------------------------------------------------------ RTL / FINN attributes
