@@ -67,6 +67,7 @@ KERNELS: tuple[Kernel, ...] = (
            qonnx_op="kernels.neighbor_aggregate.qonnx_op:NeighborAggregate",
            transform="kernels.neighbor_aggregate.transform:InferNeighborAggregateLayer",
            golden="kernels.neighbor_aggregate.golden", emulate="kernels.neighbor_aggregate.golden:layer_function"),
+    Kernel("attention_aggregate", "AttentionAggregate", fold="NumChannels", rtl_op="kernels.attention_aggregate.finn_op:AttentionAggregate_rtl", finn_op="kernels.attention_aggregate.finn_op:AttentionAggregate", qonnx_op="kernels.attention_aggregate.qonnx_op:AttentionAggregate", transform="kernels.attention_aggregate.transform:InferAttentionAggregateLayer", golden="kernels.attention_aggregate.golden", emulate="kernels.attention_aggregate.golden:layer_function"),  # noqa: E501
     Kernel("lookup", "Lookup", rtl_op="kernels.lookup.finn_op:Lookup_rtl",
            finn_op="kernels.lookup.finn_op:Lookup", golden="kernels.lookup.golden"),
     Kernel("stream", "DuplicateStreams", rtl_op="kernels.stream.finn_op:DuplicateStreams_rtl", fold="NumChannels"),

@@ -432,11 +432,13 @@ def node_attrs(p: AttentionParams) -> dict[str, object]:
 
 def layer_function(attrs: dict):
     """The batched function of a bundle layer with node attributes ``attrs`` (what the
-    runtime's emulation runs): items (B, K·D or K, D), meta words (B, K) -> (u (B, D), a (B, K))."""
+    runtime's emulation runs): items (B, K·D or K, D), meta words (B, K) -> u (B, D) int64, or
+    the tuple (u, a (B, K)) when the layer emits its weights (two outputs)."""
     p = params_from_attrs(lambda a: attrs[a])
 
     def run(x, words):
         x = np.asarray(x, np.int64).reshape(len(x), p.k, p.d)
-        return attend(p, x, unpack_meta(p, np.asarray(words, np.int64).reshape(len(x), p.k)))
+        u, a = attend(p, x, unpack_meta(p, np.asarray(words, np.int64).reshape(len(x), p.k)))
+        return (u, a) if p.emit_weights else u
 
     return run
