@@ -50,7 +50,19 @@ CONFIGS = {
                        e_bits=10, w_bits=6, g_bits=0, frac_bits=6, out_bits=12, id_bits=4, null_id=0,
                        spread=1.0),
 }
+#: the same kernels with the lane products in LUTs (Verilog parameter LUT_MUL = 1, no DSP48)
+LUT_MUL = {"odd-uint3-lutmul": "odd-uint3", "demo-lutmul": "demo"}
 IDS = list(CONFIGS)
+
+
+def hdl(name: str) -> dict:
+    if name in LUT_MUL:
+        return {**hdl_params(CONFIGS[LUT_MUL[name]]), "LUT_MUL": 1}
+    return hdl_params(CONFIGS[name])
+
+
+def cfg(name: str) -> AttentionParams:
+    return CONFIGS[LUT_MUL.get(name, name)]
 
 
 def settings(p: AttentionParams) -> dict:
@@ -61,9 +73,9 @@ def settings(p: AttentionParams) -> dict:
 
 
 @pytest.mark.rtlsim
-@pytest.mark.parametrize("name", IDS)
+@pytest.mark.parametrize("name", [*IDS, *LUT_MUL])
 def test_lint(name, hw_env):
-    hwtools.lint(hwtools.SOURCES[TOP], TOP, hdl_params(CONFIGS[name]))
+    hwtools.lint(hwtools.SOURCES[TOP], TOP, hdl(name))
 
 
 def test_configs_have_varied_weights():
@@ -80,10 +92,10 @@ def test_configs_have_varied_weights():
 
 
 @pytest.mark.rtlsim
-@pytest.mark.parametrize("name", IDS)
+@pytest.mark.parametrize("name", [*IDS, "odd-uint3-lutmul"])
 def test_simulation(name, hw_env):
-    p = CONFIGS[name]
-    res = run_cocotb(TOP, hdl_params(p), "cocotb_attention_aggregate", settings(p))
+    p = cfg(name)
+    res = run_cocotb(TOP, hdl(name), "cocotb_attention_aggregate", settings(p))
     rnd, cyc = res["random"], res["cycles"]
     # bit exact under random gaps and back-pressure (the cocotb test asserts it too)
     assert rnd["finished"] and rnd["n_errors"] == 0, rnd["errors"]
@@ -102,13 +114,13 @@ def test_simulation(name, hw_env):
 
 
 @pytest.mark.rtlsim
-@pytest.mark.parametrize("name", IDS)
+@pytest.mark.parametrize("name", [*IDS, *LUT_MUL])
 def test_resources(name, hw_env):
     from kernels.attention_aggregate.resources import estimate
 
-    p = CONFIGS[name]
-    stat = yosys_cached(TOP, hdl_params(p))
-    est = estimate(p)
+    p = cfg(name)
+    stat = yosys_cached(TOP, hdl(name))
+    est = estimate(p, lut_mul=name in LUT_MUL)
     print("\n" + table_row(name, stat, est))
     lut = stat["LUT"] + stat["LUTRAM"]
     assert abs(est["LUT"] - lut) <= 0.25 * lut, (est, stat)

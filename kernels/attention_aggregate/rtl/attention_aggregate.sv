@@ -34,7 +34,10 @@ module attention_aggregate #(
   parameter logic [(2**FB)*(E+1)-1:0] EXP_TABLE = '0,  // golden exp_table(p)
   parameter int W = 10, G = 4, FRAC_BITS = 4, OUT_BITS = 8,
   parameter int ID_BITS = 11, NULL_ID = 0,
-  parameter int EMIT_WEIGHTS = 0
+  parameter int EMIT_WEIGHTS = 0,
+  // micro-architecture only (same results): 1 builds the 2*PE lane products (q_d * x_d, a_j * x_d)
+  // by shift-and-add over the bits of x in LUTs instead of DSP48s (demo: +3,900 LUT, -64 DSP)
+  parameter int LUT_MUL = 0
 )(
   input  logic ap_clk, ap_rst_n,
   input  logic [PE*IN_BITS-1:0] in0_V_TDATA, input logic in0_V_TVALID, output logic in0_V_TREADY,
@@ -228,7 +231,18 @@ module attention_aggregate #(
     end else begin : g_u
       assign xv = $signed({1'b0, s1_x[j*IN_BITS +: IN_BITS]});
     end
-    assign pp = qf[s1_f] * xv;
+    logic signed [Q_BITS-1:0] qv;
+    assign qv = qf[s1_f];
+    if (LUT_MUL != 0) begin : g_lut
+      // shift-and-add over the few bits of x (no DSP48 for a 4-bit operand)
+      always_comb begin
+        pp = '0;
+        for (int b = 0; b < XB - 1; b++) if (xv[b]) pp = pp + (PPW'(qv) <<< b);
+        if (xv[XB-1]) pp = pp - (PPW'(qv) <<< (XB - 1));
+      end
+    end else begin : g_dsp
+      assign pp = qv * xv;
+    end
     assign lane_prod[j] = LW'(pp);
   end
 
@@ -467,7 +481,17 @@ module attention_aggregate #(
     end else begin : g_u
       assign xv = $signed({1'b0, x_rd[j*IN_BITS +: IN_BITS]});
     end
-    assign prod = UW'($signed({1'b0, w2_a}) * xv);
+    logic signed [AW:0] av;
+    assign av = $signed({1'b0, w2_a});
+    if (LUT_MUL != 0) begin : g_lut
+      always_comb begin
+        prod = '0;
+        for (int b = 0; b < XB - 1; b++) if (xv[b]) prod = prod + (UW'(av) <<< b);
+        if (xv[XB-1]) prod = prod - (UW'(av) <<< (XB - 1));
+      end
+    end else begin : g_dsp
+      assign prod = UW'(av * xv);
+    end
     assign old = acc_rd[j*UW +: UW];
     assign nx = (w2_first ? UW'(0) : old) + prod;
     assign acc_nx[j*UW +: UW] = nx;
