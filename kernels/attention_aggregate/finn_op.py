@@ -97,7 +97,7 @@ class AttentionAggregate(finn_common.KernelResources, HWCustomOp):
     def get_number_output_values(self):
         p = self.params()
         n = int(np.prod(self._vecs()))
-        return {"out0": n * p.fold, "out1": n * p.k} if p.emit_weights else n * p.fold
+        return {"out0": n * p.fold, "out1": n * p.k} if len(self.onnx_node.output) > 1 else n * p.fold
 
     def get_exp_cycles(self):
         """golden.cycles(p).per_query per query (the back end's fixed schedule)."""
