@@ -30,8 +30,8 @@ from fpgarec.experiment.results import (
     popularity_new,
 )
 from fpgarec.experiment.scheduler import STANDARD, run_tasks
-from fpgarec.experiment.tasks import NODISTILL, TASK_FUNCTIONS, plan, remember, student_path
-from fpgarec.train.checkpoint import load_student, save_student
+from fpgarec.experiment.tasks import NODISTILL, TASK_FUNCTIONS, plan, remember, trained_student
+from fpgarec.train.checkpoint import save_student
 from fpgarec.train.distributed import is_main_process
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def train_models(prep: Prepared, cfg: DemoConfig, names: list[str]) -> tuple[dic
             r = results[name]
             log.info("%-11s NDCG@10 all %.4f cold %.4f new %.4f (%.0f s)", name, r["all"]["ndcg@10"],
                      r["cold"]["ndcg@10"], r["new"]["ndcg@10"], r["train_seconds"])
-    trained = {n: load_student(student_path(cfg, n, STANDARD)) for n in names if n.startswith("student_w")}
+    trained = {n: trained_student(cfg, n, STANDARD) for n in names if n.startswith("student_w")}
     extra = {}
     lora = [r.value["lora"] for r in done.values() if r.task.model == "lora"]
     if lora:

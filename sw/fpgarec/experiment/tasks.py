@@ -7,7 +7,9 @@ the prepared data comes from :func:`prepared`, once per process) and returns pla
      "curve": training curve, "seconds": training seconds, "valid": best validation NDCG@10}
 
 Weights that other tasks load are checkpoints under ``<out>/work/``
-(:mod:`fpgarec.train.checkpoint`); under torch.distributed only rank 0 writes them.
+(:mod:`fpgarec.train.checkpoint`); under torch.distributed only rank 0 writes them. A process
+also keeps the checkpoints it made in memory and loads those first: under ``torchrun`` every
+rank trains the same weights (DDP), so no rank reads another host's files.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from fpgarec.config import DemoConfig
 from fpgarec.data.prepared import Prepared
 from fpgarec.experiment.prepare import prepare
 from fpgarec.experiment.scheduler import BOTH, NEW, STANDARD, Task
-from fpgarec.train.checkpoint import load_parameters, save_parameters, save_student
+from fpgarec.train.checkpoint import (
+    load_parameters,
+    load_student,
+    parameters,
+    save_parameters,
+    save_student,
+    student_from_state,
+    student_state,
+)
 from fpgarec.train.ctr import evaluate_ctr
 from fpgarec.train.distributed import barrier, is_main_process
 from fpgarec.train.evaluate import evaluate_new, evaluate_test
@@ -101,8 +111,13 @@ def student_path(cfg: DemoConfig, model: str, split_name: str) -> Path:
     return work_dir(cfg) / f"{model}.{split_name}"
 
 
-def _written(write) -> None:
-    """Rank 0 writes (every process when not distributed); every rank waits for the file."""
+#: checkpoints this process made, by path (the same tensors as the files)
+_KEPT: dict[Path, object] = {}
+
+
+def _checkpoint(path: Path, kept, write) -> None:
+    """Keep ``kept`` in memory; rank 0 writes the file (every process when not distributed)."""
+    _KEPT[Path(path)] = kept
     if is_main_process():
         write()
     barrier()
@@ -110,7 +125,14 @@ def _written(write) -> None:
 
 def load_teacher(prep: Prepared, split_name: str, cfg: DemoConfig):
     model = build_teacher(prep, _split(prep, split_name), train_settings(cfg))
-    return load_parameters(model, teacher_path(cfg, split_name))
+    path = teacher_path(cfg, split_name)
+    return load_parameters(model, _KEPT.get(path, path))
+
+
+def trained_student(cfg: DemoConfig, model: str, split_name: str):
+    """A student a task trained (kept in memory by this process, else from its file)."""
+    path = student_path(cfg, model, split_name)
+    return student_from_state(*_KEPT[path]) if path in _KEPT else load_student(path)
 
 
 # ----------------------------------------------------------------------------- task bodies
@@ -123,7 +145,8 @@ def task_baseline(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> 
 def task_teacher(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> dict:
     prep = prep or prepared(cfg)
     model, hist = train_teacher(prep, _split(prep, task.split), train_settings(cfg))
-    _written(lambda: save_parameters(model, teacher_path(cfg, task.split)))
+    path = teacher_path(cfg, task.split)
+    _checkpoint(path, parameters(model), lambda: save_parameters(model, path))
     return _outcome(model, hist, task, prep, cfg)
 
 
@@ -134,7 +157,8 @@ def task_student(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> d
     teacher = load_teacher(prep, task.split, cfg) if distilled else None
     model, hist = train_student(prep, _split(prep, task.split), train_settings(cfg), student_settings(cfg, bits),
                                 teacher)
-    _written(lambda: save_student(model, student_path(cfg, task.model, task.split)))
+    path = student_path(cfg, task.model, task.split)
+    _checkpoint(path, student_state(model), lambda: save_student(model, path))
     return _outcome(model, hist, task, prep, cfg, modality_weights=[float(x) for x in model.modality_weights().detach()])
 
 

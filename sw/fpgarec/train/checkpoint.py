@@ -9,6 +9,9 @@ Two kinds, each written and read here only:
 * **parameters** of any model (not the buffers it rebuilds on construction), loaded into a
   freshly built model of the same shape: :func:`save_parameters`, :func:`load_parameters`;
   how one task hands its trained teacher to the next.
+
+Both load from a file or from the same tensors held in memory (:func:`parameters`,
+:func:`student_state`): a process that made a checkpoint needs no file system to use it again.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from fpgarec.errors import FpgarecError
@@ -52,11 +56,21 @@ def load_student(path: Path) -> QuantStudent:
         shape = StudentShape(**json.loads(shape_file.read_text()))
     except (TypeError, ValueError) as exc:
         raise FpgarecError(f"{shape_file}: not a student shape ({exc})") from exc
-    student = QuantStudent(shape)
     try:
-        student.load_state_dict(load_file(str(weights)))
+        return student_from_state(shape, load_file(str(weights)))
     except RuntimeError as exc:
         raise FpgarecError(f"{weights}: weights do not fit the shape in {shape_file.name} ({exc})") from exc
+
+
+def student_state(student: QuantStudent) -> tuple[StudentShape, dict[str, torch.Tensor]]:
+    """(shape, state) of a student: what :func:`save_student` writes, as tensors in memory."""
+    return student.shape, {k: v.detach().clone() for k, v in student.state_dict().items()}
+
+
+def student_from_state(shape: StudentShape, state: dict[str, torch.Tensor]) -> QuantStudent:
+    """The student of :func:`student_state` (or of a loaded file), in eval mode."""
+    student = QuantStudent(shape)
+    student.load_state_dict(state)
     return student.eval()
 
 
@@ -69,13 +83,24 @@ def save_parameters(model: nn.Module, path: Path) -> None:
     save_file({k: v.detach().contiguous() for k, v in model.named_parameters()}, str(path))
 
 
-def load_parameters(model: nn.Module, path: Path) -> nn.Module:
-    """Load :func:`save_parameters`' file into a freshly built model of the same shape."""
-    from safetensors.torch import load_file
+def parameters(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of what :func:`save_parameters` writes, held in memory."""
+    return {k: v.detach().clone() for k, v in model.named_parameters()}
 
-    missing, unexpected = model.load_state_dict(load_file(str(path)), strict=False)
+
+def load_parameters(model: nn.Module, source: Path | dict[str, torch.Tensor]) -> nn.Module:
+    """Load :func:`save_parameters`' file (or :func:`parameters`' tensors) into a freshly built
+    model of the same shape."""
+    if isinstance(source, dict):
+        tensors = source
+    else:
+        from safetensors.torch import load_file
+
+        tensors = load_file(str(source))
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
     params = {k for k, _ in model.named_parameters()}
     if unexpected or params & set(missing):
-        raise RuntimeError(f"{path}: weights do not fit the model (missing {missing}, unexpected {unexpected})")
+        where = "the tensors" if isinstance(source, dict) else source
+        raise RuntimeError(f"{where}: weights do not fit the model (missing {missing}, unexpected {unexpected})")
     model.eval()
     return model
