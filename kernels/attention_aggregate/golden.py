@@ -194,7 +194,7 @@ class AttentionParams:
 
     @property
     def logit_bits(self) -> int:
-        """LW: signed width of l_j (and of d_j = m - l_j, unsigned, which is < 2^(LW-1)+...)."""
+        """LW: signed width of l_j; d_j = m - l_j < 2^LW fits LW bits unsigned."""
         return max(self.q_bits + self.x_bits - 2 + clog2(self.d), self.bias_bits) + 2
 
     @property
