@@ -88,6 +88,7 @@ module topk_select #(
   localparam int S2 = 1 << D;                         // tree leaves (padded with 0)
   localparam int HPW = $clog2(K + D);                 // head pointer 0..K+D-1
   localparam int CW = $clog2(K + 1);                  // root fire counter
+  localparam int HN = 1 << HPW;                       // head mux leaves (>= K, padded with 0)
   localparam int FB = N_VALID / PE;                   // beats whose items are all valid
   localparam int REM = N_VALID % PE;                  // valid lanes of beat FB
   // a query may have fewer than K eligible items (its last slots then carry the value N)
@@ -387,16 +388,27 @@ module topk_select #(
     end
 
     // merge leaf: the shadow list's head entry as {v, key, b, t, l} (0 past the list's end)
-    // (an AND-OR mux over the K entries; head >= K reads 0)
-    logic [K*EW-1:0] hd_sel;
+    // (a binary mux tree over the head bits, MSB at the root: a LUT6 + MUXF7/F8 per bit
+    // for 16 leaves; entries >= K read 0. heap: node n at [n*EW +: EW], leaves HN + e)
+    /* verilator lint_off UNOPTFLAT */
+    /* verilator lint_off UNUSEDSIGNAL */
+    logic [2*HN*EW-1:0] htree;                        // (node 0 unused)
+    /* verilator lint_on UNUSEDSIGNAL */
+    /* verilator lint_on UNOPTFLAT */
     logic [EW-1:0] hd;
-    for (genvar k = 0; k < K; k++) begin : g_head_sel
-      assign hd_sel[k*EW +: EW] = (int'(head) == k) ? sh[k*EW +: EW] : '0;
+    assign htree[EW-1:0] = '0;
+    for (genvar e = 0; e < HN; e++) begin : g_hleaf
+      if (e < K) begin : g_entry
+        assign htree[(HN + e)*EW +: EW] = sh[e*EW +: EW];
+      end else begin : g_pad
+        assign htree[(HN + e)*EW +: EW] = '0;
+      end
     end
-    always_comb begin
-      hd = '0;
-      for (int k = 0; k < K; k++) hd = hd | hd_sel[k*EW +: EW];
+    for (genvar n = 1; n < HN; n++) begin : g_hnode
+      localparam int DEP = $clog2(n + 1) - 1;         // depth of node n (root 0)
+      assign htree[n*EW +: EW] = head[HPW - 1 - DEP] ? htree[(2*n + 1)*EW +: EW] : htree[(2*n)*EW +: EW];
     end
+    assign hd = htree[EW +: EW];
     localparam logic [TW-1:0] TID = TW'(t);          // (Yosys 0.70 misreads casts in a {})
     assign recs[(S2 + t)*RW +: RW] = {hd[EW-1:LW], TID, hd[LW-1:0]};
     assign fulls[S2 + t] = 1'b1;
