@@ -25,7 +25,8 @@ An item's vector is the mean of the aligned vectors of the modalities it has, re
 
     v_i = normalize( (1/|M_i|) Σ_{m ∈ M_i} z_{i,m} ),   text ∈ M_i always,   v ∈ R^{I x d}
 
-``v`` replaces the MiniLM table ``prep.text`` (I, 384) everywhere downstream: the teacher's
+``v`` is the item content ``prep.content`` in place of the MiniLM table ``prep.text`` (I, 384)
+(which stays for the text-encoder comparison) everywhere downstream: the teacher's
 text MLP takes any width, the student's text table is initialised from the teacher's
 ``projected_text()`` and quantized, and the FPGA looks that table up; nothing else changes.
 
