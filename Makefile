@@ -54,6 +54,7 @@ test-board-emu: $(PYNQ_STAMP)
 	$(PYNQ_VENV)/bin/python -m pytest -q tests/board_emu
 
 test: $(STAMP) $(PYNQ_STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 	$(PYNQ_VENV)/bin/python -m pytest -q tests/board_emu
 

@@ -2,7 +2,7 @@
 (:class:`RTLKernel`), parameter checks and resource hooks, and the base of the inference
 transformations (:class:`InferKernelLayer`).
 
-This module imports no kernel room; registration with FINN is ``kernels.registry.register_finn``
+This module imports no kernel room; registration with FINN is ``kernels.finn_registry.register_finn``
 (explicit, called by the compile flow and the tests, never at import time).
 """
 
@@ -153,7 +153,7 @@ class RTLKernel:
     wrapper reads (name -> text, e.g. a ROM's ``$readmemh`` file), written next to it and
     added to the IPI project but not to the HDL file list. ``rtl_unsupported(op)`` (a
     classmethod) returns why the RTL cannot build a node, "" when it can: the compile flow
-    then keeps FINN's HLS variant (``kernels.registry.prefer_rtl``). (KERNEL and CORE are not
+    then keeps FINN's HLS variant (``kernels.finn_registry.prefer_rtl``). (KERNEL and CORE are not
     defined here: this class comes first in the MRO and would hide the kernel op's.)"""
 
     @classmethod

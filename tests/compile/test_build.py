@@ -245,14 +245,13 @@ def test_vivado_stitches_the_kernels_rtl_layers(small_student, tmp_path):
     project holds each kernel's core SystemVerilog."""
     from fpgarec.compile.flow import build
     from fpgarec.runtime.bundle import load_bundle
-    from small_design import small_build_config
-
     from kernels import hwtools
+    from small_design import small_build_config
 
     cfg = small_build_config(tmp_path, vivado="auto", design="stitch", exclude_seen=True)
     bundle = build(small_student[1], cfg)
     m = load_bundle(bundle).manifest
-    assert {layer["impl"] for layer in m["layers"]} == {"rtl"}, [(l["name"], l["impl"]) for l in m["layers"]]
+    assert {layer["impl"] for layer in m["layers"]} == {"rtl"}, [(x["name"], x["impl"]) for x in m["layers"]]
     stitched = list((tmp_path / "work").rglob("stitched_ip"))
     assert stitched, "FINN wrote no stitched_ip folder"
     files = {p.name for d in stitched for p in d.rglob("*.sv")}

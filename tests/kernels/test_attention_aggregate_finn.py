@@ -24,9 +24,9 @@ FINN = "finn.custom_op.fpgadataflow"
 
 @pytest.fixture(scope="module", autouse=True)
 def registered():
-    from kernels import registry
+    from kernels import finn_registry
 
-    registry.register_finn()
+    finn_registry.register_finn()
 
 
 def params(seed=0, k=5, d=8, pe=4, in_bits=4, in_signed=True, emit=True, id_bits=6, **kw) -> AttentionParams:

@@ -387,7 +387,7 @@ def test_generated_wrappers_of_finn_layers_lint_clean(name, tmp_path, hw_env):
 
 
 def test_specialize_layers_picks_the_kernels_rtl_variants():
-    """FINN's SpecializeLayers, after ``registry.prefer_rtl``, makes Lookup, DuplicateStreams and
+    """FINN's SpecializeLayers, after ``finn_registry.prefer_rtl``, makes Lookup, DuplicateStreams and
     LabelSelect our ``_rtl`` layers (names Lookup_rtl_0, ...); a LabelSelect the core cannot
     build (32-bit scores) stays FINN's HLS variant."""
     from finn.transformation.fpgadataflow.specialize_layers import SpecializeLayers
@@ -396,7 +396,7 @@ def test_specialize_layers_picks_the_kernels_rtl_variants():
     from qonnx.transformation.general import GiveUniqueNodeNames
     from qonnx.util.basic import qonnx_make_model
 
-    from kernels import registry
+    from kernels import finn_registry
 
     def graph(score_dt: str):
         k, n, d = 4, 16, 8
@@ -423,10 +423,10 @@ def test_specialize_layers_picks_the_kernels_rtl_variants():
         model.set_tensor_datatype("scores", DataType[score_dt])
         return model.transform(GiveUniqueNodeNames())
 
-    model = registry.prefer_rtl(graph("INT9")).transform(SpecializeLayers("xc7z020clg400-1"))
+    model = finn_registry.prefer_rtl(graph("INT9")).transform(SpecializeLayers("xc7z020clg400-1"))
     assert sorted(n.name for n in model.graph.node) == ["DuplicateStreams_rtl_0", "LabelSelect_rtl_0",
                                                         "Lookup_rtl_0", "Lookup_rtl_1"]
     assert all(n.domain == "finn.custom_op.fpgadataflow.rtl" for n in model.graph.node)
-    model = registry.prefer_rtl(graph("INT32")).transform(SpecializeLayers("xc7z020clg400-1"))
+    model = finn_registry.prefer_rtl(graph("INT32")).transform(SpecializeLayers("xc7z020clg400-1"))
     assert sorted(n.op_type for n in model.graph.node) == ["DuplicateStreams_rtl", "LabelSelect_hls",
                                                            "Lookup_rtl", "Lookup_rtl"]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kernels import registry
+from kernels import finn_registry, registry
 
 KERNELS_DIR = Path(registry.__file__).resolve().parent
 
@@ -78,8 +78,8 @@ def test_registration_with_finn_and_qonnx():
 
     from kernels import qonnx_ops
 
-    registry.register_finn()
-    registry.register_finn()  # idempotent
+    finn_registry.register_finn()
+    finn_registry.register_finn()  # idempotent
     for k in registry.KERNELS:
         assert rtl_variants[f"{k.op_type}_rtl"] is registry.load(k.rtl_op)
     assert set(qonnx_ops.custom_op) == {k.op_type for k in registry.KERNELS if k.qonnx_op}

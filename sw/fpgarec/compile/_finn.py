@@ -58,12 +58,12 @@ def builder_steps():
 
 
 def register_kernels() -> None:
-    """Make FINN know the project's kernels (``kernels.registry.register_finn``; idempotent):
+    """Make FINN know the project's kernels (``kernels.finn_registry.register_finn``; idempotent):
     their abstract ops (including ``kernels/lookup``'s Lookup, which executes integer ids behind
     a DuplicateStreams) and their ``_rtl`` backends."""
-    from kernels import registry
+    from kernels import finn_registry
 
-    registry.register_finn()
+    finn_registry.register_finn()
 
 
 def quiet_finn_logging() -> None:

@@ -37,7 +37,7 @@ from fpgarec.compile.boards import ShellType
 from fpgarec.compile.config import BuildConfig, FoldingStrategy, ImplStyle
 from fpgarec.compile.export import INPUT_NAME, OUTPUT_NAME
 from fpgarec.errors import FpgarecError
-from kernels import registry
+from kernels import finn_registry, registry
 
 log = logging.getLogger(__name__)
 
@@ -379,9 +379,9 @@ def step_specialize_layers(model, cfg: BuildConfig):
     variant (``mvau_impl`` sets the MVAU preference; RTL MVAU needs narrow weights on DSP48E1).
     The layers a kernel of ``kernels/registry.py`` implements (Lookup, DuplicateStreams,
     LabelSelect, the fusion and aggregation kernels) are first marked
-    ``preferred_impl_style="rtl"`` (``registry.prefer_rtl``; "hls" where the kernel's RTL
+    ``preferred_impl_style="rtl"`` (``finn_registry.prefer_rtl``; "hls" where the kernel's RTL
     cannot build the node), so they become the kernels' ``_rtl`` layers."""
-    model = registry.prefer_rtl(model)
+    model = finn_registry.prefer_rtl(model)
     return _finn.builder_steps().step_specialize_layers(model, finn_config(cfg))
 
 

@@ -72,6 +72,24 @@ class FinnBackend:
         return np.stack(tops).astype(np.int64), np.rint(np.stack(scores)).astype(np.int64)
 
 
+class FinnServingBackend:
+    """FINN's execution as an accelerator backend (``run``/``close``, one query at a time), for
+    ``fpgarec serve --backend finn``: the numpy-only runtime does not import FINN; the caller
+    hands this object to :class:`fpgarec.runtime.accelerator.Accelerator`."""
+
+    name = "finn"
+
+    def __init__(self, bundle: Bundle | Path | str, workers: int = 1):
+        self.workers = int(workers)
+        self._finn = FinnBackend(bundle)
+
+    def run(self, ids: np.ndarray) -> np.ndarray:
+        return self._finn.run_with_scores(ids, workers=self.workers)[0]
+
+    def close(self) -> None:
+        pass
+
+
 _WORKER: FinnBackend | None = None
 
 

@@ -16,16 +16,18 @@ Backends (all share ``run(ids (B, K)) -> (B, top_k) int64`` and ``close()``):
 
 - ``pynq``: the FPGA through PYNQ (:mod:`fpgarec.runtime.pynq_backend`, on a board image);
 - ``emulation``: the bit-exact CPU emulation (:class:`~fpgarec.runtime.emulation.EmulationBackend`);
-- ``finn``: FINN's own execution of the HW-layer graph (slow, needs finn: development only);
-- ``auto``: ``pynq`` where a board is present, else ``emulation``.
+- ``auto``: ``pynq`` where a board is present, else ``emulation``;
+- any object with ``run(ids)``, e.g. FINN's own execution of the HW-layer graph
+  (:class:`fpgarec.compile.verify.FinnServingBackend`, which ``fpgarec serve --backend finn``
+  hands in: the runtime never imports FINN).
 
 Host side of a query: the :class:`~fpgarec.runtime.sampler.HostSampler` turns a user id or an
 item list into the K context ids the design was trained with (padding and older/recent split
 from the bundle's manifest); the backend returns the design's ``top_k`` item ids, best first,
 of which ``recommend`` keeps the first ``k``.
 
-numpy only (no torch, finn, qonnx, brevitas import here; ``finn`` is imported lazily for that
-backend): it runs on a PYNQ image's Python 3.10 with numpy 1.x.
+numpy only (no torch, finn, qonnx, brevitas import here, lazily or not; import-linter checks
+it): it runs on a PYNQ image's Python 3.10 with numpy 1.x.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from fpgarec.runtime.sampler import History, HostSampler, QueryError, QueryTypeE
 log = logging.getLogger(__name__)
 
 #: backend names :class:`Accelerator` accepts
-BACKENDS = ("auto", "pynq", "emulation", "finn")
+BACKENDS = ("auto", "pynq", "emulation")
 
 _PYNQ_MODULE = "fpgarec.runtime.pynq_backend"
 
@@ -70,28 +72,6 @@ def board_present() -> bool:
     return bool(mod is not None and mod.board_present())
 
 
-class _FinnAdapter:
-    """``run``/``close`` over :class:`fpgarec.compile.verify.FinnBackend` (one query at a time)."""
-
-    name = "finn"
-
-    def __init__(self, bundle: Bundle, **options):
-        try:
-            from fpgarec.compile.verify import FinnBackend
-        except ImportError as exc:
-            raise FpgarecError(f"backend 'finn' needs finn-plus and qonnx installed ({exc})") from exc
-        self.workers = int(options.pop("workers", 1))
-        if options:
-            raise FpgarecError(f"backend 'finn' does not take options {sorted(options)}")
-        self._finn = FinnBackend(bundle)
-
-    def run(self, ids: np.ndarray) -> np.ndarray:
-        return self._finn.run_with_scores(ids, workers=self.workers)[0]
-
-    def close(self) -> None:
-        pass
-
-
 def open_backend(bundle: Bundle, backend: str = "auto", **options):
     """The backend object for ``backend`` (see the module docstring); ``options`` go to its
     constructor (emulation: ``threads``, ``min_chunk``; PYNQ: what the PYNQ backend takes)."""
@@ -111,8 +91,6 @@ def open_backend(bundle: Bundle, backend: str = "auto", **options):
                          bundle.manifest.get("bitstream", {}).get("reason", "not built"))
             else:
                 log.info("no PYNQ board present: using the CPU emulation")
-        if backend == "finn":
-            return _FinnAdapter(bundle, **options)
         from fpgarec.runtime.emulation import EmulationBackend
 
         return EmulationBackend(bundle, **options)

@@ -254,7 +254,12 @@ def create_app(acc: Accelerator, cfg: ServeConfig) -> Starlette:
 
 def open_accelerator(cfg: ServeConfig) -> Accelerator:
     """The accelerator a configuration describes (bundle, backend, history source)."""
-    return Accelerator(cfg.bundle, cfg.backend, history=load_history(cfg.history), max_items=cfg.max_items)
+    backend = cfg.backend
+    if backend == "finn":  # FINN's execution: the runtime is numpy-only, so it is handed in
+        from fpgarec.compile.verify import FinnServingBackend
+
+        backend = FinnServingBackend(cfg.bundle)
+    return Accelerator(cfg.bundle, backend, history=load_history(cfg.history), max_items=cfg.max_items)
 
 
 def limit_blas_threads(threads: int | None):
