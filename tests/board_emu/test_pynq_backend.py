@@ -237,7 +237,8 @@ def test_reuse_of_a_loaded_bitstream_without_download(device, overlay, bundle, i
 def test_a_built_bundles_bitstream_is_hash_checked_then_opened_by_pynq(device, built_bundle):
     from fpgarec.errors import FpgarecError
     from fpgarec.runtime.bundle import load_bundle
-    from fpgarec.runtime.pynq_backend import PynqBackend, resolve_bitstream
+    from fpgarec.runtime.pynq_backend import PynqBackend
+    from fpgarec.runtime.pynq_overlay import resolve_bitstream
 
     bit, hwh, emulated = resolve_bitstream(load_bundle(built_bundle))
     assert (bit.name, hwh.name, emulated) == ("finn-accel.bit", "finn-accel.hwh", False)

@@ -47,7 +47,8 @@ def test_layout_and_hashes(deployed):
     assert info["design"] == "student_w4_pynq-z2" and info["board"] == "pynq-z2"
     assert info["bitstream_built"] is False
     for rel in ("run.py", "README.md", "lib/fpgarec/__init__.py", "lib/fpgarec/errors.py",
-                "lib/fpgarec/runtime/pynq_backend.py", "lib/fpgarec/runtime/packing.py",
+                "lib/fpgarec/runtime/pynq_backend.py", "lib/fpgarec/runtime/pynq_overlay.py",
+                "lib/fpgarec/runtime/packing.py",
                 "lib/kernels/_params.py", "lib/kernels/neighbor_aggregate/golden.py",
                 "bundle/student_w4_pynq-z2/manifest.json"):
         assert rel in info["files"], rel

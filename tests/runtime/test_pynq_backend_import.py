@@ -29,7 +29,8 @@ def test_import_without_pynq_and_no_board():
 
 
 def test_runtime_import_pulls_in_nothing_heavy():
-    code = ("import sys, fpgarec.runtime, fpgarec.runtime.pynq_backend, fpgarec.runtime.pynq_hwh; "
+    code = ("import sys, fpgarec.runtime, fpgarec.runtime.pynq_backend, fpgarec.runtime.pynq_hwh, "
+            "fpgarec.runtime.pynq_overlay; "
             "print(sorted(m for m in ('pynq', 'torch', 'finn', 'qonnx', 'brevitas', 'onnx') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

@@ -7,7 +7,8 @@ module under ``fpgarec.runtime`` imports torch, finn, qonnx or brevitas.
 - :mod:`fpgarec.runtime.emulation`: bit-exact CPU execution of a bundle's HW layers
 - :mod:`fpgarec.runtime.accelerator`: the one API over the backends (PYNQ board, emulation, FINN)
 - :mod:`fpgarec.runtime.sampler`: the host sampler (K neighbour ids per query, O(K))
-- :mod:`fpgarec.runtime.pynq_backend`: PYNQ overlays, buffers and FINN's IODMA protocol
+- :mod:`fpgarec.runtime.pynq_backend`: the PYNQ backend: buffers and FINN's IODMA protocol
+- :mod:`fpgarec.runtime.pynq_overlay`: loading a design on the board (bitstream checks, overlay, FCLK0)
 - :mod:`fpgarec.runtime.packing`: FINN's packed stream layout, vectorised (bench against
   finn-plus' own functions: :mod:`fpgarec.compile.bench_packing`)
 """

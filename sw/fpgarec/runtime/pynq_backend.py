@@ -50,22 +50,7 @@ way (the demo bundle: N = 1728, PE = 48)::
 ``run(ids, seen=None)``: ``seen`` None means the query's own context ids, as
 ``EmulationBackend.run``. Slots left empty (fewer than top_k unseen items) hold N.
 
-Clock. FINN's driver sets ``Clocks.fclk0_mhz = fclk_mhz`` because older FINN designs were
-clocked by FCLK0 directly. finn-plus 1.6.1 designs feed FCLK0 (100 MHz, set by the ``.hwh``
-when the overlay is downloaded) to a Clocking Wizard that makes the design clock, so by default
-FCLK0 is left as the bitstream sets it; ``clock_mhz`` overrides it as FINN's ``fclk_mhz`` does.
-The value read back from the PS registers is ``PynqBackend.fclk0_mhz``.
-
-pynq 4.0.0 on Zynq-7000: its metadata parser gives ``frequency=None`` for the PS7 clocks
-(``ZynqProcSysCore`` has no frequency parameter name), and ``Overlay.download()`` then calls
-``Clocks.set_pl_clk(0, clk_mhz=None)``, which fails. The overlay is therefore opened with
-``download=False``, the missing frequencies are filled from the PS parameters
-``PCW_ACT_FPGA<i>_PERIPHERAL_FREQMHZ`` and then it is downloaded.
-
-Bitstreams are loaded only after their sha256 is checked: a bundle's ``.bit``/``.hwh`` against
-its manifest (just before loading), a generated emulation overlay (``bitfile=`` option, see
-:mod:`fpgarec.runtime.pynq_hwh`) against its sidecar; and a placeholder is never downloaded onto
-a device that does not declare itself emulated.
+Loading the bitstream (sha256 checks, pynq's metadata, FCLK0): :mod:`fpgarec.runtime.pynq_overlay`.
 """
 
 from __future__ import annotations
@@ -77,20 +62,16 @@ from pathlib import Path
 
 import numpy as np
 
-from fpgarec.errors import FpgarecError
 from fpgarec.runtime import packing
-from fpgarec.runtime.bundle import Bundle, BundleError, load_bundle, sha256_file
-from fpgarec.runtime.pynq_hwh import (
-    AP_DONE,
-    AP_IDLE,
-    AP_READY,
-    AP_START,
-    AUTO_RESTART,
-    bit_part,
-    dma_ios,
-    is_emulation_bitfile,
-    read_bit_header,
-    verify_emulation_overlay,
+from fpgarec.runtime.bundle import Bundle, BundleError, load_bundle
+from fpgarec.runtime.pynq_hwh import AP_DONE, AP_IDLE, AP_READY, AP_START, AUTO_RESTART, dma_ios
+from fpgarec.runtime.pynq_overlay import (
+    PynqBackendError,
+    import_pynq,
+    map_ip,
+    open_overlay,
+    resolve_bitstream,
+    set_fclk0,
 )
 
 log = logging.getLogger(__name__)
@@ -101,10 +82,6 @@ REG_CTRL, REG_ADDR_LO, REG_ADDR_HI, REG_COUNT = 0x00, 0x10, 0x14, 0x1C
 OPTIONS = ("bitfile", "device", "download")
 _CTRL_BITS = ((AP_START, "ap_start"), (AP_DONE, "ap_done"), (AP_IDLE, "ap_idle"), (AP_READY, "ap_ready"),
               (AUTO_RESTART, "auto_restart"))
-
-
-class PynqBackendError(FpgarecError):
-    """The PYNQ backend cannot run: no pynq, no device, no (valid) bitstream, bad options."""
 
 
 class SeenBitmapError(PynqBackendError, ValueError):
@@ -119,18 +96,6 @@ class DmaTimeoutError(PynqBackendError):
     def __init__(self, message: str, registers: dict[str, dict[str, int]]):
         super().__init__(message)
         self.registers = registers
-
-
-def _import_pynq():
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pynq warns about an unsupported CPU off the board
-            import pynq
-    except ImportError as exc:
-        raise PynqBackendError(
-            "the pynq package is not installed: the PYNQ backend runs on a PYNQ board image "
-            "(elsewhere use the emulation backend)") from exc
-    return pynq
 
 
 def board_present() -> bool:
@@ -156,49 +121,6 @@ def format_dma_state(state: dict[str, dict[str, int]]) -> str:
     return "; ".join(
         f"{name} ctrl=0x{r['ctrl']:08x} ({describe_ctrl(r['ctrl'])}) addr=0x{r['addr']:08x} count={r['count']}"
         for name, r in state.items())
-
-
-def resolve_bitstream(bundle: Bundle, bitfile: Path | str | None = None) -> tuple[Path, Path, bool]:
-    """``(bit, hwh, emulated)`` to load for ``bundle``, after checking their sha256.
-
-    Without ``bitfile``: the bundle's own ``.bit`` and the ``.hwh`` of the same stem, both listed
-    in the manifest and re-hashed now (the manifest was checked when the bundle loaded; this
-    catches a file swapped since). With ``bitfile``: a generated emulation overlay
-    (``*.emulated.bit``), checked against its sidecar and the bundle's design and part.
-    """
-    m = bundle.manifest
-    if bitfile is not None:
-        ov = verify_emulation_overlay(Path(bitfile), design=m["design"], part=m["part"])
-        return ov.bit, ov.hwh, True
-    if not bundle.bitstream_built:
-        reason = m.get("bitstream", {}).get("reason") or "not built"
-        raise PynqBackendError(
-            f"{bundle.root}: the bundle has no bitstream ({reason}); build it with Vivado, "
-            "or run the emulation backend")
-    rels = list(m["bitstream"].get("files", []))
-    bits = [r for r in rels if r.endswith(".bit")]
-    if len(bits) != 1:
-        raise BundleError(f"{bundle.root / 'manifest.json'}: expected one .bit in bitstream.files, found {bits}")
-    bit_rel = bits[0]
-    hwh_rel = bit_rel[: -len(".bit")] + ".hwh"
-    if hwh_rel not in rels:
-        raise BundleError(f"{bundle.root / bit_rel}: no {Path(hwh_rel).name} beside it in the bundle")
-    for rel in (bit_rel, hwh_rel):
-        info = m["files"].get(rel)
-        if info is None:
-            raise BundleError(f"{bundle.root / rel}: not listed in the manifest's files")
-        if sha256_file(bundle.root / rel) != info["sha256"]:
-            raise BundleError(f"{bundle.root / rel}: sha256 differs from the manifest (tampered)")
-    bit = bundle.root / bit_rel
-    try:
-        header = read_bit_header(bit.read_bytes())
-    except ValueError as exc:
-        raise BundleError(f"{bit}: {exc}") from exc
-    if header.get("part") and header["part"] != bit_part(m["part"]):
-        raise BundleError(f"{bit}: built for part {header['part']}, the bundle is for {m['part']}")
-    if is_emulation_bitfile(bit):
-        raise BundleError(f"{bit}: an emulation placeholder listed as the bundle's bitstream")
-    return bit, bundle.root / hwh_rel, False
 
 
 class _Port:
@@ -284,7 +206,7 @@ class PynqBackend:
         self.timeout_s = float(timeout_s)
         self.bitfile, self.hwh, self.emulated = resolve_bitstream(self.bundle, options.get("bitfile"))
 
-        pynq = _import_pynq()
+        pynq = import_pynq()
         device = options.get("device")
         if device is None:
             try:
@@ -296,11 +218,11 @@ class PynqBackend:
                 f"{self.bitfile}: generated for emulation; refusing to load it onto device "
                 f"{getattr(device, 'name', device)!r}, which is not an emulated device")
         self.device = device
-        self._overlay = self._open_overlay(pynq, bool(options.get("download", True)))
-        self.fclk0_mhz = self._clock(pynq, clock_mhz)
-        self._idmas = [self._dma(name) for name in self._in_names]
+        self._overlay = open_overlay(pynq, self.bitfile, self.hwh, device, bool(options.get("download", True)))
+        self.fclk0_mhz = set_fclk0(pynq, clock_mhz)
+        self._idmas = [map_ip(self._overlay, name, self.bitfile, self.hwh) for name in self._in_names]
         self._idma = self._idmas[0]
-        self._odma = self._dma(self._out_name)
+        self._odma = map_ip(self._overlay, self._out_name, self.bitfile, self.hwh)
         self._ports = [ports[name] for name in self._in_names]
         # one buffer per DMA, as FINN's driver allocates them: each input's in manifest order,
         # then the output's
@@ -315,43 +237,6 @@ class PynqBackend:
                  "buffers %s", self.bitfile.name, getattr(device, "name", device),
                  "emulated" if self.emulated else "hardware", self.fclk0_mhz, m.get("clock_mhz"),
                  self.batch_size, ", ".join(f"{name} 0x{buf.device_address:x}" for name, buf in self._buffers()))
-
-    # ----------------------------------------------------------------------------- set-up
-    def _open_overlay(self, pynq, download: bool):
-        try:
-            overlay = pynq.Overlay(str(self.bitfile), download=False, device=self.device)
-        except Exception as exc:  # noqa: BLE001 - pynq raises plain exceptions for bad metadata
-            raise PynqBackendError(f"{self.hwh}: pynq could not open the design ({type(exc).__name__}: {exc})") from exc
-        _fill_zynq_clock_frequencies(overlay)
-        if download:
-            try:
-                overlay.download()
-            except Exception as exc:  # noqa: BLE001
-                raise PynqBackendError(f"{self.bitfile}: download failed ({type(exc).__name__}: {exc})") from exc
-        elif not overlay.is_loaded():
-            raise PynqBackendError(f"{self.bitfile}: not loaded on the device; open with download=True")
-        return overlay
-
-    def _clock(self, pynq, clock_mhz: float | None) -> float:
-        clocks = pynq.Clocks
-        if clock_mhz is not None:
-            clocks.fclk0_mhz = float(clock_mhz)  # FINN's driver: Clocks.fclk0_mhz = fclk_mhz
-        fclk = float(clocks.fclk0_mhz)
-        if clock_mhz is not None and abs(fclk - float(clock_mhz)) > 0.01 * float(clock_mhz):
-            log.warning("FCLK0 is %.3f MHz, %.3f MHz was asked (the nearest the PS dividers reach)", fclk, clock_mhz)
-        return fclk
-
-    def _dma(self, name: str):
-        if name not in self._overlay.ip_dict:
-            raise PynqBackendError(
-                f"{self.hwh}: no IP named {name!r} (manifest dma); the design has "
-                f"{', '.join(sorted(self._overlay.ip_dict))}")
-        try:
-            return getattr(self._overlay, name)
-        except Exception as exc:  # noqa: BLE001 - pynq/MMIO raise plain errors
-            raise PynqBackendError(
-                f"{self.bitfile}: cannot map the registers of {name} ({type(exc).__name__}: {exc}); "
-                "is the design loaded? (download=False reuses a bitstream already on the device)") from exc
 
     # ---------------------------------------------------------------------------- running
     def _buffers(self) -> list[tuple[str, object]]:
@@ -504,22 +389,3 @@ class PynqBackend:
     def __exit__(self, *exc) -> None:
         self.close()
 
-
-def _fill_zynq_clock_frequencies(overlay) -> None:
-    """Give every enabled PL clock of ``overlay.clock_dict`` whose ``frequency`` pynq left as
-    None the PS parameter ``PCW_ACT_FPGA<i>_PERIPHERAL_FREQMHZ`` (the rate the design was
-    timed at; else the requested ``PCW_FPGA<i>_PERIPHERAL_FREQMHZ``), so that
-    ``Overlay.download()`` can set it (pynq 4.0.0 passes None for Zynq-7000, see the module
-    docstring)."""
-    parser = getattr(overlay, "parser", None)
-    ps = overlay.ip_dict.get(getattr(parser, "ps_name", None), {}) if parser is not None else {}
-    params = ps.get("parameters", {})
-    for i, clock in overlay.clock_dict.items():
-        if not clock.get("enable") or clock.get("frequency") is not None:
-            continue
-        for key in (f"PCW_ACT_FPGA{i}_PERIPHERAL_FREQMHZ", f"PCW_FPGA{i}_PERIPHERAL_FREQMHZ"):
-            if params.get(key):
-                clock["frequency"] = float(params[key])
-                break
-        else:
-            raise PynqBackendError(f"PL clock {i} is enabled but the design's metadata gives no frequency")
