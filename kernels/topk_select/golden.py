@@ -1,6 +1,6 @@
 """Golden model of ``topk_select``: integers in, indices out, numpy only.
 
-FINN's LabelSelect with the project's tie rule (``fpgarec.runtime.emulation.tie_rule_topk``)
+FINN's LabelSelect with the project's tie rule (``fpgarec.runtime.topk.tie_rule_topk``)
 plus an optional "seen items" filter. One query has N integer scores s_0..s_{N-1}
 (signed, ``in_bits``); the output is the indices of the K best *eligible* items, best first:
 

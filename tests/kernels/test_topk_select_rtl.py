@@ -21,7 +21,7 @@ from kernels.topk_select.golden import (
 )
 
 from conftest import run_cocotb, yosys_cached
-from fpgarec.runtime.emulation import tie_rule_topk
+from fpgarec.runtime.topk import tie_rule_topk
 from kernels import hwtools
 
 TOP = "topk_select"

@@ -84,7 +84,7 @@ def test_mean_of_a_cold_start_user_is_over_its_real_items(small_bundle, small_st
 
 @pytest.mark.parametrize("seed", range(4))
 def test_tie_rule_topk_matches_the_metrics_tie_rule(seed):
-    from fpgarec.runtime.emulation import tie_rule_topk
+    from fpgarec.runtime.topk import tie_rule_topk
     from fpgarec.train.metrics import top_k
 
     rng = np.random.default_rng(seed)

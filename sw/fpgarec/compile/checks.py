@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from fpgarec.errors import FpgarecError
-from fpgarec.runtime.emulation import tie_rule_topk
+from fpgarec.runtime.topk import tie_rule_topk
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ import numpy as np
 
 from fpgarec.compile import checks
 from fpgarec.runtime.bundle import Bundle, load_bundle
-from fpgarec.runtime.emulation import EmulationBackend, tie_rule_topk
+from fpgarec.runtime.emulation import EmulationBackend
+from fpgarec.runtime.topk import tie_rule_topk
 
 log = logging.getLogger(__name__)
 

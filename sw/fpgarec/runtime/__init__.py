@@ -5,6 +5,7 @@ module under ``fpgarec.runtime`` imports torch, finn, qonnx or brevitas.
 
 - :mod:`fpgarec.runtime.bundle`: read and verify a compiled design (``manifest.json``, ``.npy``)
 - :mod:`fpgarec.runtime.emulation`: bit-exact CPU execution of a bundle's HW layers
+- :mod:`fpgarec.runtime.topk`: the top-k tie rule (equal scores: lower index first)
 - :mod:`fpgarec.runtime.accelerator`: the one API over the backends (PYNQ board, emulation, FINN)
 - :mod:`fpgarec.runtime.sampler`: the host sampler (K neighbour ids per query, O(K))
 - :mod:`fpgarec.runtime.pynq_backend`: the PYNQ backend: buffers and FINN's IODMA protocol
@@ -15,8 +16,9 @@ module under ``fpgarec.runtime`` imports torch, finn, qonnx or brevitas.
 
 from fpgarec.runtime.accelerator import Accelerator
 from fpgarec.runtime.bundle import Bundle, BundleError, load_bundle
-from fpgarec.runtime.emulation import EmulationBackend, tie_rule_topk
+from fpgarec.runtime.emulation import EmulationBackend
 from fpgarec.runtime.sampler import History, HostSampler
+from fpgarec.runtime.topk import tie_rule_topk
 
 __all__ = ["Accelerator", "Bundle", "BundleError", "EmulationBackend", "History", "HostSampler", "load_bundle",
            "tie_rule_topk"]
