@@ -250,7 +250,24 @@ def make_hwh(manifest: dict) -> str:
     _sub(root, "EXTERNALPORTS")
     _sub(root, "EXTERNALINTERFACES")
     modules = _sub(root, "MODULES")
+    _ps_module(modules, addrs)
+    for index, (name, base) in enumerate(addrs.items()):
+        _iodma_module(modules, index, name, base, ios[name], is_input=name in manifest["dma"]["input"])
+    _clock_module(modules, float(manifest["clock_mhz"]))
 
+    ET.indent(root, space="  ")
+    header = (
+        '<?xml version="1.0" encoding="UTF-8" standalone="no" ?>\n'
+        f"<!-- {_NOTICE}\n"
+        f"     {EMULATION_MARKER}: design {manifest['design']}, part {manifest['part']}, board "
+        f"{manifest['board']}. -->\n"
+    )
+    return header + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _ps_module(modules: ET.Element, addrs: dict[str, int]) -> None:
+    """The Zynq PS7: FCLK0 enabled at ``FCLK0_MHZ`` (the others off), GP0 master mapping every
+    DMA's registers, HP0 slave for the DMAs' memory traffic."""
     ps = _sub(modules, "MODULE", FULLNAME="/zynq_ps", HWVERSION="5.5", INSTANCE="zynq_ps", IPTYPE="PERIPHERAL",
               IS_ENABLE="1", IS_PL="FALSE", MODTYPE="processing_system7",
               VLNV="xilinx.com:ip:processing_system7:5.5")
@@ -276,52 +293,47 @@ def make_hwh(manifest: dict) -> str:
         _memrange(mm, block="Reg", base=base, size=IODMA_RANGE, instance=name, master="M_AXI_GP0",
                   memtype="REGISTER", slave="s_axi_control_0")
 
-    for index, (name, base) in enumerate(addrs.items()):
-        is_input = name in manifest["dma"]["input"]
-        ptr = "in0_V" if is_input else "out_V"
-        mod = _sub(modules, "MODULE", FULLNAME=f"/{name}", HWVERSION="1.0", INSTANCE=name, IPTYPE="PERIPHERAL",
-                   IS_ENABLE="1", MODCLASS="PERIPHERAL", MODTYPE="finn_design", VLNV=IODMA_VLNV)
-        io = ios[name]
-        _params(mod, {"Component_Name": f"top_{name}_0", "C_S_AXI_CONTROL_0_ADDR_WIDTH": "6",
-                      "STREAM_WIDTH_BITS": io["stream_width_bits"], "STREAM_NAME": io.get("name", ""),
-                      "C_BASEADDR": f"0x{base:08X}",
-                      "C_HIGHADDR": f"0x{base + IODMA_RANGE - 1:08X}"})
-        blocks = _sub(mod, "ADDRESSBLOCKS")
-        block = _sub(blocks, "ADDRESSBLOCK", ACCESS="read-write", INTERFACE="s_axi_control_0", NAME="Reg",
-                     RANGE=IODMA_RANGE, USAGE="register")
-        regs = _sub(block, "REGISTERS")
-        _register(regs, "CTRL", 0x00, "Control signals", fields=_CTRL_FIELDS)
-        _register(regs, "GIER", 0x04, "Global Interrupt Enable Register")
-        _register(regs, "IP_IER", 0x08, "IP Interrupt Enable Register")
-        _register(regs, "IP_ISR", 0x0C, "IP Interrupt Status Register")
-        _register(regs, f"{ptr}_1", 0x10, f"Data signal of {ptr} (bits 31:0): buffer address")
-        _register(regs, f"{ptr}_2", 0x14, f"Data signal of {ptr} (bits 63:32): buffer address")
-        _register(regs, "numReps", 0x1C, "Data signal of numReps: rows (queries) to transfer")
-        _sub(mod, "PORTS")
-        buses = _sub(mod, "BUSINTERFACES")
-        _bus(buses, "s_axi_control_0", "aximm", "SLAVE", f"axi_interconnect_0_M{index:02d}_AXI", 32)
-        _bus(buses, "m_axi_gmem0", "aximm", "MASTER", f"{name}_m_axi_gmem0", 64)
-        _bus(buses, "m_axis_0" if is_input else "s_axis_0", "axis", "MASTER" if is_input else "SLAVE",
-             f"{name}_axis_0")
-        mm = _sub(mod, "MEMORYMAP")
-        _memrange(mm, block="HP0_DDR_LOWOCM", base=DDR_BASE, size=DDR_SIZE, instance="zynq_ps",
-                  master="m_axi_gmem0", memtype="MEMORY", slave="S_AXI_HP0")
 
+def _iodma_module(modules: ET.Element, index: int, name: str, base: int, io: dict, *, is_input: bool) -> None:
+    """One FINN IODMA ``name`` (the ``index``-th on the GP0 interconnect) streaming ``io``: its
+    HLS register map at ``base`` and its HP0 memory map."""
+    ptr = "in0_V" if is_input else "out_V"
+    mod = _sub(modules, "MODULE", FULLNAME=f"/{name}", HWVERSION="1.0", INSTANCE=name, IPTYPE="PERIPHERAL",
+               IS_ENABLE="1", MODCLASS="PERIPHERAL", MODTYPE="finn_design", VLNV=IODMA_VLNV)
+    _params(mod, {"Component_Name": f"top_{name}_0", "C_S_AXI_CONTROL_0_ADDR_WIDTH": "6",
+                  "STREAM_WIDTH_BITS": io["stream_width_bits"], "STREAM_NAME": io.get("name", ""),
+                  "C_BASEADDR": f"0x{base:08X}",
+                  "C_HIGHADDR": f"0x{base + IODMA_RANGE - 1:08X}"})
+    blocks = _sub(mod, "ADDRESSBLOCKS")
+    block = _sub(blocks, "ADDRESSBLOCK", ACCESS="read-write", INTERFACE="s_axi_control_0", NAME="Reg",
+                 RANGE=IODMA_RANGE, USAGE="register")
+    regs = _sub(block, "REGISTERS")
+    _register(regs, "CTRL", 0x00, "Control signals", fields=_CTRL_FIELDS)
+    _register(regs, "GIER", 0x04, "Global Interrupt Enable Register")
+    _register(regs, "IP_IER", 0x08, "IP Interrupt Enable Register")
+    _register(regs, "IP_ISR", 0x0C, "IP Interrupt Status Register")
+    _register(regs, f"{ptr}_1", 0x10, f"Data signal of {ptr} (bits 31:0): buffer address")
+    _register(regs, f"{ptr}_2", 0x14, f"Data signal of {ptr} (bits 63:32): buffer address")
+    _register(regs, "numReps", 0x1C, "Data signal of numReps: rows (queries) to transfer")
+    _sub(mod, "PORTS")
+    buses = _sub(mod, "BUSINTERFACES")
+    _bus(buses, "s_axi_control_0", "aximm", "SLAVE", f"axi_interconnect_0_M{index:02d}_AXI", 32)
+    _bus(buses, "m_axi_gmem0", "aximm", "MASTER", f"{name}_m_axi_gmem0", 64)
+    _bus(buses, "m_axis_0" if is_input else "s_axis_0", "axis", "MASTER" if is_input else "SLAVE",
+         f"{name}_axis_0")
+    mm = _sub(mod, "MEMORYMAP")
+    _memrange(mm, block="HP0_DDR_LOWOCM", base=DDR_BASE, size=DDR_SIZE, instance="zynq_ps",
+              master="m_axi_gmem0", memtype="MEMORY", slave="S_AXI_HP0")
+
+
+def _clock_module(modules: ET.Element, clock_mhz: float) -> None:
+    """The Clocking Wizard that makes the design clock (``clock_mhz``) from FCLK0."""
     clk = _sub(modules, "MODULE", FULLNAME="/clk_wiz_0", HWVERSION="6.0", INSTANCE="clk_wiz_0", IPTYPE="PERIPHERAL",
                IS_ENABLE="1", MODCLASS="PERIPHERAL", MODTYPE="clk_wiz", VLNV="xilinx.com:ip:clk_wiz:6.0")
     _params(clk, {"Component_Name": "top_clk_wiz_0_0", "PRIM_IN_FREQ": f"{FCLK0_MHZ:.3f}", "PRIMITIVE": "PLL",
-                  "CLKOUT1_REQUESTED_OUT_FREQ": f"{float(manifest['clock_mhz']):.3f}"})
+                  "CLKOUT1_REQUESTED_OUT_FREQ": f"{clock_mhz:.3f}"})
     _sub(clk, "PORTS")
     _sub(clk, "BUSINTERFACES")
-
-    ET.indent(root, space="  ")
-    header = (
-        '<?xml version="1.0" encoding="UTF-8" standalone="no" ?>\n'
-        f"<!-- {_NOTICE}\n"
-        f"     {EMULATION_MARKER}: design {manifest['design']}, part {manifest['part']}, board "
-        f"{manifest['board']}. -->\n"
-    )
-    return header + ET.tostring(root, encoding="unicode") + "\n"
 
 
 # --------------------------------------------------------------------------- files
