@@ -148,8 +148,8 @@ def test_unmappable_op_is_named_with_the_supported_set(small_student, tmp_path):
 
 
 def test_design_that_does_not_fit_is_refused_before_codegen(small_student, tmp_path):
+    from fpgarec.compile.fit import DesignDoesNotFitError
     from fpgarec.compile.flow import build
-    from fpgarec.compile.steps import DesignDoesNotFitError
     from small_design import small_build_config
 
     cfg = small_build_config(tmp_path, max_utilization=0.005, design="toobig")

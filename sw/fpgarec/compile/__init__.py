@@ -4,6 +4,8 @@
 - :mod:`~fpgarec.compile.config`: :class:`BuildConfig`, the one build configuration
 - :mod:`~fpgarec.compile.boards`: board files of ``hw/boards``
 - :mod:`~fpgarec.compile.steps`: the ``step_*(model, cfg) -> model`` functions of the flow
+- :mod:`~fpgarec.compile.finn_builder`: FINN's ``DataflowBuildConfig`` for a :class:`BuildConfig`
+- :mod:`~fpgarec.compile.fit`: the fit check of FINN's estimates against the board
 - :mod:`~fpgarec.compile.folding`: resource- and latency-aware PE/SIMD choice
 - :mod:`~fpgarec.compile.checks`: every step checked against the previous one
 - :mod:`~fpgarec.compile.flow`: :func:`~fpgarec.compile.flow.build` (``fpgarec build``)

@@ -139,6 +139,7 @@ def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> 
     """
     from fpgarec.compile import export, steps
     from fpgarec.compile.bundle import write_bundle
+    from fpgarec.compile.finn_builder import finn_config
     from fpgarec.runtime.emulation import EmulationBackend
 
     t_start = time.perf_counter()
@@ -185,7 +186,7 @@ def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> 
     model, last, timings = run_steps(model, cfg, steps.STEPS, work, queries, scale, n_items, first, ref, ref_float,
                                      near_tie)
 
-    finn_cfg = steps.finn_config(cfg)
+    finn_cfg = finn_config(cfg)
     bit_files: list[Path] = []
     if vivado is None:
         reason = "Vivado not found (XILINX_VIVADO unset)" if cfg.vivado.value == "auto" else "Vivado stages skipped (vivado=skip)"

@@ -1,7 +1,8 @@
 """The build flow as a list of plain ``step_*(model, cfg) -> model`` functions.
 
 FINN's own builder steps are used where they fit (they take FINN's ``DataflowBuildConfig``,
-derived from our :class:`~fpgarec.compile.config.BuildConfig` by :func:`finn_config`); ours
+derived from our :class:`~fpgarec.compile.config.BuildConfig` by
+:func:`fpgarec.compile.finn_builder.finn_config`); ours
 cover what FINN's defaults do not map for this model (the neighbour mean, padding, folding
 for DSP48E1). The runner (:func:`fpgarec.compile.flow.run_steps`) saves every step's model as
 ``intermediate_models/<step>.onnx`` and checks it against the previous step.
@@ -27,15 +28,15 @@ import json
 import logging
 import math
 import warnings
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from fpgarec.compile import _finn
-from fpgarec.compile.boards import ShellType
-from fpgarec.compile.config import BuildConfig, FoldingStrategy, ImplStyle
+from fpgarec.compile.config import BuildConfig, FoldingStrategy
 from fpgarec.compile.export import INPUT_NAME, OUTPUT_NAME
+from fpgarec.compile.finn_builder import finn_config
+from fpgarec.compile.fit import check_fit
 from fpgarec.errors import FpgarecError
 from kernels import finn_registry, registry
 
@@ -77,54 +78,7 @@ class UnsupportedOpError(FpgarecError):
                          f"supported ops: {supported}")
 
 
-class DesignDoesNotFitError(FpgarecError):
-    """The estimates exceed the board's resources."""
-
-
 # ------------------------------------------------------------------------------- helpers
-@lru_cache(maxsize=8)
-def _finn_config_cached(key: str):
-    cfg = BuildConfig(**json.loads(key))
-    return _make_finn_config(cfg)
-
-
-def finn_config(cfg: BuildConfig):
-    """FINN's ``DataflowBuildConfig`` for ``cfg`` (output in ``<work dir>/finn``)."""
-    return _finn_config_cached(json.dumps(cfg.to_json(), sort_keys=True))
-
-
-def _make_finn_config(cfg: BuildConfig):
-    _finn.builder_steps()  # the builder's config module imports the guarded steps module
-    from finn.builder.build_dataflow_config import (
-        DataflowBuildConfig,
-        DataflowOutputType,
-        ShellFlowType,
-    )
-
-    board = cfg.resolve_board()
-    outputs = [DataflowOutputType.ESTIMATE_REPORTS]
-    if cfg.vivado_path() is not None:
-        outputs += [DataflowOutputType.STITCHED_IP, DataflowOutputType.BITFILE,
-                    DataflowOutputType.PYNQ_DRIVER, DataflowOutputType.DEPLOYMENT_PACKAGE]
-    shell = ShellFlowType.VITIS_ALVEO if board.shell is ShellType.VITIS_ALVEO else ShellFlowType.VIVADO_ZYNQ
-    out = Path(cfg.work_dir(cfg.design or "model")).resolve() / "finn"
-    out.mkdir(parents=True, exist_ok=True)
-    spec = None
-    if cfg.mvau_impl is not ImplStyle.AUTO:
-        spec = out / "specialize_layers.json"
-        spec.write_text(json.dumps({"Defaults": {"preferred_impl_style": [cfg.mvau_impl.value, ["MVAU"]]}}))
-    kwargs = dict(
-        output_dir=str(out), synth_clk_period_ns=cfg.clock_period_ns(), fpga_part=board.part,
-        board=board.finn_board or None, shell_flow_type=shell, target_fps=int(cfg.target_qps),
-        mvau_wwidth_max=cfg.mvau_wwidth_max, standalone_thresholds=True, generate_outputs=outputs,
-        folding_config_file=cfg.folding_file.resolve() if cfg.folding_file else None,
-        specialize_layers_config_file=spec, save_intermediate_models=False,
-    )
-    if board.platform:
-        kwargs["vitis_platform"] = board.platform
-    return DataflowBuildConfig(**kwargs)
-
-
 def _transform(model, *transformations):
     for t in transformations:
         model = model.transform(t)
@@ -422,7 +376,8 @@ def step_minimize_bit_width(model, cfg: BuildConfig):
 def step_generate_estimate_reports(model, cfg: BuildConfig):
     """FINN's cycle and resource estimates (``report/estimate_*.json``), then the fit check: a
     design whose estimate exceeds ``max_utilization`` of any board resource is refused here,
-    before code generation, naming the resource and suggesting a folding change."""
+    before code generation, naming the resource and suggesting a folding change
+    (:func:`fpgarec.compile.fit.check_fit`)."""
     fcfg = finn_config(cfg)
     model = _finn.builder_steps().step_generate_estimate_reports(model, fcfg)
     if cfg.check_fit:
@@ -472,44 +427,3 @@ VIVADO_STEPS = [_vivado_step(n) for n in (
     "step_hw_ipgen", "step_set_fifo_depths", "step_create_stitched_ip", "step_prepare_synthesis",
     "step_synthesize_bitfile", "step_make_driver",
 )]
-
-
-# ---------------------------------------------------------------------------- fit check
-def estimated_totals(report_dir: Path) -> dict:
-    """Board-keyed totals (LUT, BRAM18, URAM, DSP) of FINN's ``estimate_layer_resources.json``."""
-    res = json.loads((Path(report_dir) / "estimate_layer_resources.json").read_text())
-    total = res.get("total", {})
-    return {"LUT": float(total.get("LUT", 0)), "BRAM18": float(total.get("BRAM_18K", 0)),
-            "URAM": float(total.get("URAM", 0)), "DSP": float(total.get("DSP", 0))}
-
-
-def check_fit(report_dir: Path, cfg: BuildConfig, model=None) -> None:
-    """Raise :class:`DesignDoesNotFitError` if an estimated resource exceeds its allowance.
-
-    LUT counts FINN's estimate plus :func:`fpgarec.compile.folding.lut_floor` for the layers
-    FINN estimates at 0 LUT (LabelSelect, GlobalAccPool), when ``model`` is given.
-    """
-    board = cfg.resolve_board()
-    used = estimated_totals(report_dir)
-    if model is not None:
-        from qonnx.custom_op.registry import getCustomOp
-
-        from fpgarec.compile.folding import lut_floor
-
-        layers_res = json.loads((Path(report_dir) / "estimate_layer_resources.json").read_text())
-        for node in model.graph.node:
-            if not float(layers_res.get(node.name, {}).get("LUT", 0) or 0):
-                used["LUT"] += lut_floor(getCustomOp(node), node.op_type)
-    over = [(r, used[r], board.resources[r]) for r in used if used[r] > cfg.max_utilization * board.resources[r]]
-    if not over:
-        return
-    layers = json.loads((Path(report_dir) / "estimate_layer_resources.json").read_text())
-    r, amount, avail = over[0]
-    key = {"BRAM18": "BRAM_18K"}.get(r, r)
-    worst = max((n for n in layers if n != "total"), key=lambda n: float(layers[n].get(key, 0) or 0))
-    raise DesignDoesNotFitError(
-        f"design does not fit {board.name}: {r} {amount:.0f} of {avail} "
-        f"({100 * amount / max(avail, 1):.0f}% > {100 * cfg.max_utilization:.0f}%), most in layer {worst}; "
-        f"lower target_qps (now {cfg.target_qps:.0f}) or the latency goal, or give a folding file with a "
-        f"smaller PE/SIMD for {worst}"
-    )
