@@ -140,7 +140,6 @@ def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> 
     from fpgarec.compile import export, steps
     from fpgarec.compile.bundle import write_bundle
     from fpgarec.compile.finn_builder import finn_config
-    from fpgarec.runtime.emulation import EmulationBackend
 
     t_start = time.perf_counter()
     source = Path(source)
@@ -167,22 +166,7 @@ def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         first = checks.probe(model, queries, scale)
-    ref = ref_float = near_tie = None
-    if student is not None:
-        from fpgarec.compile.exact_rounding import near_tie_queries
-
-        ref = export.integer_scores(student, queries)
-        ref_float = export.integer_scores(student, queries, exact=False)  # what Brevitas exported
-        near_tie = near_tie_queries(student, queries)
-        if near_tie.any():
-            log.info("%d of %d check queries are within 1e-3 of a rounding tie: float32 steps skip them, "
-                     "exact steps check them", int(near_tie.sum()), len(queries))
-        keep = ~near_tie
-        if first.approx is None or not checks.approx_equal(ref_float[keep].astype(np.float64),
-                                                            first.approx[keep, :n_items]):
-            raise checks.StepCheckError("export", first.scores_name, "QONNX",
-                                        "QONNX execution differs from the Brevitas student")
-        checks.compare_reference("export", model, first.rows(keep), ref_float[keep], n_items)
+    ref, ref_float, near_tie = _student_references(model, student, queries, first, n_items)
     model, last, timings = run_steps(model, cfg, steps.STEPS, work, queries, scale, n_items, first, ref, ref_float,
                                      near_tie)
 
@@ -202,21 +186,64 @@ def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> 
         bitstream = {"built": bool(bit_files), "reason": "" if bit_files else "FINN produced no bitfile",
                      "vivado": str(vivado)}
 
-    n_labels = int(model.get_tensor_shape(checks._topk_node(checks.generic_view(model)).input[0])[-1])
-    model_info = {
-        "n_items": n_items, "n_labels": n_labels, "k": k, "top_k": cfg.top_k, "dim": meta.get("dim"),
-        "weight_bits": meta.get("weight_bits"), "act_bits": meta.get("act_bits"), "score_scale": scale,
-        "fusion": meta.get("fusion"), "modality_weights": meta.get("modality_weights"), "source": source.name,
-        **{key: meta[key] for key in ("fusion_weights", "fusion_frac_bits", "padding", "n_recent", "aggregation")
-           if key in meta},
-    }
     out = Path(cfg.output_dir) / design
-    write_bundle(out, model, design=design, board=board, clock_mhz=cfg.clock(), model_info=model_info,
+    write_bundle(out, model, design=design, board=board, clock_mhz=cfg.clock(),
+                 model_info=_model_info(model, meta, cfg, source, n_items, k),
                  finn_report_dir=Path(finn_cfg.output_dir) / "report", build_config=cfg.to_json(),
                  metrics={**source_metrics, **(metrics or {})}, bitstream=bitstream, bitstream_files=bit_files,
                  build_info={"seconds": round(time.perf_counter() - t_start, 2),
                              "step_seconds": {name: round(sec, 3) for name, sec in timings.items()},
                              "check_queries": int(len(queries))})
+    e = _check_emulation(out, queries, last, n_items).bundle.manifest["estimates"]
+    seconds = time.perf_counter() - t_start
+    log.info("bundle %s: %.2f us, %.0f queries/s (estimates), built in %.1f s", out, e["latency_us"],
+             e["queries_per_s"], seconds)
+    return out
+
+
+def _student_references(model, student, queries: np.ndarray, first: checks.Probe, n_items: int):
+    """``(ref, ref_float, near_tie)`` for :func:`run_steps`, all None without a student: the
+    student's exact integer scores (Q, N), its float32 forward (what Brevitas exported) and the
+    (Q,) queries within 1e-3 of a rounding tie. The exported model (``first``, its probe) is
+    checked against the float32 forward on the other queries."""
+    if student is None:
+        return None, None, None
+    from fpgarec.compile import export
+    from fpgarec.compile.exact_rounding import near_tie_queries
+
+    ref = export.integer_scores(student, queries)
+    ref_float = export.integer_scores(student, queries, exact=False)  # what Brevitas exported
+    near_tie = near_tie_queries(student, queries)
+    if near_tie.any():
+        log.info("%d of %d check queries are within 1e-3 of a rounding tie: float32 steps skip them, "
+                 "exact steps check them", int(near_tie.sum()), len(queries))
+    keep = ~near_tie
+    if first.approx is None or not checks.approx_equal(ref_float[keep].astype(np.float64),
+                                                        first.approx[keep, :n_items]):
+        raise checks.StepCheckError("export", first.scores_name, "QONNX",
+                                    "QONNX execution differs from the Brevitas student")
+    checks.compare_reference("export", model, first.rows(keep), ref_float[keep], n_items)
+    return ref, ref_float, near_tie
+
+
+def _model_info(model, meta: dict, cfg: BuildConfig, source: Path, n_items: int, k: int) -> dict:
+    """The manifest's ``model`` entry: sizes (N items, N labels after padding, K, top-k), widths
+    and the export's metadata."""
+    n_labels = int(model.get_tensor_shape(checks._topk_node(checks.generic_view(model)).input[0])[-1])
+    return {
+        "n_items": n_items, "n_labels": n_labels, "k": k, "top_k": cfg.top_k, "dim": meta.get("dim"),
+        "weight_bits": meta.get("weight_bits"), "act_bits": meta.get("act_bits"),
+        "score_scale": meta.get("score_scale"), "fusion": meta.get("fusion"),
+        "modality_weights": meta.get("modality_weights"), "source": source.name,
+        **{key: meta[key] for key in ("fusion_weights", "fusion_frac_bits", "padding", "n_recent", "aggregation")
+           if key in meta},
+    }
+
+
+def _check_emulation(out: Path, queries: np.ndarray, last: checks.Probe, n_items: int):
+    """The bundle's CPU emulation (returned) on the check queries must equal FINN's execution
+    of the final model (``last``): top-k ids (B, top_k) and integer scores (B, N)."""
+    from fpgarec.runtime.emulation import EmulationBackend
 
     emu = EmulationBackend(out)
     top, scores = emu.run_with_scores(queries)
@@ -226,8 +253,4 @@ def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> 
     if not (np.array_equal(top, want) and np.array_equal(scores, last.scores[:, :n_items])):
         raise checks.StepCheckError("bundle", "emulation", "EmulationBackend",
                                     "CPU emulation of the bundle differs from FINN's execution of the final model")
-    seconds = time.perf_counter() - t_start
-    e = emu.bundle.manifest["estimates"]
-    log.info("bundle %s: %.2f us, %.0f queries/s (estimates), built in %.1f s", out, e["latency_us"],
-             e["queries_per_s"], seconds)
-    return out
+    return emu
