@@ -180,6 +180,44 @@ def balance(model, part: str, available: dict, target_cycles: int, latency_budge
     cycles per query each layer should meet; ``latency_budget``: cycles the sum may take (None:
     no latency goal). The summary has per-layer cycles, the latency and whether the goals are met.
     """
+    # 1. every foldable layer's Pareto front (cycles vs cost); the other layers' fixed share
+    fronts, insts, fixed_cycles, fixed_res = _layer_fronts(model, part, available)
+
+    # 2. cheapest option meeting the throughput target (else the fastest)
+    pos: dict[str, int] = {}
+    for name, front in fronts.items():
+        ok = [i for i, o in enumerate(front) if o.cycles <= target_cycles]
+        pos[name] = ok[0] if ok else len(front) - 1
+        if not ok:
+            log.warning("%s cannot meet %d cycles/query (fastest: %d)", name, target_cycles, front[-1].cycles)
+
+    # 3. buy latency where it is cheapest
+    if latency_budget is not None:
+        _buy_latency(fronts, pos, fixed_cycles, fixed_res, available, latency_budget, max_utilization)
+
+    chosen = _chosen(fronts, pos)
+    for name, o in chosen.items():
+        for k, v in o.attrs.items():
+            insts[name].set_nodeattr(k, v)
+    totals = _totals(chosen, fixed_res)
+    cycles = {**fixed_cycles, **{n: o.cycles for n, o in chosen.items()}}
+    latency = _latency(chosen, fixed_cycles)
+    return {
+        "cycles": cycles,
+        "latency_cycles": latency,
+        "max_cycles": max(cycles.values()) if cycles else 0,
+        "resources": totals,
+        "folding": {n: o.attrs for n, o in chosen.items()},
+        "throughput_met": all(c <= target_cycles for c in cycles.values()),
+        "latency_met": latency_budget is None or latency <= latency_budget,
+    }
+
+
+def _layer_fronts(model, part: str, available: dict):
+    """``(fronts, insts, fixed_cycles, fixed_res)``: the Pareto front of the folding options of
+    every foldable layer (``{name: [Option]}``, fastest last) and its custom-op instance; the
+    expected cycles of every other layer with cycles, and the board resources they use. The
+    layers' attributes are left as they were."""
     from qonnx.custom_op.registry import getCustomOp
 
     fronts: dict[str, list[Option]] = {}
@@ -207,54 +245,38 @@ def balance(model, part: str, available: dict, target_cycles: int, latency_budge
             inst.set_nodeattr(k, v)
         fronts[node.name] = _pareto(options)
         insts[node.name] = inst
+    return fronts, insts, fixed_cycles, fixed_res
 
-    # 2. cheapest option meeting the throughput target (else the fastest)
-    pos: dict[str, int] = {}
-    for name, front in fronts.items():
-        ok = [i for i, o in enumerate(front) if o.cycles <= target_cycles]
-        pos[name] = ok[0] if ok else len(front) - 1
-        if not ok:
-            log.warning("%s cannot meet %d cycles/query (fastest: %d)", name, target_cycles, front[-1].cycles)
 
-    def chosen() -> dict[str, Option]:
-        return {n: fronts[n][i] for n, i in pos.items()}
+def _chosen(fronts: dict[str, list[Option]], pos: dict[str, int]) -> dict[str, Option]:
+    return {n: fronts[n][i] for n, i in pos.items()}
 
-    def latency() -> int:
-        return sum(fixed_cycles.values()) + sum(o.cycles for o in chosen().values())
 
-    # 3. buy latency where it is cheapest
-    if latency_budget is not None:
-        while latency() > latency_budget:
-            cur = chosen()
-            best, best_score = None, -1.0
-            for name, i in pos.items():
-                if i + 1 >= len(fronts[name]):
-                    continue
-                a, b = fronts[name][i], fronts[name][i + 1]
-                trial = dict(cur)
-                trial[name] = b
-                if not _fits(_totals(trial, fixed_res), available, max_utilization):
-                    continue
-                gain, price = a.cycles - b.cycles, max(b.cost - a.cost, 1e-12)
-                if gain / price > best_score:
-                    best, best_score = name, gain / price
-            if best is None:
-                log.warning("latency goal %d cycles not reached within %.0f%% of the board (at %d)",
-                            latency_budget, 100 * max_utilization, latency())
-                break
-            pos[best] += 1
+def _latency(chosen: dict[str, Option], fixed_cycles: dict[str, int]) -> int:
+    return sum(fixed_cycles.values()) + sum(o.cycles for o in chosen.values())
 
-    for name, o in chosen().items():
-        for k, v in o.attrs.items():
-            insts[name].set_nodeattr(k, v)
-    totals = _totals(chosen(), fixed_res)
-    cycles = {**fixed_cycles, **{n: o.cycles for n, o in chosen().items()}}
-    return {
-        "cycles": cycles,
-        "latency_cycles": latency(),
-        "max_cycles": max(cycles.values()) if cycles else 0,
-        "resources": totals,
-        "folding": {n: o.attrs for n, o in chosen().items()},
-        "throughput_met": all(c <= target_cycles for c in cycles.values()),
-        "latency_met": latency_budget is None or latency() <= latency_budget,
-    }
+
+def _buy_latency(fronts: dict[str, list[Option]], pos: dict[str, int], fixed_cycles: dict[str, int],
+                 fixed_res: dict, available: dict, latency_budget: int, max_utilization: float) -> None:
+    """Move ``pos`` (each layer's index in its front) to faster options, always the step with
+    the most cycles saved per unit of cost that still fits ``max_utilization`` of the board,
+    until the latency is within ``latency_budget`` or no step fits (logged)."""
+    while _latency(_chosen(fronts, pos), fixed_cycles) > latency_budget:
+        cur = _chosen(fronts, pos)
+        best, best_score = None, -1.0
+        for name, i in pos.items():
+            if i + 1 >= len(fronts[name]):
+                continue
+            a, b = fronts[name][i], fronts[name][i + 1]
+            trial = dict(cur)
+            trial[name] = b
+            if not _fits(_totals(trial, fixed_res), available, max_utilization):
+                continue
+            gain, price = a.cycles - b.cycles, max(b.cost - a.cost, 1e-12)
+            if gain / price > best_score:
+                best, best_score = name, gain / price
+        if best is None:
+            log.warning("latency goal %d cycles not reached within %.0f%% of the board (at %d)",
+                        latency_budget, 100 * max_utilization, _latency(cur, fixed_cycles))
+            break
+        pos[best] += 1
