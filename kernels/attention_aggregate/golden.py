@@ -370,13 +370,14 @@ def cycles(p: AttentionParams) -> Cycles:
         + WSUM K·D/PE + 2 (a_j and the weighted sum) + DONE 1 (release the bank)
 
     so per_query = max(K·D/PE, K + W + G + K·D/PE + 8) = K + W + G + K·D/PE + 8 (the back end
-    is always the slower side). latency = K + W + G + (K-1)·D/PE + 11: the last in0 beat
-    (cycle c) -> logit and bank flag (c+1) -> IDLE sees the bank (c+2) -> EXP, DIV, WAIT ->
+    is always the slower side). latency = K + W + G + (K-1)·D/PE + 12: the last in0 beat
+    (cycle c) -> lane products and adder tree (c+1) -> logit and bank flag (c+2) -> IDLE sees
+    the bank (c+3) -> EXP, DIV, WAIT ->
     WSUM reaches the last slot's first beat after (K-1)·D/PE issues, 2 pipeline stages, the
     out0 FIFO and its output register (2)."""
     kf = p.k * p.fold
     back = p.k + p.w_bits + p.g_bits + kf + 8
-    return Cycles(per_query=max(kf, back), latency=p.k + p.w_bits + p.g_bits + (p.k - 1) * p.fold + 11)
+    return Cycles(per_query=max(kf, back), latency=p.k + p.w_bits + p.g_bits + (p.k - 1) * p.fold + 12)
 
 
 # ------------------------------------------------------------------ RTL / FINN attributes

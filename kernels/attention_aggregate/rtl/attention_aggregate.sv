@@ -13,10 +13,11 @@
 //
 // Micro-architecture:
 //   input side (one in0 beat per cycle): the beat is written into the item buffer (two banks of
-//     K*D/PE words, block RAM or LUTRAM) and registered; the next cycle adds its PE products
-//     q_d * x_d to the slot's dot product; the slot's last beat writes l_j (+ real bit) into the
-//     logit bank and updates the running max. A bank is full from its query's last beat until
-//     the back end has finished it; in0 waits only for a full bank (two queries ahead).
+//     K*D/PE words, block RAM or LUTRAM) and registered; the next cycle forms its PE products
+//     q_d * x_d and their sum (balanced adder tree, registered); the cycle after adds it to the
+//     slot's dot product; the slot's last beat writes l_j (+ real bit) into the logit bank and
+//     updates the running max. A bank is full from the acceptance of its query's last beat until
+//     the back end has released it; in0 waits only for a full bank (two queries ahead).
 //   back end (fixed schedule once started): EXP (K+2 cycles: d_j, d_j*M, table and shift, sum Z),
 //     DIV (W+G+1 cycles, restoring divider for rz), WAIT (>= 1 cycle, until both output FIFOs are
 //     empty), WSUM (K*D/PE+2 cycles: a_j = (e_j*rz + rnd) >> (E+G) and PE products a_j * x_jd into
@@ -77,6 +78,7 @@ module attention_aggregate #(
   localparam int WCW = $clog2(WD + 1);
   localparam int CW = $clog2(KF + K + QW + 8);           // back-end phase counter
   localparam int EIW = $clog2(E + 2) + 1;                // saturated exponent shift 0..E+1
+  localparam int PE2 = 1 << $clog2(PE);                  // leaves of the lane adder tree
 
   // ---------------------------------------------------------------- parameter checks
   if (D % PE != 0) begin : g_err_fold
@@ -145,7 +147,8 @@ module attention_aggregate #(
 
   // ---------------------------------------------------------------- input side
   logic wb;                       // bank being written
-  logic [1:0] bank_full;
+  logic [1:0] bank_full;          // the bank's last in0 beat was accepted, not yet released
+  logic [1:0] bank_rdy;           // ... and its logits and max are written (the back end may start)
   logic [XAW-1:0] xa_in;          // item buffer write address (bank base + beat)
   logic [MQW-1:0] meta_r;         // the current slot's meta (after its first beat)
 
@@ -205,7 +208,7 @@ module attention_aggregate #(
     x_rd <= xmem[xa_rd];
   end
 
-  // stage 2: partial dot product of the beat, the slot's logit, running max
+  // stage 2: the beat's PE lane products q_d * x_d and their sum
   logic signed [LW-1:0] partial, dot_r, dot_nx, logit;
   logic signed [LW-1:0] m_run, m_nx;
   logic any_run, any_nx, s1_real;
@@ -246,30 +249,56 @@ module attention_aggregate #(
     assign lane_prod[j] = LW'(pp);
   end
 
+  // balanced adder tree over the lanes (heap order in one packed vector: node i = node 2i+1 +
+  // node 2i+2, leaves PE2-1 .. 2*PE2-2), registered
+  logic [(2*PE2-1)*LW-1:0] tree;
   always_comb begin
-    partial = '0;
-    for (int j = 0; j < PE; j++) partial = partial + lane_prod[j];
+    tree = '0;
+    for (int i = 0; i < PE; i++) tree[(PE2 - 1 + i)*LW +: LW] = lane_prod[i];
+    for (int i = PE2 - 2; i >= 0; i--) begin
+      tree[i*LW +: LW] = $signed(tree[(2*i + 1)*LW +: LW]) + $signed(tree[(2*i + 2)*LW +: LW]);
+    end
   end
-  assign dot_nx = (s1_f == '0 ? LW'(0) : dot_r) + partial;
-  assign logit = dot_nx + LW'(bt_tab[s1_t]) + LW'(bp_tab[s1_r]);
-  assign any_nx = (s1_first_k ? 1'b0 : any_run) | s1_real;
-  assign m_nx = (s1_real && (s1_first_k || !any_run || logit > m_run)) ? logit : m_run;
+
+  // stage 3: the slot's dot product, logit, running max
+  logic s2_v, s2_b, s2_first_k, s2_last_f, s2_last_k, s2_f0, s2_real;
+  logic [KW-1:0] s2_k;
+  logic [TB-1:0] s2_t;
+  logic [RB-1:0] s2_r;
+  always_ff @(posedge ap_clk) begin
+    if (!ap_rst_n) s2_v <= 1'b0;
+    else s2_v <= s1_v;
+    if (s1_v) begin
+      partial <= $signed(tree[LW-1:0]);
+      {s2_real, s2_t, s2_r} <= {s1_real, s1_t, s1_r};
+      s2_b <= s1_b;
+      s2_k <= s1_k;
+      s2_f0 <= (s1_f == '0);
+      s2_first_k <= s1_first_k;
+      s2_last_f <= s1_last_f;
+      s2_last_k <= s1_last_k;
+    end
+  end
+  assign dot_nx = (s2_f0 ? LW'(0) : dot_r) + partial;
+  assign logit = dot_nx + LW'(bt_tab[s2_t]) + LW'(bp_tab[s2_r]);
+  assign any_nx = (s2_first_k ? 1'b0 : any_run) | s2_real;
+  assign m_nx = (s2_real && (s2_first_k || !any_run || logit > m_run)) ? logit : m_run;
 
   logic [LW:0] lmem [0:LD-1];     // {real, l}
   logic signed [LW-1:0] m_bank [0:1];
   logic any_bank [0:1];
   logic [LAW-1:0] la_wr;
-  assign la_wr = s1_b ? LAW'(K + 32'(s1_k)) : LAW'(s1_k);
+  assign la_wr = s2_b ? LAW'(K + 32'(s2_k)) : LAW'(s2_k);
 
   always_ff @(posedge ap_clk) begin
-    if (s1_v) dot_r <= dot_nx;
-    if (s1_v && s1_last_f) begin
-      lmem[la_wr] <= {s1_real, logit};
+    if (s2_v) dot_r <= dot_nx;
+    if (s2_v && s2_last_f) begin
+      lmem[la_wr] <= {s2_real, logit};
       m_run <= m_nx;
       any_run <= any_nx;
-      if (s1_last_k) begin
-        m_bank[s1_b] <= m_nx;
-        any_bank[s1_b] <= any_nx;
+      if (s2_last_k) begin
+        m_bank[s2_b] <= m_nx;
+        any_bank[s2_b] <= any_nx;
       end
     end
   end
@@ -290,16 +319,21 @@ module attention_aggregate #(
   logic bank_set, bank_clr;
   logic [ZW:0] r2;
   assign r2 = {rem, 1'b0};
-  assign bank_set = s1_v && s1_last_f && s1_last_k;
+  assign bank_set = s2_v && s2_last_f && s2_last_k;
   assign bank_clr = (st == S_DONE);
+  logic bank_take;
+  assign bank_take = in0_fire && (f_in == FW'(FOLD - 1)) && (k_in == KW'(K - 1));
 
   always_ff @(posedge ap_clk) begin
     if (!ap_rst_n) begin
       bank_full <= 2'b00;
+      bank_rdy <= 2'b00;
     end else begin
       for (int b = 0; b < 2; b++) begin
-        if (bank_set && s1_b == 1'(b)) bank_full[b] <= 1'b1;
+        if (bank_take && wb == 1'(b)) bank_full[b] <= 1'b1;
         else if (bank_clr && rb == 1'(b)) bank_full[b] <= 1'b0;
+        if (bank_set && s2_b == 1'(b)) bank_rdy[b] <= 1'b1;
+        else if (bank_clr && rb == 1'(b)) bank_rdy[b] <= 1'b0;
       end
     end
   end
@@ -397,7 +431,7 @@ module attention_aggregate #(
       cnt <= '0;
     end else begin
       case (st)
-        S_IDLE: if (bank_full[rb]) begin
+        S_IDLE: if (bank_rdy[rb]) begin
           st <= S_EXP;
           cnt <= '0;
         end
