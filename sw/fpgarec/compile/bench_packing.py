@@ -5,7 +5,7 @@ Times (best of ``repeats``) our :func:`~fpgarec.runtime.packing.pack` /
 :func:`~fpgarec.runtime.packing.unpack` and finn's ``finnpy_to_packed_bytearray`` /
 ``packed_bytearray_to_finnpy`` (``reverse_inner=True, reverse_endian=True``, as FINN's
 generated drivers call them) for the demo bundle's stream datatypes and checks that both
-give the same bytes / values. finn is imported inside :func:`bench_packing` only: this module
+give the same bytes / values. finn is imported inside the benchmark's functions only: this module
 is a development benchmark, the runtime itself (``packing.py``) never imports finn.
 
 The host sampler (:class:`~fpgarec.runtime.sampler.HostSampler`) is timed on a seeded
@@ -74,6 +74,57 @@ def bench_sampler(batch: int = 1000, repeats: int = 20, seed: int = 0, k: int = 
     return out
 
 
+def _bench_case(x: np.ndarray, dt, bits: int, signed: bool, repeats: int) -> dict:
+    """One case of :func:`bench_packing`: ``x`` (batch, *word) int64 values of datatype ``dt``
+    packed and unpacked by finn and by us; bytes and values compared, microseconds per batch."""
+    from finn.util.data_packing import finnpy_to_packed_bytearray, packed_bytearray_to_finnpy
+
+    shape = x.shape
+    # finn's drivers hand it the float32 tensor the model works on
+    xf = x.astype(np.float32)
+
+    def finn_pack(xf=xf, dt=dt):
+        return np.ascontiguousarray(
+            finnpy_to_packed_bytearray(xf, dt, reverse_inner=True, reverse_endian=True)
+        )
+
+    ref_bytes = finn_pack()
+    ours_bytes = pack(x, bits, signed)
+    ref_vals = packed_bytearray_to_finnpy(
+        ref_bytes, dt, shape, reverse_inner=True, reverse_endian=True
+    )
+    ours_vals = unpack(ours_bytes, bits, signed, shape)
+    exact = (
+        ref_bytes.shape == ours_bytes.shape
+        and np.array_equal(ref_bytes, ours_bytes)
+        and np.array_equal(ref_vals, ours_vals)
+        and np.array_equal(ours_vals, x)
+    )
+
+    t_finn_pack = _best(finn_pack, repeats)
+    t_ours_pack = _best(lambda x=x, b=bits, s=signed: pack(x, b, s), repeats)
+    t_finn_unpack = _best(
+        lambda p=ref_bytes, dt=dt, sh=shape: packed_bytearray_to_finnpy(
+            p, dt, sh, reverse_inner=True, reverse_endian=True
+        ),
+        repeats,
+    )
+    t_ours_unpack = _best(
+        lambda p=ours_bytes, b=bits, s=signed, sh=shape: unpack(p, b, s, sh), repeats
+    )
+    return {
+        "shape": list(shape),
+        "datatype": dt.name,
+        "bitexact": bool(exact),
+        "finn_pack_us": round(t_finn_pack * 1e6, 1),
+        "ours_pack_us": round(t_ours_pack * 1e6, 1),
+        "finn_unpack_us": round(t_finn_unpack * 1e6, 1),
+        "ours_unpack_us": round(t_ours_unpack * 1e6, 1),
+        "pack_speedup": round(t_finn_pack / t_ours_pack, 2),
+        "unpack_speedup": round(t_finn_unpack / t_ours_unpack, 2),
+    }
+
+
 def bench_packing(batch: int = 1000, repeats: int = 20, seed: int = 0) -> dict:
     """Time pack/unpack against finn at ``batch`` queries; return the summary dict.
 
@@ -82,61 +133,17 @@ def bench_packing(batch: int = 1000, repeats: int = 20, seed: int = 0) -> dict:
     ``host_us_per_query``: (our pack of the input + our unpack of the output) / batch in us.
     ``cases`` holds the per-case timings in microseconds per batch.
     """
-    from finn.util.data_packing import finnpy_to_packed_bytearray, packed_bytearray_to_finnpy
     from qonnx.core.datatype import DataType
 
     rng = np.random.default_rng(seed)
     cases = {}
-    bitexact = True
     for name, (word, bits, signed) in _CASES.items():
         shape = (batch, *word)
         dt = DataType[("INT" if signed else "UINT") + str(bits)]
         lo, hi = value_range(bits, signed)
         x = rng.integers(lo, hi, size=shape, endpoint=True).astype(np.int64)
-        # finn's drivers hand it the float32 tensor the model works on
-        xf = x.astype(np.float32)
-
-        def finn_pack(xf=xf, dt=dt):
-            return np.ascontiguousarray(
-                finnpy_to_packed_bytearray(xf, dt, reverse_inner=True, reverse_endian=True)
-            )
-
-        ref_bytes = finn_pack()
-        ours_bytes = pack(x, bits, signed)
-        ref_vals = packed_bytearray_to_finnpy(
-            ref_bytes, dt, shape, reverse_inner=True, reverse_endian=True
-        )
-        ours_vals = unpack(ours_bytes, bits, signed, shape)
-        exact = (
-            ref_bytes.shape == ours_bytes.shape
-            and np.array_equal(ref_bytes, ours_bytes)
-            and np.array_equal(ref_vals, ours_vals)
-            and np.array_equal(ours_vals, x)
-        )
-        bitexact = bitexact and bool(exact)
-
-        t_finn_pack = _best(finn_pack, repeats)
-        t_ours_pack = _best(lambda x=x, b=bits, s=signed: pack(x, b, s), repeats)
-        t_finn_unpack = _best(
-            lambda p=ref_bytes, dt=dt, sh=shape: packed_bytearray_to_finnpy(
-                p, dt, sh, reverse_inner=True, reverse_endian=True
-            ),
-            repeats,
-        )
-        t_ours_unpack = _best(
-            lambda p=ours_bytes, b=bits, s=signed, sh=shape: unpack(p, b, s, sh), repeats
-        )
-        cases[name] = {
-            "shape": list(shape),
-            "datatype": dt.name,
-            "bitexact": bool(exact),
-            "finn_pack_us": round(t_finn_pack * 1e6, 1),
-            "ours_pack_us": round(t_ours_pack * 1e6, 1),
-            "finn_unpack_us": round(t_finn_unpack * 1e6, 1),
-            "ours_unpack_us": round(t_ours_unpack * 1e6, 1),
-            "pack_speedup": round(t_finn_pack / t_ours_pack, 2),
-            "unpack_speedup": round(t_finn_unpack / t_ours_unpack, 2),
-        }
+        cases[name] = _bench_case(x, dt, bits, signed, repeats)
+    bitexact = all(case["bitexact"] for case in cases.values())
 
     inp, out = cases["input"], cases["output"]
     sampler = bench_sampler(batch, repeats, seed)
