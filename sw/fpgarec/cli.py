@@ -18,12 +18,12 @@ from fpgarec.logs import setup_logging
 log = logging.getLogger("fpgarec")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, out: Path | None = None, out_help: str = "build/demo") -> None:
     p.add_argument("--data", type=Path, default=None, help="RecBole atomic-file folder (default: ml-100k)")
-    p.add_argument("--out", type=Path, default=None, help="output folder (default: build/demo)")
+    p.add_argument("--out", type=Path, default=out, help=f"output folder (default: {out_help})")
     p.add_argument("--quick", action="store_true", help="small seeded subsample, short training")
     p.add_argument("--cache", type=Path, default=None, help="language-model vector cache (default: build/cache)")
-    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None, help="seed of splits, initialisation and batch order (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--social", type=Path, default=None,
                    help="user-user social file (RecBole .net: source_id:token, target_id:token)")
@@ -124,18 +124,59 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from fpgarec.compile.config import BuildConfig
+    """``fpgarec build SOURCE``: settings from the defaults, ``--config`` and the flags; an
+    existing bundle folder is replaced only with ``--force``."""
+    from fpgarec.cli_support import build_config, check_build_source
+
+    cfg = build_config(args)
+    if args.print_config:
+        sys.stdout.write(json.dumps(cfg.to_json(), indent=2) + "\n")
+        return 0
+    source = check_build_source(args.source)
+    target = cfg.output_dir / cfg.design_name(source)
+    if target.exists() and not args.force:
+        raise FpgarecError(f"{target}: the bundle folder exists; --force replaces it (or choose --out / --design)")
     from fpgarec.compile.flow import build
 
-    cfg = BuildConfig(
-        board=args.board, clock_mhz=args.clock_mhz, target_qps=args.target_qps,
-        folding_file=args.folding_file, output_dir=args.out, design=args.design, top_k=args.top_k,
-        check_fit=not args.no_fit_check, pad_items_multiple=args.pad_items_multiple,
-        exclude_seen=args.exclude_seen,
-    )
-    bundle = build(args.source, cfg)
+    bundle = build(source, cfg)
     log.info("bundle: %s", bundle)
     return 0
+
+
+def _add_build_command(sub) -> None:
+    """The ``build`` subcommand: its flags default to None (not given), the help shows BuildConfig's defaults."""
+    from fpgarec.cli_support import config_default
+    from fpgarec.compile.config import BuildConfig
+
+    def dflt(name: str) -> str:
+        return f"(default: {config_default(BuildConfig, name)})"
+
+    p = sub.add_parser("build", help="compile a student (.safetensors) or QONNX file into a bundle")
+    p.add_argument("source", type=Path, nargs="?", default=None,
+                   help="a trained student <name>.safetensors (beside <name>.json) or a QONNX .onnx file")
+    p.add_argument("--config", type=Path, default=None, metavar="FILE.json",
+                   help="build settings: a JSON object of BuildConfig fields (flags given override it)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved settings as JSON and exit")
+    p.add_argument("--force", action="store_true", help="replace an existing bundle folder")
+    p.add_argument("--board", default=None, help=f"board name, one of hw/boards/*.json {dflt('board')}")
+    p.add_argument("--clock-mhz", type=float, default=None, help="fabric clock (default: the board's clock)")
+    p.add_argument("--target-qps", type=float, default=None, help=f"throughput goal, queries/s {dflt('target_qps')}")
+    p.add_argument("--folding-file", type=Path, default=None,
+                   help="FINN folding JSON (PE/SIMD per layer; default: automatic folding)")
+    p.add_argument("--out", type=Path, default=None, help=f"folder that receives <design>/ {dflt('output_dir')}")
+    p.add_argument("--design", default=None, help="design name (default: <source stem>_<board>)")
+    p.add_argument("--top-k", type=int, default=None, help="item ids the design returns per query; a service "
+                   f"that excludes seen items needs more, e.g. 64 {dflt('top_k')}")
+    p.add_argument("--pad-items-multiple", type=int, default=None,
+                   help="pad the scored item count to a multiple of this: more divisors, finer folding of the "
+                   f"scoring layer (1,682 items: 128 -> 1,792, 48 -> 1,728) {dflt('pad_items_multiple')}")
+    p.add_argument("--exclude-seen", action="store_true", default=None,
+                   help="drop the items a query has seen on chip (a seen-items bitmap streamed with the ids)")
+    p.add_argument("--no-fit-check", action="store_true",
+                   help="do not refuse a design whose FINN resource estimate exceeds the board (for "
+                   "fpgarec's own RTL, measured by `fpgarec sim --synth`: FINN counts DSP48 MACs "
+                   "where it uses LUTs)")
+    p.set_defaults(func=cmd_build)
 
 
 def cmd_sim(args: argparse.Namespace) -> int:
@@ -195,7 +236,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def _serve_config(args: argparse.Namespace, **overrides):
     from fpgarec.serve.config import ServeConfig
 
-    fields = dict(bundle=args.bundle, backend=args.backend, history=args.history, host=args.host,
+    history = None if str(args.history).lower() == "none" else args.history
+    fields = dict(bundle=args.bundle, backend=args.backend, history=history, host=args.host,
                   port=getattr(args, "port", 0),
                   max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
                   max_body_bytes=args.max_body_bytes, max_items=args.max_items, backend_thread=args.backend_thread,
@@ -209,7 +251,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.save_history is not None:
         from fpgarec.serve.history import load_history
 
-        history = load_history(args.history)
+        history = load_history(None if str(args.history).lower() == "none" else args.history)
         if history is None:
             raise FpgarecError("--save-history needs --history SOURCE (a data folder or ml-100k)")
         log.info("history of %d users written to %s", history.n_users, history.save(args.save_history))
@@ -239,40 +281,41 @@ def cmd_loadtest(args: argparse.Namespace) -> int:
 def _add_serve_commands(sub) -> None:
     """The ``serve`` and ``loadtest`` subcommands (fpgarec.serve)."""
 
-    def service_options(p, backend: str, history: str | None) -> None:
+    def service_options(p) -> None:
         p.add_argument("bundle", type=Path, help="the compiled design (bundle folder)")
-        p.add_argument("--backend", default=backend, choices=["auto", "pynq", "emulation", "finn"])
-        p.add_argument("--history", default=history,
-                       help="known users: a history .npz, a RecBole data folder or ml-100k (default: %(default)s)")
-        p.add_argument("--host", default="127.0.0.1")
+        p.add_argument("--backend", default="auto", choices=["auto", "pynq", "emulation", "finn"],
+                       help="auto: the board where present, else the CPU emulation")
+        p.add_argument("--history", default="ml-100k",
+                       help="known users: a history .npz, a RecBole data folder, ml-100k, or none")
+        p.add_argument("--host", default="127.0.0.1", help="address to listen on")
         p.add_argument("--max-batch", type=int, default=64, help="largest accelerator batch")
         p.add_argument("--max-wait-ms", type=float, default=1.0, help="how long a batch waits for more requests")
         p.add_argument("--max-queue", type=int, default=4096, help="waiting queries beyond which requests get 503")
-        p.add_argument("--max-body-bytes", type=int, default=64 * 1024)
+        p.add_argument("--max-body-bytes", type=int, default=64 * 1024, help="largest request body (larger: 413)")
         p.add_argument("--max-items", type=int, default=1024, help="longest item list a request may carry")
         p.add_argument("--backend-thread", action="store_true", help="run batches in a worker thread")
         p.add_argument("--blas-threads", type=int, default=1, help="BLAS threads of the server (0: unchanged)")
 
     p = sub.add_parser("serve", help="HTTP recommendation service: POST /recommend, GET /healthz, GET /metrics")
-    service_options(p, "auto", None)
-    p.add_argument("--port", type=int, default=8000)
+    service_options(p)
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
     p.add_argument("--save-history", type=Path, default=None, metavar="FILE.npz",
                    help="write the --history source as a history file and exit")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("loadtest", help="loopback load test of the service; last line: one JSON object")
-    service_options(p, "emulation", "ml-100k")
-    p.add_argument("--requests", type=int, default=50_000)
-    p.add_argument("--concurrency", type=int, default=64)
+    service_options(p)
+    p.add_argument("--requests", type=int, default=50_000, help="requests to send")
+    p.add_argument("--concurrency", type=int, default=64, help="connections sending at once")
     p.add_argument("--user-share", type=float, default=0.5, help="share of requests naming a known user")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the generated requests")
     p.add_argument("--max-seconds", type=float, default=300.0, help="no request starts after this")
     p.add_argument("--no-check", action="store_true", help="do not check answers against the emulation")
     p.set_defaults(func=cmd_loadtest)
 
 
 def cmd_deploy(args: argparse.Namespace) -> int:
-    """``fpgarec deploy BUNDLE --board B --out DIR``: a self-contained folder for the board."""
+    """``fpgarec deploy BUNDLE --out DIR``: a self-contained folder for the bundle's board."""
     from fpgarec.deploy import deploy
 
     out = deploy(args.bundle, args.board, args.out)
@@ -284,8 +327,10 @@ def _add_deploy_command(sub) -> None:
     """The ``deploy`` subcommand (fpgarec.deploy)."""
     p = sub.add_parser("deploy", help="write a self-contained folder (runtime, bundle, run.py) for a PYNQ board")
     p.add_argument("bundle", type=Path, help="the compiled design (bundle folder)")
-    p.add_argument("--board", required=True, help="the board it runs on; must match the bundle's (e.g. pynq-z2)")
-    p.add_argument("--out", type=Path, required=True, help="folder to write (replaced if an earlier deploy)")
+    p.add_argument("--board", default=None,
+                   help="the board it runs on (default: the bundle's, from its manifest); an error if they differ")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder to write (an existing one is replaced only if it is an earlier deploy)")
     p.set_defaults(func=cmd_deploy)
 
 
@@ -293,7 +338,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     """``fpgarec explain --user ID``: PNG + HTML of why the design recommends what it does."""
     from fpgarec.explain.page import ExplainConfig, explain_user
 
-    cfg = ExplainConfig(user=args.user, bundle=args.bundle, data=args.data, out=args.out, windows=args.windows)
+    cfg = ExplainConfig(user=args.user, bundle=args.bundle_option or args.bundle, data=args.data, out=args.out, windows=args.windows)
     result = explain_user(cfg)
     log.info("top recommendation %r: %s", result["titles"][0] if result["titles"] else None,
              (cfg.out / f"user_{cfg.user}.html").resolve())
@@ -303,7 +348,9 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def _add_explain_command(sub) -> None:
     p = sub.add_parser("explain", help="why a user gets their recommendations: neighbours, modalities, interest over time")
     p.add_argument("--user", required=True, help="the user's id (token) in the data set, e.g. 196")
-    p.add_argument("--bundle", type=Path, default=Path("bitstreams/student_w4_pynq-z2"), help="the design to explain")
+    p.add_argument("bundle", type=Path, nargs="?", default=Path("bitstreams/student_w4_pynq-z2"),
+                   help="the design to explain (bundle folder)")
+    p.add_argument("--bundle", type=Path, dest="bundle_option", default=None, help=argparse.SUPPRESS)
     p.add_argument("--data", type=Path, default=None, help="RecBole atomic-file folder (default: ml-100k)")
     p.add_argument("--out", type=Path, default=Path("build/explain"), help="output folder")
     p.add_argument("--windows", type=int, default=4, help="time windows of the interest panel")
@@ -333,55 +380,39 @@ def _add_study_command(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fpgarec", description=__doc__.splitlines()[0])
-    parser.add_argument("-v", "--verbose", action="store_true")
+    from fpgarec.cli_support import EXIT_CODES, document, version
+
+    parser = argparse.ArgumentParser(prog="fpgarec", description=__doc__.splitlines()[0], epilog=EXIT_CODES)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=version())
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("demo", help="train and evaluate all models, write build/demo/report.{json,html}")
-    _common(p)
+    _common(p, out_help="build/demo; with --quick: build/demo-quick")
     _workers(p)
     p.set_defaults(func=cmd_demo)
     p = sub.add_parser("train", help="train one model and write its metrics (torchrun-aware)")
-    _common(p)
+    _common(p, out=Path("build/train"), out_help="build/train")
     _workers(p)
-    p.add_argument("model", choices=["bpr", "lightgcn", "teacher", "student_w8", "student_w4", "sequence", "hetero"])
+    p.add_argument("model", help="the model to train", choices=["bpr", "lightgcn", "teacher", "student_w8", "student_w4", "sequence", "hetero"])
     p.add_argument("--metrics", type=Path, default=None, help="where to write the metrics JSON")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("build", help="compile a student (.safetensors) or QONNX file into a bundle")
-    p.add_argument("source", type=Path)
-    p.add_argument("--board", default="pynq-z2")
-    p.add_argument("--clock-mhz", type=float, default=None, help="default: the board's clock")
-    p.add_argument("--target-qps", type=float, default=200_000.0)
-    p.add_argument("--folding-file", type=Path, default=None)
-    p.add_argument("--out", type=Path, default=Path("bitstreams"), help="folder that receives <design>/")
-    p.add_argument("--design", default=None, help="design name (default: from the source file)")
-    p.add_argument("--top-k", type=int, default=10, help="item ids the design returns per query (default 10); "
-                   "a service that excludes seen items needs more, e.g. 64")
-    p.add_argument("--pad-items-multiple", type=int, default=128,
-                   help="pad the scored item count to a multiple of this (default 128): more divisors, "
-                   "finer folding of the scoring layer (1,682 items: 128 -> 1,792, 48 -> 1,728)")
-    p.add_argument("--exclude-seen", action="store_true",
-                   help="drop the items a query has seen on chip (a seen-items bitmap streamed with the ids)")
-    p.add_argument("--no-fit-check", action="store_true",
-                   help="do not refuse a design whose FINN resource estimate exceeds the board (for "
-                   "fpgarec's own RTL, measured by `fpgarec sim --synth`: FINN counts DSP48 MACs "
-                   "where it uses LUTs)")
-    p.set_defaults(func=cmd_build)
+    _add_build_command(sub)
 
     p = sub.add_parser("report", help="per-layer cycles, resources, latency and throughput estimates")
-    p.add_argument("bundle", type=Path)
-    p.add_argument("--out", type=Path, default=None)
+    p.add_argument("bundle", type=Path, help="the compiled design (bundle folder)")
+    p.add_argument("--out", type=Path, default=None, help="folder of report.{json,txt} (default: <bundle>/reports)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="benchmarks; the last output line is one JSON object")
     bench_sub = p.add_subparsers(dest="what", required=True)
     b = bench_sub.add_parser("emulation", help="emulation vs float PyTorch vs Brevitas queries/s")
-    b.add_argument("bundle", type=Path)
+    b.add_argument("bundle", type=Path, help="the compiled design (bundle folder)")
     b.add_argument("--student", type=Path, default=None, help="the trained student (.safetensors)")
-    b.add_argument("--batch", type=int, default=1024)
+    b.add_argument("--batch", type=int, default=1024, help="queries per call")
     b.set_defaults(func=cmd_bench)
     b = bench_sub.add_parser("packing", help="our bit packing vs finn-plus' at the demo bundle's datatypes")
-    b.add_argument("--batch", type=int, default=1000)
+    b.add_argument("--batch", type=int, default=1000, help="queries packed per call")
     b.set_defaults(func=cmd_bench_packing)
 
     p = sub.add_parser("sim", help="Verilator simulation of the whole design, bit for bit against the "
@@ -400,15 +431,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sim)
 
     p = sub.add_parser("verify", help="bit-exactness: emulation vs FINN execution vs Brevitas")
-    p.add_argument("bundle", type=Path)
-    p.add_argument("--student", type=Path, default=None)
-    p.add_argument("--queries", type=int, default=10_000)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("bundle", type=Path, help="the compiled design (bundle folder)")
+    p.add_argument("--student", type=Path, default=None,
+                   help="the trained student (.safetensors) to compare with Brevitas (default: FINN only)")
+    p.add_argument("--queries", type=int, default=10_000, help="random queries")
+    p.add_argument("--workers", type=int, default=2, help="processes running FINN's execution")
     p.set_defaults(func=cmd_verify)
     _add_deploy_command(sub)
     _add_serve_commands(sub)
     _add_explain_command(sub)
     _add_study_command(sub)
+    document(parser)
     return parser
 
 

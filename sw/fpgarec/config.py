@@ -6,6 +6,9 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
+#: output folder of ``--quick`` runs when no ``out`` is given (the full demo's is ``build/demo``)
+QUICK_OUT = Path("build/demo-quick")
+
 
 @dataclass
 class DemoConfig:
@@ -18,7 +21,8 @@ class DemoConfig:
     media: Path | None = None
     #: user-user social file (RecBole ``.net``, docs/hetero.md) for the heterogeneous model.
     social: Path | None = None
-    #: output folder of report.json, report.html, plots and trained weights.
+    #: output folder of report.json, report.html, plots and trained weights (``quick``
+    #: without an explicit ``out``: :data:`QUICK_OUT`).
     out: Path = Path("build/demo")
     #: cache folder for language-model vectors (keyed by text hash).
     cache: Path = Path("build/cache")
@@ -90,6 +94,8 @@ class DemoConfig:
     def from_environment(cls, **overrides) -> DemoConfig:
         """Defaults, then what the process environment says, then explicit overrides."""
         cfg = cls(**{k: v for k, v in overrides.items() if v is not None})
+        if cfg.quick and overrides.get("out") is None:  # never over the full demo's report
+            cfg.out = QUICK_OUT
         cfg.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
         if cfg.distributed:  # torchrun gives each process a share of the cores
             cfg.threads = max(1, (os.cpu_count() or 1) // int(os.environ["WORLD_SIZE"]))

@@ -165,15 +165,15 @@ def _prepare_out(out: Path) -> None:
                               "choose another --out")
 
 
-def deploy(bundle_dir: Path | str, board: str, out_dir: Path | str) -> Path:
+def deploy(bundle_dir: Path | str, board: str | None, out_dir: Path | str) -> Path:
     """Write the deploy folder of the bundle in ``bundle_dir`` for ``board`` into ``out_dir``.
 
-    The bundle is verified first (sha256 of every file), must be built for ``board`` and for a
-    PYNQ Zynq shell; the copy is verified again. Returns ``out_dir``.
+    The bundle is verified first (sha256 of every file), must be built for ``board`` (None: the
+    manifest's board) and for a PYNQ Zynq shell; the copy is verified again. Returns ``out_dir``.
     """
     bundle = load_bundle(bundle_dir)
     m = bundle.manifest
-    if board != m["board"]:
+    if board is not None and board != m["board"]:
         raise DeployError(f"{bundle.root}: the bundle is built for board {m['board']!r}, not {board!r}; "
                           f"rebuild it with `fpgarec build ... --board {board}`")
     if m.get("shell") != "zynq-iodma":

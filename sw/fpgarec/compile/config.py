@@ -74,8 +74,9 @@ class BuildConfig:
     #: for fpgarec's own RTL (``fpgarec sim --synth`` measures them with Yosys): FINN's MVAU_rtl
     #: estimate counts DSP48 MACs where that RTL puts 4-bit x 4-bit products in LUTs
     check_fit: bool = True
-    #: folder that receives ``<design>/`` (the bundle)
-    output_dir: Path = Path("bitstreams")
+    #: folder that receives ``<design>/`` (the bundle); the committed bundles in ``bitstreams/``
+    #: change only when a developer names that folder
+    output_dir: Path = Path("build/bitstreams")
     #: name of the design (the bundle's folder); None = ``<model name>_<board>``
     design: str | None = None
     #: work folder of FINN (intermediate models, generated sources, reports);

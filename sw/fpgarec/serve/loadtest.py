@@ -197,8 +197,7 @@ def _start_server(cfg: LoadTestConfig, port: int, history_file: Path | None, log
            "--max-wait-ms", str(s.max_wait_ms), "--max-queue", str(s.max_queue),
            "--max-items", str(s.max_items), "--max-body-bytes", str(s.max_body_bytes),
            "--blas-threads", str(s.blas_threads or 0)]
-    if history_file is not None:
-        cmd += ["--history", str(history_file)]
+    cmd += ["--history", str(history_file) if history_file is not None else "none"]
     if s.backend_thread:
         cmd.append("--backend-thread")
     log.info("starting the server: %s", " ".join(cmd))
