@@ -405,7 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="benchmarks; the last output line is one JSON object")
-    bench_sub = p.add_subparsers(dest="what", required=True)
+    bench_sub = p.add_subparsers(dest="what", required=True, metavar="WHAT", help="the benchmark")
     b = bench_sub.add_parser("emulation", help="emulation vs float PyTorch vs Brevitas queries/s")
     b.add_argument("bundle", type=Path, help="the compiled design (bundle folder)")
     b.add_argument("--student", type=Path, default=None, help="the trained student (.safetensors)")

@@ -1,0 +1,135 @@
+"""Issue 16 items 3-4: --version, help pages, build's config file and output folder, deploy's board.
+
+No command overwrites what the user did not name: ``build`` writes to build/bitstreams and
+refuses an existing bundle folder without ``--force``; ``demo --quick`` and ``train`` have
+their own output folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from fpgarec import cli
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE = REPO / "bitstreams" / "student_w4_pynq-z2"
+
+
+def _subparsers(parser: argparse.ArgumentParser, prefix: str = ""):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield f"{prefix}{name}", sub
+                yield from _subparsers(sub, f"{prefix}{name} ")
+
+
+def _error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("fpgarec: error")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_version_from_package_metadata(venv_bin):
+    proc = subprocess.run([str(venv_bin / "fpgarec"), "--version"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == f"fpgarec {metadata.version('fpgarec')}"
+
+
+def test_help_documents_exit_codes_and_every_subcommand_has_an_example():
+    parser = cli.build_parser()
+    top = parser.format_help()
+    assert "exit codes:" in top and all(f"  {code} " in top for code in ("0", "1", "2"))
+    subs = dict(_subparsers(parser))
+    assert {"demo", "train", "build", "sim", "verify", "deploy", "serve", "loadtest", "explain"} <= set(subs)
+    for name, sub in subs.items():
+        text = sub.format_help()
+        assert "examples:\n  " in text and sub.description, name
+        for action in sub._actions:
+            if not action.option_strings:  # positionals (and nested subcommands) have help
+                assert action.help, (name, action.dest)
+            elif action.default not in (None, False, argparse.SUPPRESS) and action.help != argparse.SUPPRESS:
+                assert "default" in sub._get_formatter()._expand_help(action) or action.nargs == 0, \
+                    (name, action.dest)
+
+
+def test_serve_and_loadtest_share_backend_and_history_defaults():
+    parser = cli.build_parser()
+    serve = parser.parse_args(["serve", "B"])
+    load = parser.parse_args(["loadtest", "B"])
+    assert (serve.backend, serve.history) == (load.backend, load.history) == ("auto", "ml-100k")
+
+
+def test_print_config_round_trip(tmp_path, capsys):
+    assert cli.main(["build", "--print-config", "--board", "aup-zu3", "--top-k", "64", "--exclude-seen"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["board"] == "aup-zu3" and printed["top_k"] == 64 and printed["exclude_seen"] is True
+    assert printed["output_dir"] == "build/bitstreams"  # never the committed bitstreams/
+    saved = tmp_path / "build.json"
+    saved.write_text(json.dumps(printed))
+    assert cli.main(["build", "--config", str(saved), "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out) == printed
+    # a flag given wins over the file
+    assert cli.main(["build", "--config", str(saved), "--top-k", "32", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out) == {**printed, "top_k": 32}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('{"board": "pynq-z2", "topk": 3}', "unknown BuildConfig field(s) topk"),
+    ('{"board": ', "build.json:1: not JSON"),
+    ('{"folding": "fastest"}', "'fastest' is not a valid FoldingStrategy"),
+])
+def test_bad_config_file_is_one_line(tmp_path, capsys, text, expected):
+    path = tmp_path / "build.json"
+    path.write_text(text)
+    assert cli.main(["build", "--config", str(path), "--print-config"]) == 2
+    line = _error_line(capsys.readouterr().err)
+    assert str(path) in line and expected in line, line
+
+
+def test_build_names_the_file_given(tmp_path, capsys):
+    assert cli.main(["build", str(tmp_path / "x.txt")]) == 2
+    line = _error_line(capsys.readouterr().err)
+    assert "x.txt" in line and "x.safetensors" not in line
+    assert cli.main(["build", str(tmp_path / "missing.safetensors")]) == 2
+    assert "missing.safetensors: file not found" in _error_line(capsys.readouterr().err)
+
+
+def test_build_refuses_an_existing_bundle_folder_unless_force(tmp_path, capsys, monkeypatch):
+    import fpgarec.compile.flow
+
+    built = []
+    monkeypatch.setattr(fpgarec.compile.flow, "build", lambda source, cfg: built.append(cfg) or cfg.output_dir)
+    source = tmp_path / "student_w4.safetensors"
+    source.write_bytes(b"")
+    target = tmp_path / "out" / "student_w4_pynq-z2"
+    target.mkdir(parents=True)
+    (target / "keep.txt").write_text("mine")
+    assert cli.main(["build", str(source), "--out", str(tmp_path / "out")]) == 2
+    line = _error_line(capsys.readouterr().err)
+    assert str(target) in line and "--force" in line
+    assert not built and (target / "keep.txt").read_text() == "mine"
+    assert cli.main(["build", str(source), "--out", str(tmp_path / "out"), "--force"]) == 0
+    assert len(built) == 1 and built[0].output_dir == tmp_path / "out"
+    assert cli.main(["build", str(source), "--out", str(tmp_path / "out"), "--design", "other"]) == 0
+
+
+def test_output_folders_of_quick_demo_and_train_are_not_the_demo_s():
+    from fpgarec.config import DemoConfig
+
+    assert DemoConfig.from_environment().out == Path("build/demo")
+    assert DemoConfig.from_environment(quick=True).out == Path("build/demo-quick")
+    assert DemoConfig.from_environment(quick=True, out=Path("x")).out == Path("x")
+    assert cli.build_parser().parse_args(["train", "bpr"]).out == Path("build/train")
+
+
+def test_deploy_reads_the_board_from_the_manifest(tmp_path, capsys):
+    assert cli.main(["deploy", str(BUNDLE), "--out", str(tmp_path / "d")]) == 0
+    assert json.loads((tmp_path / "d" / "deploy.json").read_text())["board"] == "pynq-z2"
+    assert cli.main(["deploy", str(BUNDLE), "--board", "aup-zu3", "--out", str(tmp_path / "z")]) == 2
+    assert "built for board 'pynq-z2', not 'aup-zu3'" in _error_line(capsys.readouterr().err)
