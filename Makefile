@@ -30,8 +30,9 @@ $(STAMP): requirements/torch.txt requirements/stack.txt requirements/nodeps.txt 
 demo: $(STAMP)
 	$(BIN)/fpgarec demo
 
+# the quick run has its own folder: it never replaces the full demo's report in build/demo
 demo-quick: $(STAMP)
-	$(BIN)/fpgarec demo --quick
+	$(BIN)/fpgarec demo --quick --out build/demo-quick
 
 # Board-emulation environment (tests/board_emu): the real pynq 4.0.0, which pins numpy<2.
 # PYNQ images run Python 3.10: use it where pyenv has it, else python3.
@@ -57,6 +58,11 @@ test: $(STAMP) $(PYNQ_STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 	$(PYNQ_VENV)/bin/python -m pytest -q tests/board_emu
+
+# the tests that neither train on real data (slow) nor run Verilator (rtlsim); -m replaces
+# pyproject's addopts -m, so vivado and board stay excluded here too
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not rtlsim and not vivado and not board"
 
 lint: $(STAMP)
 	$(BIN)/ruff check sw tests
