@@ -394,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p, out=Path("build/train"), out_help="build/train")
     _workers(p)
     p.add_argument("model", help="the model to train", choices=["bpr", "lightgcn", "teacher", "student_w8", "student_w4", "sequence", "hetero"])
-    p.add_argument("--metrics", type=Path, default=None, help="where to write the metrics JSON")
+    p.add_argument("--metrics", type=Path, default=None, help="where to write the metrics JSON (default: <out>/<model>.json)")
     p.set_defaults(func=cmd_train)
 
     _add_build_command(sub)
