@@ -133,3 +133,11 @@ def test_deploy_reads_the_board_from_the_manifest(tmp_path, capsys):
     assert json.loads((tmp_path / "d" / "deploy.json").read_text())["board"] == "pynq-z2"
     assert cli.main(["deploy", str(BUNDLE), "--board", "aup-zu3", "--out", str(tmp_path / "z")]) == 2
     assert "built for board 'pynq-z2', not 'aup-zu3'" in _error_line(capsys.readouterr().err)
+
+
+def test_explain_takes_the_bundle_first_like_serve_and_deploy():
+    parser = cli.build_parser()
+    assert parser.parse_args(["explain", "--user", "196"]).bundle == Path("bitstreams/student_w4_pynq-z2")
+    args = parser.parse_args(["explain", "B", "--user", "196"])
+    assert (args.bundle, args.bundle_option) == (Path("B"), None)
+    assert parser.parse_args(["explain", "--user", "196", "--bundle", "C"]).bundle_option == Path("C")  # old form
