@@ -319,7 +319,11 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from fpgarec.deploy import deploy
 
     out = deploy(args.bundle, args.board, args.out)
-    log.info("copy %s to the board and run `python3 run.py` there (see %s)", out, out / "README.md")
+    if json.loads((out / "deploy.json").read_text()).get("bitstream_built"):
+        log.info("copy %s to the board and run `python3 run.py` there (see %s)", out, out / "README.md")
+    else:
+        log.info("%s: no bitstream in this bundle (Vivado has not run): `python3 run.py --emulate` runs the "
+                 "CPU emulation, here or on the board (see %s)", out, out / "README.md")
     return 0
 
 
