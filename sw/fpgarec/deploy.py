@@ -217,5 +217,5 @@ def deploy(bundle_dir: Path | str, board: str | None, out_dir: Path | str) -> Pa
     if not bundle.bitstream_built:
         log.warning("deploy: %s has no bitstream (%s): on the board only `run.py --emulate` runs",
                     m["design"], m.get("bitstream", {}).get("reason") or "not built")
-    log.info("deploy: %s for %s written to %s (%d files)", m["design"], board, out, len(files))
+    log.info("deploy: %s for %s written to %s (%d files)", m["design"], m["board"], out, len(files))
     return out
