@@ -384,12 +384,13 @@ def _add_study_command(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from fpgarec.cli_support import EXIT_CODES, document, version
+    from fpgarec.cli_support import DESCRIPTION, EXIT_CODES, document, version
 
-    parser = argparse.ArgumentParser(prog="fpgarec", description=__doc__.splitlines()[0], epilog=EXIT_CODES)
+    parser = argparse.ArgumentParser(prog="fpgarec", description=DESCRIPTION, epilog=EXIT_CODES)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("--version", action="version", version=version())
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                help="one of these (fpgarec COMMAND --help: its options and an example)")
     p = sub.add_parser("demo", help="train and evaluate all models, write build/demo/report.{json,html}")
     _common(p, out_help="build/demo; with --quick: build/demo-quick")
     _workers(p)

@@ -17,7 +17,16 @@ from pathlib import Path
 
 from fpgarec.errors import FpgarecError
 
+DESCRIPTION = ("Train a recommender (graph neural network + language-model item text), compile its "
+               "quantized student for an FPGA through QONNX and FINN, check it bit for bit, simulate, "
+               "serve and deploy it.")
+
 EXIT_CODES = """\
+a typical session:
+  fpgarec demo                                   # train, compile, check -> build/demo (about 15 min)
+  fpgarec report bitstreams/student_w4_pynq-z2   # the committed design: cycles, resources, latency
+  fpgarec serve bitstreams/student_w4_pynq-z2    # serve it on 127.0.0.1:8000
+
 exit codes:
   0    done (for demo: it ran; its quality bars' PASS/FAIL are in the report)
   1    a check failed: sim (mismatches), verify (emulation differs), loadtest (lost,
@@ -111,6 +120,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
 def document(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     """Description, examples and :class:`HelpFormatter` for every subcommand below ``parser``."""
     parser.formatter_class = HelpFormatter
+    if not prefix and parser.description:
+        parser.description = textwrap.fill(parser.description, 88)
     for action in parser._actions:  # noqa: SLF001 - argparse keeps its subparsers here only
         if not isinstance(action, argparse._SubParsersAction):  # noqa: SLF001
             continue
