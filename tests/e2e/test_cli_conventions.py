@@ -63,6 +63,7 @@ def test_serve_and_loadtest_share_backend_and_history_defaults():
     serve = parser.parse_args(["serve", "B"])
     load = parser.parse_args(["loadtest", "B"])
     assert (serve.backend, serve.history) == (load.backend, load.history) == ("auto", "ml-100k")
+    assert cli._serve_config(parser.parse_args(["serve", "B", "--history", "none"])).history is None
 
 
 def test_print_config_round_trip(tmp_path, capsys):
