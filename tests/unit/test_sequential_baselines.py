@@ -90,8 +90,8 @@ def test_window_ends_and_windows_cover_every_target_once():
         # every item but a user's first is a target exactly once (tokens = item + 1)
         assert sorted(y[y > 0].tolist()) == sorted([i + 1 for i in range(1, 10)] + [5])
         # a target follows its input in the user's sequence
-        nxt = {a + 1: b + 1 for r in ([*range(10)], [3, 4]) for a, b in zip(r, r[1:])}
-        assert all(nxt[a] == b for a, b in zip(x[y > 0], y[y > 0]))
+        nxt = {a + 1: b + 1 for r in ([*range(10)], [3, 4]) for a, b in zip(r, r[1:], strict=False)}
+        assert all(nxt[a] == b for a, b in zip(x[y > 0], y[y > 0], strict=True))
 
 
 def _cycle_split(n_users: int = 24, length: int = 14) -> Split:
