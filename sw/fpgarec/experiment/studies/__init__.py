@@ -22,6 +22,7 @@ STUDIES: dict[str, str] = {
     "aggregation-workaround": "fpgarec.experiment.studies.aggregation_workaround:main",
     "sequence-ablations": "fpgarec.experiment.studies.sequence_ablations:main",
     "hetero-comparison": "fpgarec.experiment.studies.hetero_comparison:main",
+    "sequential-baselines": "fpgarec.experiment.studies.sequential_baselines:main",
 }
 
 
