@@ -121,3 +121,21 @@ def test_grid_points_build():
             assert build(name, N_ITEMS, dataclasses.replace(st, max_len=L)).n_items == N_ITEMS
     with pytest.raises(ValueError):
         build("caser", N_ITEMS, SeqBaselineSettings())
+
+
+def test_entry_tunes_trains_both_splits_and_evaluates_all_cold_new():
+    from fpgarec.train.sequential_baselines import sequential_baseline_entry
+
+    standard = _cycle_split()
+    new_users = np.arange(20, 24)
+    rows = [standard.train.of(u).tolist() + standard.valid.of(u).tolist() + standard.test.of(u).tolist()
+            for u in range(24)]
+    keep = [r if u not in new_users else [] for u, r in enumerate(rows)]
+    new = Split(24, N_ITEMS, _seqs([r[:12] for r in keep]), _seqs([r[12:13] for r in keep]),
+                _seqs([r[5:] if u in new_users else [] for u, r in enumerate(rows)]),
+                np.zeros(0, np.int64), new_users, _seqs([r[:5] if u in new_users else [] for u, r in enumerate(rows)]))
+    grid = (SeqBaselineSettings(lr=1e-2, dim=16, hidden=16, max_len=L, batch=8, epochs=2, max_seconds=10.0),) * 2
+    out = sequential_baseline_entry("gru4rec", standard, new, grid=grid)
+    assert set(out["metrics"]) == {"all", "cold", "new"}
+    assert all(set(m) == {"ndcg@10", "recall@10"} for m in out["metrics"].values())
+    assert len(out["chosen"]["grid"]) == 2 and out["seconds"]["total"] >= 0
