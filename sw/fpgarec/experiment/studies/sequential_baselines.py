@@ -43,9 +43,11 @@ def splits(cfg: DemoConfig):
     return data, temporal_split(data), new_user_split(data, seed=cfg.seed)
 
 
-def run(cfg: DemoConfig, models: tuple[str, ...]) -> dict:
+def run(cfg: DemoConfig, models: tuple[str, ...], seconds: float | None = -1.0,
+        point: int | None = None, patience: int | None = None) -> dict:
     """Both baselines on ``cfg``'s data: {model: sequential_baseline_entry(...)} and the
-    reference figures."""
+    reference figures. ``seconds``: per-run budget instead of the grid's (None: no budget, -1:
+    the grid's own); ``point``: train only this grid point (no tuning); ``patience``: override."""
     from fpgarec.train.sequential_baselines import GRID, sequential_baseline_entry
 
     data, standard, new = splits(cfg)
@@ -54,6 +56,12 @@ def run(cfg: DemoConfig, models: tuple[str, ...]) -> dict:
         grid = GRID[name]
         if cfg.quick:
             grid = tuple(dataclasses.replace(p, max_seconds=QUICK_SECONDS) for p in grid)
+        if seconds is None or seconds >= 0:
+            grid = tuple(dataclasses.replace(p, max_seconds=seconds) for p in grid)
+        if patience is not None:
+            grid = tuple(dataclasses.replace(p, patience=patience) for p in grid)
+        if point is not None:
+            grid = (grid[point],)
         entry = sequential_baseline_entry(name, standard, new, cfg.seed, grid, cfg.progress)
         log.info("%s: %s", name, json.dumps(entry["metrics"]))
         out[name] = {k: entry[k] for k in ("metrics", "seconds")} | {
@@ -61,6 +69,7 @@ def run(cfg: DemoConfig, models: tuple[str, ...]) -> dict:
             "grid_valid_ndcg@10": [p["valid_ndcg@10"] for p in entry["chosen"]["grid"]],
             "epochs": {"best": entry["curve"]["best_epoch"], "run": entry["curve"]["epochs"][-1]},
         }
+    out["settings_override"] = {"seconds": seconds, "point": point, "patience": patience}
     out["reference"] = REFERENCE
     return out
 
@@ -72,11 +81,16 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--models", default="gru4rec,sasrec", help="comma-separated subset")
     ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seconds", type=float, default=-1.0,
+                    help="per-run budget in seconds instead of the grid's 50 (0: no budget)")
+    ap.add_argument("--point", type=int, default=None, help="train only this grid point (no tuning)")
+    ap.add_argument("--patience", type=int, default=None, help="early-stopping patience override")
     ap.add_argument("--no-progress", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = DemoConfig(data=args.data, seed=args.seed, threads=args.threads, workers=1, quick=args.quick,
                      progress=not args.no_progress, build_design=False)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
-    sys.stdout.write(json.dumps(run(cfg, models)) + "\n")  # the command's one output line
+    seconds = None if args.seconds == 0 else args.seconds
+    sys.stdout.write(json.dumps(run(cfg, models, seconds, args.point, args.patience)) + "\n")  # the command's one output line
     return 0
