@@ -25,7 +25,8 @@ So z_t depends on s_1..s_t only (causality, unit-tested).
 Training: full-softmax cross-entropy over all N items for the next item at every real position
 (L = -mean_t log softmax(ŝ_t)[s_{t+1}]). The paper trains a binary cross-entropy with one
 sampled negative per position; the full softmax is the variant known to work better
-(Petrov & Macdonald, RecSys 2022, and RecBole's default). ``score(users, history)`` returns
+(Klenitskiy & Vasilev, "Turning Dross Into Gold Loss: is BERT4Rec really better than
+SASRec?", RecSys 2023; RecBole's default). ``score(users, history)`` returns
 ŝ_{L-1}, the scores after the user's latest item.
 """
 
