@@ -7,8 +7,9 @@ a real position and 0 for padding:
 
     x_t^0 = Dropout(E[s_t] √D + P_t) · m_t                                   (B, L, D)
 
-then ``blocks`` pre-norm Transformer blocks (the paper's residual layout: normalise the query,
-attend, add; normalise, point-wise FFN, add), with h heads of width D/h:
+then ``blocks`` pre-norm Transformer blocks (the reference code's attention layout: normalise
+the query, attend, add to the normalised query; then a standard pre-norm point-wise FFN), with h
+heads of width D/h:
 
     q = LN(x^b),  a_t = MultiHead(q_t, K = V = x^b_{1..t})      causal: t attends to j <= t,
                                                                  padding keys j (m_j = 0) masked
