@@ -361,9 +361,9 @@ def test_accelerator_recommend_sends_each_querys_seen_items_through_the_pynq_bac
     n_items = bundle.manifest["model"]["n_items"]
     rng = np.random.default_rng(5)
     items = [rng.choice(n_items, size=int(n), replace=False).tolist() for n in rng.integers(1, 60, size=24)]
-    want = Accelerator(bundle, backend="emulation").recommend(items=items)
+    want = Accelerator(bundle, backend="emulation").recommend_indices(items=items)
     with PynqBackend(bundle, bitfile=overlay.bit, batch_size=16) as backend:
-        got = Accelerator(bundle, backend=backend).recommend(items=items)
+        got = Accelerator(bundle, backend=backend).recommend_indices(items=items)
         seen = np.zeros((8, bundle.manifest["model"]["n_labels"]), dtype=bool)
         for b, row in enumerate(items[16:]):
             seen[b, row] = True

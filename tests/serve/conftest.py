@@ -20,12 +20,26 @@ def demo_bundle() -> Path:
 
 @pytest.fixture(scope="session")
 def history_file(tmp_path_factory) -> Path:
+    """100 users ``customer_0`` .. ``customer_99`` (``customer_7`` without history) over the
+    demo's 1682 items, ids ``sku-0000`` .. ``sku-1681``, titles ``Title i`` for odd i only."""
+    from fpgarec.runtime.ids import IdMap
     from fpgarec.runtime.sampler import History
 
     rng = np.random.default_rng(0)
     lists = [rng.integers(0, 1682, rng.integers(1, 60)) for _ in range(100)]
     lists[7] = np.zeros(0, np.int64)  # a user without history
-    return History.from_lists(lists, 1682).save(tmp_path_factory.mktemp("history") / "history.npz")
+    ids = IdMap([user(u) for u in range(100)], [item(i) for i in range(1682)],
+                [f"Title {i}" if i % 2 else "" for i in range(1682)])
+    return History.from_lists(lists, 1682, ids=ids).save(tmp_path_factory.mktemp("history") / "history.npz")
+
+
+
+def user(u: int) -> str:
+    return f"customer_{u}"
+
+
+def item(i: int) -> str:
+    return f"sku-{i:04d}"
 
 
 class Running:

@@ -278,6 +278,24 @@ def load_interactions(folder: Path | str | None = None) -> InteractionData:
     return data
 
 
+#: item text parts that hold a title, first found wins (``movie title``: MovieLens)
+TITLE_PARTS = ("movie title", "title", "name")
+
+
+def item_titles(data: InteractionData) -> list[str] | None:
+    """One title per item from its text (:attr:`InteractionData.item_text`): the first of
+    :data:`TITLE_PARTS`, with `` (year)`` where a ``release year`` part is present (MovieLens:
+    "Kolya (1996)"); "" for an item without one. None where no item has a title."""
+    out = []
+    for text in data.item_text:
+        parts = dict(p.split(": ", 1) for p in text.split("; ") if ": " in p) if text else {}
+        title = next((parts[k] for k in TITLE_PARTS if parts.get(k)), "")
+        if title and parts.get("release year"):
+            title = f"{title} ({parts['release year']})"
+        out.append(title)
+    return out if any(out) else None
+
+
 def subsample_users(data: InteractionData, n_users: int, seed: int = 0) -> InteractionData:
     """A seeded subsample of ``n_users`` users with all their interactions (for quick runs).
 

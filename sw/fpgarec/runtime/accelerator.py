@@ -7,10 +7,20 @@
 
     with Accelerator("bitstreams/student_w4_pynq-z2", backend="auto",
                      history=History.load("build/serve/history.npz")) as acc:
-        acc.recommend(users=[0, 7], k=5)            # (2, 5) item ids, known users
-        acc.recommend(items=[[10, 52, 7]], k=10)    # (1, 10) item ids, a new user
-        acc.execute(ids)                            # (B, K) context ids -> (B, top_k)
-        acc.throughput_test()                       # queries/s of the backend
+        acc.recommend(users=["196", "186"], k=5)        # 2 lists of 5 item ids, known users
+        acc.recommend(items=[["242", "302"]], k=10)     # 1 list of 10 item ids, a new user
+        acc.ids.title(acc.ids.item_index("242"))        # "Kolya (1996)"
+        acc.recommend_indices(users=[195], k=5)         # internal indices in and out, (1, 5)
+        acc.execute(ids)                                # (B, K) context indices -> (B, top_k)
+        acc.throughput_test()                           # queries/s of the backend
+
+Ids: ``recommend`` and ``recommend_queries`` take and return the data set's own user and item
+ids (strings: MovieLens "196", a RecBole data set's "customer_17"), mapped by the history's
+:class:`~fpgarec.runtime.ids.IdMap` (``acc.ids``); an unknown id raises
+:class:`~fpgarec.runtime.sampler.UnknownUserError` / ``UnknownItemError`` naming it. Without
+maps (no history, or a ``fpgarec-history/1`` file) the ids are the internal indices as decimal
+strings (``acc.ids.internal``; a warning at load). ``recommend_indices`` and
+``recommend_queries_indices`` work on internal indices (tests, benchmarks, the service's batches).
 
 Backends (all share ``run(ids (B, K)) -> (B, top_k) int64`` and ``close()``):
 
@@ -41,7 +51,15 @@ import numpy as np
 
 from fpgarec.errors import FpgarecError
 from fpgarec.runtime.bundle import Bundle, load_bundle
-from fpgarec.runtime.sampler import History, HostSampler, QueryError, QueryTypeError
+from fpgarec.runtime.ids import IdMap, IdTypeError, UnknownIdError
+from fpgarec.runtime.sampler import (
+    History,
+    HostSampler,
+    QueryError,
+    QueryTypeError,
+    UnknownItemError,
+    UnknownUserError,
+)
 
 log = logging.getLogger(__name__)
 
@@ -123,15 +141,17 @@ class Accelerator:
     ``bundle``: a bundle folder (or a loaded :class:`~fpgarec.runtime.bundle.Bundle`);
     ``backend``: one of :data:`BACKENDS`, or an object with ``run(ids)`` (and optionally
     ``close()``); ``history``: the known users' item histories (a :class:`History` or the path
-    of a history ``.npz``), needed for ``recommend(users=...)`` only; ``max_items``: the longest
-    item list a query may carry; ``options``: passed to the backend's constructor.
+    of a history ``.npz``), needed for ``recommend(users=...)`` only, and whose id maps
+    (``history.ids``) name users and items; ``ids``: the maps where there is no history (None:
+    the history's, else internal ids); ``max_items``: the longest item list a query may carry;
+    ``options``: passed to the backend's constructor.
 
     Attributes: ``k`` (context ids per query), ``top_k`` (ids the design returns),
-    ``n_items``, ``sampler``, ``backend_name``.
+    ``n_items``, ``sampler``, ``ids``, ``backend_name``.
     """
 
     def __init__(self, bundle: Bundle | Path | str, backend="auto", history: History | Path | str | None = None,
-                 max_items: int = 4096, **options):
+                 max_items: int = 4096, ids: IdMap | None = None, **options):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         model = self.bundle.manifest["model"]
         self.k = int(model["k"])
@@ -140,6 +160,12 @@ class Accelerator:
         if history is not None and not isinstance(history, History):
             history = History.load(history)
         self.sampler = HostSampler.from_manifest(self.bundle.manifest, history, max_items)
+        if ids is None:
+            ids = history.ids if history is not None else IdMap.internal_ids(0, self.n_items, "no history")
+        if ids.n_items != self.n_items:
+            raise FpgarecError(f"{ids.source}: id map of {ids.n_items} items, the design {self.n_items}")
+        #: the data set's ids <-> internal indices (:mod:`fpgarec.runtime.ids`)
+        self.ids = ids
         if isinstance(backend, str):
             self.backend = open_backend(self.bundle, backend, **options)
         elif callable(getattr(backend, "run", None)):
@@ -188,8 +214,76 @@ class Accelerator:
             return self.sampler.users(users)
         return self.sampler.items(items)
 
-    def recommend(self, users=None, items=None, k: int | None = None, exclude_seen: bool = False) -> np.ndarray:
-        """Top-``k`` item ids for known ``users`` or for new users' ``items`` lists.
+    # ------------------------------------------------------------------- data set's ids
+    def user_query(self, user) -> int:
+        """A known user's data-set id -> its internal index, checked (it has history).
+        Raises :class:`UnknownUserError` / :class:`QueryTypeError` naming the id."""
+        if self.sampler.history is None:
+            raise UnknownUserError("no user history is loaded: send the user's items instead")
+        try:
+            index = self.ids.user_index(user)
+        except UnknownIdError:
+            raise UnknownUserError(f"unknown user {user!r}") from None
+        except IdTypeError as exc:
+            raise QueryTypeError(str(exc)) from None
+        if index >= self.sampler.history.n_users or self.sampler.history.lengths[index] == 0:
+            raise UnknownUserError(f"user {user!r} has no history")
+        return index
+
+    def items_query(self, items) -> list[int]:
+        """A new user's item list (data-set ids, oldest first) -> internal indices, checked.
+        Raises :class:`UnknownItemError` / :class:`QueryTypeError` / :class:`QueryError`."""
+        if not isinstance(items, (list, tuple)):
+            raise QueryTypeError(f"items must be a list of item ids, got {type(items).__name__}")
+        if len(items) > self.sampler.max_items:
+            raise QueryError(f"items has {len(items)} ids, at most {self.sampler.max_items} are accepted")
+        try:
+            indices = self.ids.item_indices(items)
+        except UnknownIdError as exc:
+            raise UnknownItemError(f"unknown item {exc.token!r}") from None
+        except IdTypeError as exc:
+            raise QueryTypeError(str(exc)) from None
+        return self.sampler.check_items(indices)
+
+    def query(self, q) -> int | list[int]:
+        """One query in data-set ids (a user id, or a list of item ids) -> internal, checked."""
+        return self.items_query(q) if isinstance(q, (list, tuple)) else self.user_query(q)
+
+    def item_ids(self, rows) -> list[list[str]]:
+        """Rows of internal item indices (-1: an empty slot, dropped) -> the data set's ids."""
+        return [self.ids.item_ids(row) for row in np.asarray(rows, dtype=np.int64)]
+
+    def recommend(self, users=None, items=None, k: int | None = None, exclude_seen: bool = False) -> list[list[str]]:
+        """Top-``k`` item ids for known ``users`` or new users' ``items`` lists, all as the data
+        set's own ids (strings; see the module docstring).
+
+        B users or B item lists -> B lists of at most ``k`` item ids, best first (shorter where
+        seen items were dropped and fewer than ``k`` remain). Unknown ids raise
+        :class:`UnknownUserError` / :class:`UnknownItemError` naming them; other rules as in
+        :meth:`recommend_indices`.
+        """
+        if (users is None) == (items is None):
+            raise QueryError("give exactly one of users and items")
+        if users is not None:
+            if isinstance(users, (str, bytes)):
+                raise QueryTypeError("users must be a list of user ids")
+            idx = np.array([self.user_query(u) for u in users], dtype=np.int64)
+            top = self.recommend_indices(users=idx, k=k, exclude_seen=exclude_seen)
+        else:
+            top = self.recommend_indices(items=[self.items_query(x) for x in items], k=k, exclude_seen=exclude_seen)
+        return self.item_ids(top)
+
+    def recommend_queries(self, queries: list) -> list[list[str]]:
+        """Top-``top_k`` item ids for a mixed batch, each query a user id or a list of item ids,
+        in the data set's ids. B queries -> B lists of item ids (shorter where a seen-on-chip
+        design leaves slots empty)."""
+        return self.item_ids(self.recommend_queries_indices([self.query(q) for q in queries]))
+
+    # ------------------------------------------------------------------- internal indices
+    def recommend_indices(self, users=None, items=None, k: int | None = None,
+                          exclude_seen: bool = False) -> np.ndarray:
+        """Top-``k`` internal item indices for known users' internal indices or new users'
+        lists of internal item indices (tests, benchmarks; :meth:`recommend` for data-set ids).
 
         Shapes: users (B,) or B item lists -> (B, k) int64, best first. ``k`` in
         [1, top_k] (default top_k). Unknown users, empty or over-long lists, ids out of range
@@ -226,9 +320,9 @@ class Accelerator:
             return self.sampler.history.of(user)
         return np.asarray(query, dtype=np.int64)
 
-    def recommend_queries(self, queries: list) -> np.ndarray:
-        """Top-``top_k`` ids for a mixed batch, each query a user id (int) or an item list,
-        already checked by ``sampler.check_user`` / ``check_items`` (the service's path).
+    def recommend_queries_indices(self, queries: list) -> np.ndarray:
+        """Top-``top_k`` internal indices for a mixed batch, each query a user index (int) or a
+        list of item indices, already checked (:meth:`query`; the service's batches).
         Shapes: B queries -> (B, top_k) int64 (-1 in slots a seen-on-chip design leaves empty)."""
         if not self.seen_on_chip:
             return self.execute(self.sampler.contexts(queries))

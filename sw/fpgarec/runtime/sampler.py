@@ -27,7 +27,10 @@ order of :func:`fpgarec.data.dataset.load_interactions`), users likewise 0 .. U-
 
 History files (``.npz``, read with ``allow_pickle=False``): ``indptr`` (U+1,) int64, ``items``
 (nnz,) integer, ``n_items`` () int64; user ``u`` owns ``items[indptr[u]:indptr[u+1]]``,
-oldest first (:meth:`History.save`, :meth:`History.load`).
+oldest first (:meth:`History.save`, :meth:`History.load`). Format ``fpgarec-history/2`` adds
+the data set's ids: ``user_ids`` (U,) and ``item_ids`` (N,) strings and, where the item file has
+titles, ``item_titles`` (N,) (:mod:`fpgarec.runtime.ids`). A ``fpgarec-history/1`` file (no
+maps) still loads, with a warning: its ids are the internal indices as decimal strings.
 """
 
 from __future__ import annotations
@@ -40,13 +43,16 @@ from pathlib import Path
 import numpy as np
 
 from fpgarec.errors import FpgarecError
+from fpgarec.runtime.ids import IdMap
 
 log = logging.getLogger(__name__)
 
 #: padding schemes a bundle may declare
 SCHEMES = ("cyclic", "null")
-#: history file format tag (stored as the ``format`` entry)
-HISTORY_FORMAT = "fpgarec-history/1"
+#: history file format tag (stored as the ``format`` entry): /2 carries the id maps
+HISTORY_FORMAT = "fpgarec-history/2"
+#: format tags :meth:`History.load` reads (/1: no id maps)
+HISTORY_FORMATS = ("fpgarec-history/1", HISTORY_FORMAT)
 
 
 class QueryError(FpgarecError):
@@ -59,6 +65,10 @@ class QueryTypeError(QueryError):
 
 class UnknownUserError(QueryError):
     """A user id that is not in the history (or has no items in it)."""
+
+
+class UnknownItemError(QueryError):
+    """An item id that is not in the data set."""
 
 
 @dataclass(frozen=True)
@@ -96,9 +106,12 @@ class History:
     """Each known user's time-ordered items, CSR style (the training graph the sampler reads).
 
     Shapes: ``indptr`` (U+1,) int64 non-decreasing from 0, ``items`` (nnz,) int64 in [0, N).
+    ``ids``: the data set's user and item ids (:class:`~fpgarec.runtime.ids.IdMap`, U users and
+    N items); None: internal ids (the indices as decimal strings, ``ids.internal``).
     """
 
-    def __init__(self, indptr: np.ndarray, items: np.ndarray, n_items: int, source: str = "memory"):
+    def __init__(self, indptr: np.ndarray, items: np.ndarray, n_items: int, source: str = "memory",
+                 ids: IdMap | None = None):
         self.indptr = np.ascontiguousarray(indptr, dtype=np.int64)
         self.items = np.ascontiguousarray(items, dtype=np.int64)
         self.n_items = int(n_items)
@@ -111,19 +124,25 @@ class History:
         if self.items.size and (self.items.min() < 0 or self.items.max() >= self.n_items):
             raise FpgarecError(f"{where}: item ids must lie in [0, {self.n_items})")
         self.lengths = np.diff(self.indptr)
+        if ids is None:
+            ids = IdMap.internal_ids(self.n_users, self.n_items, source=where)
+        elif ids.n_users != self.n_users or ids.n_items != self.n_items:
+            raise FpgarecError(f"{where}: id maps of {ids.n_users} users and {ids.n_items} items, the history "
+                               f"{self.n_users} users and {self.n_items} items")
+        self.ids = ids
 
     @property
     def n_users(self) -> int:
         return len(self.indptr) - 1
 
     @classmethod
-    def from_lists(cls, lists, n_items: int) -> History:
-        """From one item sequence per user (oldest first)."""
+    def from_lists(cls, lists, n_items: int, ids: IdMap | None = None) -> History:
+        """From one item sequence per user (oldest first); ``ids`` as in the constructor."""
         lens = np.array([len(x) for x in lists], dtype=np.int64)
         indptr = np.zeros(len(lens) + 1, dtype=np.int64)
         np.cumsum(lens, out=indptr[1:])
         items = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists]) if len(lists) else np.zeros(0, np.int64)
-        return cls(indptr, items, n_items)
+        return cls(indptr, items, n_items, ids=ids)
 
     def of(self, user: int) -> np.ndarray:
         """User ``user``'s items, oldest first. Shape (len,)."""
@@ -135,8 +154,9 @@ class History:
         path.parent.mkdir(parents=True, exist_ok=True)
         small = self.items.astype(np.int32) if self.n_items < 2**31 else self.items
         with open(path, "wb") as f:
-            np.savez(f, format=np.array(HISTORY_FORMAT), indptr=self.indptr, items=small,
-                     n_items=np.array(self.n_items, dtype=np.int64))
+            maps = self.ids.arrays()  # none for internal ids: then a /1 file, as before the maps
+            np.savez(f, format=np.array(HISTORY_FORMAT if maps else HISTORY_FORMATS[0]), indptr=self.indptr, items=small,
+                     n_items=np.array(self.n_items, dtype=np.int64), **maps)
         return path
 
     @classmethod
@@ -147,17 +167,22 @@ class History:
             raise FpgarecError(f"{path}: history file not found")
         try:
             with np.load(path, allow_pickle=False) as z:
-                if "format" in z.files and str(z["format"]) != HISTORY_FORMAT:
-                    raise FpgarecError(f"{path}: format {str(z['format'])!r}, expected {HISTORY_FORMAT!r}")
+                if "format" in z.files and str(z["format"]) not in HISTORY_FORMATS:
+                    raise FpgarecError(f"{path}: format {str(z['format'])!r}, expected one of {HISTORY_FORMATS}")
                 missing = {"indptr", "items", "n_items"} - set(z.files)
                 if missing:
                     raise FpgarecError(f"{path}: not a history file (missing {sorted(missing)})")
                 indptr, items, n_items = z["indptr"], z["items"], int(z["n_items"])
+                if not (np.issubdtype(indptr.dtype, np.integer) and np.issubdtype(items.dtype, np.integer)):
+                    raise FpgarecError(f"{path}: indptr and items must be integer arrays")
+                ids = IdMap.from_arrays(z, len(indptr) - 1, n_items, source=str(path))
         except (ValueError, OSError) as exc:  # not a zip / a pickled entry / a truncated file
             raise FpgarecError(f"{path}: not a readable .npz history file ({exc})") from exc
-        if not (np.issubdtype(indptr.dtype, np.integer) and np.issubdtype(items.dtype, np.integer)):
-            raise FpgarecError(f"{path}: indptr and items must be integer arrays")
-        return cls(indptr, items, n_items, source=str(path))
+        if ids is None:
+            log.warning("%s: no id maps (a fpgarec-history/1 file): user and item ids are internal indices; "
+                        "rewrite it with `fpgarec serve BUNDLE --history DATA --save-history FILE` for the data "
+                        "set's ids", path)
+        return cls(indptr, items, n_items, source=str(path), ids=ids)
 
 
 def _slot_tables(k: int, null: bool) -> tuple[np.ndarray, np.ndarray]:

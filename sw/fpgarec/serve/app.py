@@ -1,25 +1,36 @@
 """The recommendation service: Starlette on uvicorn, one accelerator behind a dynamic batcher.
 
-Endpoints (JSON in and out; ids are the data set's internal indices, see
-:mod:`fpgarec.serve.history`):
+Endpoints (JSON in and out). Users and items are named by the data set's own ids, strings (the
+tokens of its interaction file: MovieLens ``"196"``, ``"242"``; a RecBole data set's
+``"customer_17"``, ``"sku-0001"``), mapped by the history's id maps
+(:mod:`fpgarec.runtime.ids`); internal indices never appear. A history without maps (a
+``fpgarec-history/1`` file, or ``--history none``) serves the internal indices as decimal
+strings, with a warning at start (``/healthz`` says ``"ids": "internal"``).
 
 ``POST /recommend``
-    ``{"user_id": 17, "k": 10}`` (a known user: its context comes from the history) or
-    ``{"items": [52, 7, 301], "k": 5}`` (a new user's items, oldest first). ``k`` is optional
-    (default: the design's ``top_k``) and must lie in [1, top_k]. Answer: ``{"items": [...]}``,
-    the ``k`` best item ids, best first. ``"exclude_seen": true`` (optional, default false)
-    drops the items the query has seen (the known user's history, or the given items) from the
-    design's ``top_k`` list first, so the answer may hold fewer than ``k`` ids; serve a design
-    built with a larger ``top_k`` (``fpgarec build --top-k 64``) for that.
+    ``{"user": "196", "k": 10}`` (a known user: its context comes from the history; ``user_id``
+    is accepted for ``user``) or ``{"items": ["242", "302"], "k": 5}`` (a new user's items,
+    oldest first). ``k`` is optional (default: the design's ``top_k``) and must lie in
+    [1, top_k]. Answer::
+
+        {"items": [{"id": "242", "title": "Kolya (1996)"}, ...], "k": 5, "returned": 5, "short": false}
+
+    the best item ids, best first, each with its title (null where the data set has none);
+    ``short`` is true when fewer than ``k`` items are returned (``returned``).
+    ``"exclude_seen": true`` (optional, default false) drops the items the query has seen (the
+    known user's history, or the given items) from the design's ``top_k`` list first, so the
+    answer may be short; serve a design built with a larger ``top_k`` (``fpgarec build --top-k
+    64``) for that. A design that drops seen items on chip may answer short too.
 ``GET /healthz``
-    ``{"status": "ok", "design", "backend", "k", "top_k", "n_items", "known_users"}``.
+    ``{"status": "ok", "design", "backend", "k", "top_k", "n_items", "known_users", "ids",
+    "titles"}`` (``ids``: ``"dataset"`` or ``"internal"``; ``titles``: the items have titles).
 ``GET /metrics``
     Prometheus text (:mod:`fpgarec.serve.metrics`).
 
 Errors are JSON ``{"error": message, "status": code}``: 400 malformed JSON, unknown fields or
-wrong types; 404 unknown user (or path); 405 wrong method; 413 body larger than
-``max_body_bytes``; 422 values out of range (empty or over-long item list, item id or ``k`` out
-of range); 503 more than ``max_queue`` queries waiting; 500 a failed accelerator batch. A bad
+wrong types (an integer where an id string is expected); 404 unknown user (or path); 405 wrong
+method; 413 body larger than ``max_body_bytes``; 422 values out of range (empty or over-long item
+list, an unknown item id, ``k`` out of range); each message names the field and the value; 503 more than ``max_queue`` queries waiting; 500 a failed accelerator batch. A bad
 request never affects other requests.
 """
 
@@ -39,6 +50,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from fpgarec.runtime.accelerator import Accelerator, first_unseen
+from fpgarec.runtime.ids import IdMap
 from fpgarec.runtime.sampler import QueryError, QueryTypeError, UnknownUserError
 from fpgarec.serve.batching import DynamicBatcher, QueueFull
 from fpgarec.serve.config import ServeConfig
@@ -50,7 +62,7 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 #: routes reported by name in the metrics (anything else is "other", bounding label values)
 ROUTES = ("/recommend", "/healthz", "/metrics")
-_FIELDS = {"user_id", "items", "k", "exclude_seen"}
+_FIELDS = {"user", "user_id", "items", "k", "exclude_seen"}
 
 
 class HTTPError(Exception):
@@ -61,9 +73,28 @@ class HTTPError(Exception):
         self.status = status
 
 
-def answer_body(items) -> bytes:
-    """The body of a successful /recommend answer: ``{"items":[...]}`` (compact JSON)."""
-    return b'{"items":[' + ",".join(map(str, items.tolist())).encode() + b"]}"
+class AnswerEncoder:
+    """Bodies of successful /recommend answers (compact JSON, module docstring): each item's
+    ``{"id","title"}`` object is encoded once, on first use."""
+
+    def __init__(self, ids: IdMap):
+        self.ids = ids
+        self._items: list[bytes | None] = [None] * ids.n_items
+
+    def item(self, index: int) -> bytes:
+        frag = self._items[index]
+        if frag is None:
+            frag = self._items[index] = json.dumps(
+                {"id": str(self.ids.items[index]), "title": self.ids.title(index)}, separators=(",", ":")).encode()
+        return frag
+
+    def body(self, row, k: int) -> bytes:
+        """``row``: the answer's internal item indices, best first (at most ``k``; -1: an empty
+        slot, dropped)."""
+        frags = [self.item(i) for i in row.tolist() if i >= 0]
+        n = len(frags)
+        return b'{"items":[%s],"k":%d,"returned":%d,"short":%s}' % (
+            b",".join(frags), k, n, b"true" if n < k else b"false")
 
 
 def error_body(status: int, message: str) -> bytes:
@@ -129,32 +160,37 @@ async def read_body(scope, receive, limit: int) -> bytes:
 
 
 def parse_query(payload, acc: Accelerator) -> tuple[int | list, int, bool]:
-    """A request body (decoded JSON) -> (checked query: user id or item list, k, exclude_seen)."""
+    """A request body (decoded JSON) -> (checked query in internal indices: a user index or an
+    item index list, k, exclude_seen). Error messages name the field and its value."""
     if not isinstance(payload, dict):
         raise HTTPError(400, f"the body must be a JSON object, got {type(payload).__name__}")
     unknown = payload.keys() - _FIELDS
     if unknown:
-        raise HTTPError(400, f"unknown field(s) {sorted(unknown)}: expected user_id or items, k and exclude_seen")
-    has_user, has_items = "user_id" in payload, "items" in payload
-    if has_user == has_items:
-        raise HTTPError(400, "give exactly one of user_id and items")
+        raise HTTPError(400, f"unknown field(s) {sorted(unknown)}: expected user or items, k and exclude_seen")
+    users = [f for f in ("user", "user_id") if f in payload]
+    has_items = "items" in payload
+    if len(users) + has_items != 1:
+        raise HTTPError(400, "give exactly one of user (or user_id) and items")
+    field = users[0] if users else "items"
     exclude = payload.get("exclude_seen", False)
     if not isinstance(exclude, bool):
         raise HTTPError(400, f"exclude_seen must be true or false, got {type(exclude).__name__}")
     try:
         k = acc.check_k(payload.get("k"))
-        if has_user:
-            return acc.sampler.check_user(payload["user_id"]), k, exclude
-        items = payload["items"]
-        if not isinstance(items, list):
-            raise QueryTypeError(f"items must be a list of integers, got {type(items).__name__}")
-        return acc.sampler.check_items(items), k, exclude
-    except UnknownUserError as exc:
-        raise HTTPError(404, str(exc)) from None
     except QueryTypeError as exc:
-        raise HTTPError(400, str(exc)) from None
+        raise HTTPError(400, f"k: {exc}") from None
     except QueryError as exc:
-        raise HTTPError(422, str(exc)) from None
+        raise HTTPError(422, f"k: {exc}") from None
+    try:
+        if users:
+            return acc.user_query(payload[field]), k, exclude
+        return acc.items_query(payload["items"]), k, exclude
+    except UnknownUserError as exc:
+        raise HTTPError(404, f"{field}: {exc}") from None
+    except QueryTypeError as exc:
+        raise HTTPError(400, f"{field}: {exc}") from None
+    except QueryError as exc:
+        raise HTTPError(422, f"{field}: {exc}") from None
 
 
 class RecommendEndpoint:
@@ -165,6 +201,7 @@ class RecommendEndpoint:
         self.acc = acc
         self.batcher = batcher
         self.max_body_bytes = max_body_bytes
+        self.encoder = AnswerEncoder(acc.ids)
 
     async def answer(self, scope, receive) -> tuple[int, bytes]:
         try:
@@ -185,7 +222,7 @@ class RecommendEndpoint:
                 raise HTTPError(500, "the accelerator failed on this batch") from None
         except HTTPError as err:
             return err.status, error_body(err.status, str(err))
-        return 200, answer_body(first_unseen(row, self.acc.seen(query), k) if exclude else row[:k])
+        return 200, self.encoder.body(first_unseen(row, self.acc.seen(query), k) if exclude else row[:k], k)
 
     async def __call__(self, scope, receive, send) -> None:
         status, body = await self.answer(scope, receive)
@@ -200,12 +237,16 @@ def create_app(acc: Accelerator, cfg: ServeConfig) -> Starlette:
     """The Starlette application serving ``acc`` (started and stopped with the app's lifespan;
     the accelerator is closed at shutdown)."""
     metrics = Metrics(cfg.max_batch, {"design": acc.bundle.manifest.get("design", ""), "backend": acc.backend_name})
-    batcher = DynamicBatcher(acc.recommend_queries, cfg.max_batch, cfg.max_wait_ms / 1000.0, cfg.max_queue,
+    batcher = DynamicBatcher(acc.recommend_queries_indices, cfg.max_batch, cfg.max_wait_ms / 1000.0, cfg.max_queue,
                              in_thread=cfg.backend_thread, on_batch=metrics.observe_batch)
     health = json.dumps({
         "status": "ok", "design": acc.bundle.manifest.get("design"), "backend": acc.backend_name,
         "k": acc.k, "top_k": acc.top_k, "n_items": acc.n_items, "known_users": acc.sampler.n_users,
+        "ids": acc.ids.kind, "titles": acc.ids.titles is not None,
     }).encode()
+    if acc.ids.internal:
+        log.warning("no id maps (%s): users and items are named by internal indices; write a history file "
+                    "with the data set's ids: fpgarec serve BUNDLE --history DATA --save-history FILE", acc.ids.source)
 
     async def healthz(request: Request) -> Response:
         return Response(health, media_type=JSON)

@@ -10,8 +10,10 @@ A *history source* is one of
   evaluated with);
 - ``ml-100k``: the demo's data (MovieLens-100k inside the installed recbole package).
 
-User and item ids are the data set's contiguous internal indices (0 .. U-1, 0 .. N-1, in the
-order :func:`fpgarec.data.dataset.load_interactions` assigns), the ids the model was trained on.
+The history carries the data set's own user and item ids and its item titles
+(:mod:`fpgarec.runtime.ids`); queries and answers use those, internal indices (0 .. U-1,
+0 .. N-1, in the order :func:`fpgarec.data.dataset.load_interactions` assigns, the ids the
+model was trained on) stay inside.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 from pathlib import Path
 
 from fpgarec.errors import FpgarecError
+from fpgarec.runtime.ids import IdMap
 from fpgarec.runtime.sampler import History
 
 log = logging.getLogger(__name__)
@@ -30,12 +33,14 @@ DEMO_DATA = "ml-100k"
 
 def history_from_data(folder: Path | str | None = None) -> History:
     """Train + valid items of every user of a data folder (None: the demo's MovieLens-100k)."""
-    from fpgarec.data.dataset import load_interactions
+    from fpgarec.data.dataset import item_titles, load_interactions
     from fpgarec.data.split import temporal_split
 
     data = load_interactions(folder)
     known = temporal_split(data).known_before_test()
-    history = History(known.indptr, known.items, data.n_items, source=f"{data.folder} (train + valid)")
+    source = f"{data.folder} (train + valid)"
+    ids = IdMap(data.user_tokens, data.item_tokens, item_titles(data), source=source)
+    history = History(known.indptr, known.items, data.n_items, source=source, ids=ids)
     log.info("history of %d users, %d interactions, %d items from %s", history.n_users, len(history.items),
              history.n_items, data.folder)
     return history

@@ -62,7 +62,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 def make_requests(acc: Accelerator, cfg: LoadTestConfig) -> tuple[list[bytes], list[bytes] | None]:
     """The HTTP requests (whole, ready to write) and, with ``check_answers``, each one's
     expected answer body."""
-    from fpgarec.serve.app import answer_body
+    from fpgarec.serve.app import AnswerEncoder
 
     rng = np.random.default_rng(cfg.seed)
     n = cfg.requests
@@ -77,18 +77,19 @@ def make_requests(acc: Accelerator, cfg: LoadTestConfig) -> tuple[list[bytes], l
     for i in range(n):
         if is_user[i]:
             q = int(user_ids[i])
-            payload = {"user_id": q, "k": int(ks[i])}
+            payload = {"user": str(acc.ids.users[q]), "k": int(ks[i])}
         else:
             q = flat[starts[i]:starts[i] + lens[i]].tolist()
-            payload = {"items": q, "k": int(ks[i])}
+            payload = {"items": acc.ids.items[q].tolist(), "k": int(ks[i])}
         queries.append(q)
         body = json.dumps(payload, separators=(",", ":")).encode()
         bodies.append(b"POST /recommend HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
                       b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
     expected = None
     if cfg.check_answers:
-        top = np.concatenate([acc.recommend_queries(queries[a:a + 4096]) for a in range(0, n, 4096)])
-        expected = [answer_body(top[i, :ks[i]]) for i in range(n)]
+        top = np.concatenate([acc.recommend_queries_indices(queries[a:a + 4096]) for a in range(0, n, 4096)])
+        encoder = AnswerEncoder(acc.ids)
+        expected = [encoder.body(top[i, :ks[i]], int(ks[i])) for i in range(n)]
     return bodies, expected
 
 
