@@ -87,8 +87,29 @@ def test_explain_command_writes_png_html_json(tmp_path):
 
     result = explain_user(ExplainConfig(user="196", bundle=BUNDLE, out=tmp_path))
     assert len(result["titles"]) == 10
+    ex = result["explanation"]  # the data set's item ids (MovieLens tokens), not internal indices
+    assert all(isinstance(i, str) and i.isdigit() for i in ex["recommendations"] + ex["neighbours"])
     assert (tmp_path / "user_196.png").stat().st_size > 10_000
     page = (tmp_path / "user_196.html").read_text()
     assert result["titles"][0].split(",")[0] in page and "Interest over time" in page
     with pytest.raises(FpgarecError, match="unknown user"):
         explain_user(ExplainConfig(user="no-such-user", bundle=BUNDLE, out=tmp_path))
+
+
+def test_all_users_output_names_users_and_items_by_the_data_sets_ids(explainer, contexts, tmp_path):
+    """all_users.json: users and items are the data set's ids, with titles, one user a line."""
+    import json
+
+    from fpgarec.explain.page import explain_all, write_all_users
+
+    n = explainer.backend.n_items
+    ids = [f"sku-{i:04d}" for i in range(n)]
+    titles = [f"Title {i}" for i in range(n)]
+    compact = explain_all(explainer, contexts[:3], ["customer_a", "customer_b", "customer_c"], item_ids=ids,
+                          titles=titles)
+    path = write_all_users(compact, tmp_path / "all_users.json")
+    assert json.loads(path.read_text()) == json.loads(json.dumps(compact))
+    assert len(path.read_text().splitlines()) == 3 + 2  # braces + one line per user
+    rows = compact["customer_b"]
+    assert all(r["item"].startswith("sku-") and r["title"] == f"Title {int(r['item'][4:])}" for r in rows)
+    assert all(r["top_neighbour"] in ids for r in rows)

@@ -3,7 +3,6 @@ its own output, simulate it, and explain every recommendation it makes."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -63,7 +62,13 @@ def explain_demo(cfg: DemoConfig, prep: Prepared, bundle_dir: Path) -> dict:
     """Explain every recommendation the demo's design makes to every test user (compact JSON)
     and write one user's full page; returns the report's ``"explanations"`` entry."""
     from fpgarec.explain.attribution import Explainer
-    from fpgarec.explain.page import ExplainConfig, explain_all, explain_user
+    from fpgarec.explain.page import (
+        ExplainConfig,
+        explain_all,
+        explain_user,
+        item_titles,
+        write_all_users,
+    )
     from fpgarec.runtime.emulation import EmulationBackend
     from fpgarec.runtime.sampler import HostSampler
 
@@ -73,10 +78,10 @@ def explain_demo(cfg: DemoConfig, prep: Prepared, bundle_dir: Path) -> dict:
     sampler = HostSampler.from_manifest(explainer.backend.bundle.manifest)
     contexts = sampler.items([known.of(u).tolist() for u in users])
     tokens = [prep.data.user_tokens[u] for u in users]
-    compact = explain_all(explainer, contexts, tokens)
+    compact = explain_all(explainer, contexts, tokens, item_ids=prep.data.item_tokens, titles=item_titles(prep.data))
     out = cfg.out / "explain"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "all_users.json").write_text(json.dumps(compact))
+    write_all_users(compact, out / "all_users.json")
     n_recs = sum(len(v) for v in compact.values())
     n_explained = sum(1 for v in compact.values() for r in v if r["top_neighbour"] is not None and r["top_modality"])
     # the example: the cold user (few interactions) with the most test items, else the first user

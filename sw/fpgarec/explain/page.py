@@ -177,7 +177,11 @@ def explain_user(cfg: ExplainConfig, data=None, history=None, explainer: Explain
     stem = f"user_{cfg.user}"
     plot_explanation(ex, shift, titles, out / f"{stem}.png", cfg.user)
     (out / f"{stem}.html").write_text(render_page(ex, shift, titles, f"{stem}.png", cfg.user, str(cfg.bundle)))
-    result = {"user": cfg.user, "explanation": ex.as_dict(), "titles": [titles[i] for i in ex.recommendations],
+    explanation = ex.as_dict()  # items as the data set's ids (internal indices stay inside)
+    explanation["recommendations"] = [data.item_tokens[i] for i in ex.recommendations]
+    explanation["neighbours"] = [data.item_tokens[i] for i in ex.neighbours]
+    explanation["context"] = [data.item_tokens[i] if i < data.n_items else None for i in ex.context]
+    result = {"user": cfg.user, "explanation": explanation, "titles": [titles[i] for i in ex.recommendations],
               "interest": {"labels": shift.labels, "groups": shift.groups, "mix": shift.mix.round(4).tolist(),
                            "kind": shift.kind}}
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
@@ -185,18 +189,37 @@ def explain_user(cfg: ExplainConfig, data=None, history=None, explainer: Explain
     return result
 
 
-def explain_all(explainer: Explainer, contexts: np.ndarray, users: list[str], batch: int = 256) -> dict:
+def explain_all(explainer: Explainer, contexts: np.ndarray, users: list[str], batch: int = 256,
+                item_ids: list[str] | None = None, titles: list[str] | None = None) -> dict:
     """A compact explanation of every recommendation of every user (the demo's check that
-    each has one): per user, per recommendation, the top neighbour and top modality."""
+    each has one): per user (the data set's id), per recommendation, the item, the top
+    neighbour and the top modality. ``item_ids``: the data set's item ids by index (None: the
+    internal indices are written); ``titles``: a title per item index, written beside it."""
+    def name(i):
+        if i is None:
+            return None
+        return item_ids[i] if item_ids is not None else i
+
     out = {}
     for start in range(0, len(users), batch):
         for user, ex in zip(users[start : start + batch], explainer.explain(contexts[start : start + batch]),
                             strict=True):
-            out[user] = [
-                {"item": item, "score": ex.scores[r], "top_neighbour": ex.top_neighbour(r),
-                 "neighbour_effect": max(ex.neighbour_effect[r]) if ex.neighbours else None,
-                 "top_modality": ex.top_modality(r), "modality_effect": dict(zip(ex.modality_names,
-                                                                                 ex.modality_effect[r], strict=True))}
-                for r, item in enumerate(ex.recommendations)
-            ]
+            rows = []
+            for r, item in enumerate(ex.recommendations):
+                row = {"item": name(item)}
+                if titles is not None:
+                    row["title"] = titles[item]
+                row.update({"score": ex.scores[r], "top_neighbour": name(ex.top_neighbour(r)),
+                            "neighbour_effect": max(ex.neighbour_effect[r]) if ex.neighbours else None,
+                            "top_modality": ex.top_modality(r),
+                            "modality_effect": dict(zip(ex.modality_names, ex.modality_effect[r], strict=True))})
+                rows.append(row)
+            out[user] = rows
     return out
+
+
+def write_all_users(compact: dict, path: Path) -> Path:
+    """:func:`explain_all`'s result as JSON, one user per line (a valid JSON object)."""
+    lines = [f"{json.dumps(str(u))}: {json.dumps(v)}" for u, v in compact.items()]
+    Path(path).write_text("{\n" + ",\n".join(lines) + "\n}\n")
+    return Path(path)
