@@ -79,7 +79,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--data", type=Path, default=None, help="RecBole folder (default: ML-100k from recbole)")
     ap.add_argument("--quick", action="store_true", help="the demo's --quick subsample, 15 s per run")
     ap.add_argument("--models", default="gru4rec,sasrec", help="comma-separated subset")
-    ap.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch intra-op threads (1: as a demo worker runs a task)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--seconds", type=float, default=-1.0,
                     help="per-run budget in seconds instead of the grid's 50 (0: no budget)")
