@@ -141,6 +141,12 @@ provide. Nothing is installed.
     python3 run.py --throughput --seconds 5    # queries/s at --batch 1024
     python3 run.py --ids my_queries.npy --out top.npy
     python3 run.py --emulate                   # the CPU emulation, no FPGA (any machine)
+    python3 run.py --history history.npz --user 196 --items 242,302   # by the data set's ids
+
+`--user` / `--items` take the data set's own user and item ids and print the answers by item id
+and title; the history file (known users' items and the id maps) is written with
+`fpgarec serve BUNDLE --history DATA --save-history history.npz` and copied here. `--ids`,
+random queries and `--out` use the design's internal indices.
 
 The last line of stdout is one JSON object (backend, FCLK0 MHz, queries/s, ...). A design that
 does not answer within `--timeout` seconds stops with the DMA registers in the message.

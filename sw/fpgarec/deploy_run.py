@@ -9,7 +9,15 @@ the FPGA path also needs the ``pynq`` package and root (PYNQ board images have b
     python3 run.py --emulate                # the same on the CPU (bit-exact emulation)
     python3 run.py --check                  # FPGA vs CPU emulation, bit for bit
     python3 run.py --throughput --seconds 5 # queries/s over full batches
-    python3 run.py --ids queries.npy        # your own (B, K) neighbour ids (int .npy)
+    python3 run.py --ids queries.npy        # your own (B, K) neighbour ids (int .npy), internal indices
+    python3 run.py --history history.npz --user 196 --user 186   # known users' recommendations
+    python3 run.py --history history.npz --items 242,302 --k 5  # a new user's items, oldest first
+
+``--user`` and ``--items`` take the data set's own ids (MovieLens "196", "242"; a RecBole data
+set's "customer_17", "sku-0001") and print the recommended items by id and title; the maps come
+from a history file (``fpgarec serve BUNDLE --history DATA --save-history history.npz``, copied
+next to ``run.py``). Without ``--history`` only ``--items`` works, with internal item indices.
+``--ids``, random queries and ``--out`` are internal indices (the design's own input and output).
 
 Log lines go to stderr; stdout ends with one JSON object (the result). Exit codes: 0 done,
 1 the FPGA differs from the emulation (``--check``), 2 a user error (one line on stderr).
@@ -36,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--queries", type=int, default=1024, help="random queries to run (default 1024)")
     p.add_argument("--ids", type=Path, default=None, help="(B, K) integer .npy of neighbour ids instead")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--history", type=Path, default=None,
+                   help="history .npz with the data set's ids (fpgarec serve ... --save-history FILE)")
+    p.add_argument("--user", action="append", default=[], metavar="ID",
+                   help="a known user's id in the data set (repeatable; needs --history)")
+    p.add_argument("--items", action="append", default=[], metavar="ID,ID,...",
+                   help="a new user's item ids, comma-separated, oldest first (repeatable)")
+    p.add_argument("--k", type=int, default=None, help="items per --user/--items answer (default: the design's top_k)")
     p.add_argument("--batch", type=int, default=1024, help="queries per DMA transfer (default 1024)")
     p.add_argument("--timeout", type=float, default=1.0, help="seconds to wait for one batch (default 1)")
     p.add_argument("--clock-mhz", type=float, default=None, help="set FCLK0 (default: as the bitstream sets it)")
@@ -106,12 +121,46 @@ def _throughput(backend, ids, batch: int, seconds: float) -> dict:
             "batch_ms_p99": round(1e3 * float(np.percentile(times, 99)), 3)}
 
 
+def recommend(args, bundle) -> int:
+    """``--user`` / ``--items``: the design's answers in the data set's ids, with titles."""
+    from fpgarec.errors import FpgarecError
+    from fpgarec.runtime.accelerator import Accelerator
+    from fpgarec.runtime.sampler import History
+
+    if args.ids is not None or args.check or args.throughput:
+        raise FpgarecError("--user/--items answer queries by id: leave out --ids, --check and --throughput")
+    if args.user and args.history is None:
+        raise FpgarecError("--user needs --history FILE (the known users' items and the data set's ids)")
+    history = History.load(args.history) if args.history is not None else None
+    queries = [{"user": u} for u in args.user]
+    queries += [{"items": [t.strip() for t in text.split(",") if t.strip()]} for text in args.items]
+    backend = _open(args, bundle)
+    with Accelerator(bundle, backend, history=history) as acc:
+        t0 = time.perf_counter()
+        rows = acc.recommend(users=args.user, k=args.k) if args.user else []
+        rows += acc.recommend(items=[q["items"] for q in queries[len(args.user):]], k=args.k) if args.items else []
+        seconds = time.perf_counter() - t0
+        answers = []
+        for query, row in zip(queries, rows, strict=True):
+            items = [{"id": i, "title": acc.ids.title(acc.ids.item_index(i))} for i in row]
+            answers.append({**query, "items": items})
+            who = f"user {query['user']}" if "user" in query else f"items {','.join(query['items'])}"
+            print(f"{who} -> " + "; ".join(f"{x['id']} {x['title']}" if x["title"] else x["id"] for x in items))
+        result = {"backend": acc.backend_name, "design": bundle.manifest["design"], "ids": acc.ids.kind,
+                  "queries": len(queries), "seconds": round(seconds, 6), "answers": answers,
+                  "runtime": str(Path(sys.modules["fpgarec"].__file__).parent)}
+    print(json.dumps(result))
+    return 0
+
+
 def run(args) -> int:
     import numpy as np
 
     from fpgarec.runtime.bundle import load_bundle
 
     bundle = load_bundle(args.bundle or _default_bundle())
+    if args.user or args.items:
+        return recommend(args, bundle)
     model = bundle.manifest["model"]
     ids = _queries(args, int(model["n_items"]), int(model["k"]))
     backend = _open(args, bundle)

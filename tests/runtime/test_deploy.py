@@ -83,6 +83,37 @@ def test_run_script_on_the_fpga_path_without_pynq_is_one_line(deployed, numpy_on
     assert "pynq package is not installed" in out.stderr or "has no bitstream" in out.stderr
 
 
+def test_run_script_answers_users_and_items_by_the_data_sets_ids(deployed, numpy_only, tmp_path):
+    """``--history H --user ID --items ID,ID``: data-set ids in, item ids and titles out; an
+    unknown id is one line naming it."""
+    from fpgarec.runtime.accelerator import Accelerator
+    from fpgarec.runtime.ids import IdMap
+    from fpgarec.runtime.sampler import History
+
+    rng = np.random.default_rng(3)
+    ids = IdMap([f"customer_{u}" for u in range(5)], [f"sku-{i:04d}" for i in range(1682)],
+                [f"Title {i}" if i % 2 else "" for i in range(1682)])
+    history = History.from_lists([rng.integers(0, 1682, 30) for _ in range(5)], 1682, ids=ids)
+    path = history.save(tmp_path / "history.npz")
+    out = _run(deployed, numpy_only, "--emulate", "--history", str(path), "--user", "customer_2",
+               "--items", "sku-0005,sku-0017", "--k", "4", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    want = Accelerator(BUNDLE, "emulation", history=history)
+    assert result["ids"] == "dataset" and result["answers"][0]["user"] == "customer_2"
+    assert [x["id"] for x in result["answers"][0]["items"]] == want.recommend(users=["customer_2"], k=4)[0]
+    assert [x["id"] for x in result["answers"][1]["items"]] == want.recommend(items=[["sku-0005", "sku-0017"]],
+                                                                             k=4)[0]
+    first = result["answers"][0]["items"][0]
+    assert first["title"] == (f"Title {int(first['id'][4:])}" if int(first["id"][4:]) % 2 else None)
+    assert "user customer_2 -> sku-" in out.stdout
+    out = _run(deployed, numpy_only, "--emulate", "--history", str(path), "--items", "sku-0005,sku-9999",
+               cwd=tmp_path)
+    assert out.returncode == 2 and out.stderr.strip().splitlines()[-1] == "run.py: error: unknown item 'sku-9999'"
+    out = _run(deployed, numpy_only, "--emulate", "--user", "customer_2", cwd=tmp_path)
+    assert out.returncode == 2 and "--user needs --history" in out.stderr
+
+
 def test_tampered_deployed_bundle_is_refused(deployed, numpy_only, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(deployed, copy)
