@@ -19,8 +19,12 @@ log = logging.getLogger("fpgarec")
 
 
 def _common(p: argparse.ArgumentParser, out: Path | None = None, out_help: str = "build/demo") -> None:
+    p.add_argument("--config", type=Path, default=None, metavar="FILE.json",
+                   help="settings: a JSON object of DemoConfig fields (fpgarec.config; flags given override it)")
+    p.add_argument("--print-config", action="store_true", help="print the resolved settings as JSON and exit")
     p.add_argument("--data", type=Path, default=None, help="RecBole atomic-file folder (default: ml-100k)")
-    p.add_argument("--out", type=Path, default=out, help=f"output folder (default: {out_help})")
+    p.add_argument("--out", type=Path, default=None, help=f"output folder (default: {out_help})")
+    p.set_defaults(default_out=out, show_config=lambda args: _flow_config(args).as_dict())
     p.add_argument("--quick", action="store_true", help="small seeded subsample, short training")
     p.add_argument("--cache", type=Path, default=None, help="language-model vector cache (default: build/cache)")
     p.add_argument("--seed", type=int, default=None, help="seed of splits, initialisation and batch order (default: 0)")
@@ -38,12 +42,9 @@ def _workers(p: argparse.ArgumentParser) -> None:
 
 
 def _config(args: argparse.Namespace):
-    from fpgarec.config import DemoConfig
+    from fpgarec.cli_support import demo_config
 
-    return DemoConfig.from_environment(
-        data=args.data, out=args.out, cache=args.cache, quick=args.quick, seed=args.seed,
-        progress=False if args.no_progress else None, media=args.media, social=args.social,
-    )
+    return demo_config(args)
 
 
 def _table(report: dict) -> str:
@@ -454,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
+        if getattr(args, "print_config", False) and getattr(args, "show_config", None) is not None:
+            sys.stdout.write(json.dumps(args.show_config(args), indent=2) + "\n")  # demo, train
+            return 0
         return args.func(args)
     except USER_ERRORS as err:
         print(f"fpgarec: error: {err}", file=sys.stderr)  # the one line a user sees

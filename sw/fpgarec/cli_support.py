@@ -151,12 +151,31 @@ def read_config_file(path: Path, cls) -> dict:
         raise FpgarecError(f"{path}:{exc.lineno}: not JSON ({exc.msg})") from exc
     if not isinstance(values, dict):
         raise FpgarecError(f"{path}: a config file is one JSON object of {cls.__name__} fields")
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
+    kinds = {f.name: str(f.type) for f in fields(cls)}
+    unknown = sorted(set(values) - set(kinds))
     if unknown:
         raise FpgarecError(f"{path}: unknown {cls.__name__} field(s) {', '.join(unknown)}; "
-                           f"known: {', '.join(sorted(known))}")
+                           f"known: {', '.join(sorted(kinds))}")
+    for name, value in values.items():
+        if not _json_fits(value, kinds[name]):
+            raise FpgarecError(f"{path}: {name} is {json.dumps(value)}; expected {kinds[name]}")
     return values
+
+
+def _json_fits(value, kind: str) -> bool:
+    """Whether a JSON value can be a field annotated ``kind`` (the annotation's text)."""
+    if value is None:
+        return "None" in kind
+    base = kind.split("|")[0].strip()
+    if base == "bool":
+        return isinstance(value, bool)
+    if base == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if base == "float":
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if base.startswith("tuple"):
+        return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    return isinstance(value, str)  # str, Path and the str enums
 
 
 def build_config(args: argparse.Namespace):
@@ -174,6 +193,27 @@ def build_config(args: argparse.Namespace):
     except (TypeError, ValueError, FpgarecError) as exc:
         where = f"{args.config}: " if args.config is not None else ""
         raise FpgarecError(f"{where}{exc}") from exc
+
+
+def demo_config(args: argparse.Namespace):
+    """``fpgarec demo``'s and ``train``'s :class:`DemoConfig`: defaults < ``--config`` file < flags
+    given (then the environment: torchrun, ``--quick``'s caps). ``args.default_out``: the
+    subcommand's output folder when neither the file nor ``--out`` names one."""
+    from fpgarec.config import DemoConfig
+
+    values = {}
+    if args.config is not None:
+        given = read_config_file(args.config, DemoConfig)
+        try:
+            typed = DemoConfig.from_dict(given)
+        except (TypeError, ValueError) as exc:
+            raise FpgarecError(f"{args.config}: {exc}") from exc
+        values = {k: getattr(typed, k) for k in given}
+    out = args.out if args.out is not None else values.get("out", args.default_out)
+    flags = dict(data=args.data, out=out, cache=args.cache, quick=args.quick or None, seed=args.seed,
+                 progress=False if args.no_progress else None, media=args.media, social=args.social)
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return DemoConfig.from_environment(**values)
 
 
 def check_build_source(source: Path | None) -> Path:

@@ -126,7 +126,8 @@ def test_output_folders_of_quick_demo_and_train_are_not_the_demo_s():
     assert DemoConfig.from_environment().out == Path("build/demo")
     assert DemoConfig.from_environment(quick=True).out == Path("build/demo-quick")
     assert DemoConfig.from_environment(quick=True, out=Path("x")).out == Path("x")
-    assert cli.build_parser().parse_args(["train", "bpr"]).out == Path("build/train")
+    assert cli._config(cli.build_parser().parse_args(["train", "bpr"])).out == Path("build/train")
+    assert cli._config(cli.build_parser().parse_args(["demo", "--quick"])).out == Path("build/demo-quick")
 
 
 def test_deploy_reads_the_board_from_the_manifest(tmp_path, capsys):
@@ -142,3 +143,35 @@ def test_explain_takes_the_bundle_first_like_serve_and_deploy():
     args = parser.parse_args(["explain", "B", "--user", "196"])
     assert (args.bundle, args.bundle_option) == (Path("B"), None)
     assert parser.parse_args(["explain", "--user", "196", "--bundle", "C"]).bundle_option == Path("C")  # old form
+
+
+def test_demo_print_config_round_trip_and_flags_override(tmp_path, capsys):
+    assert cli.main(["demo", "--print-config", "--quick"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["quick"] is True and printed["out"] == "build/demo-quick" and printed["max_epochs"] == 30
+    saved = tmp_path / "demo.json"
+    saved.write_text(json.dumps(printed))
+    assert cli.main(["demo", "--config", str(saved), "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out) == printed
+    assert cli.main(["demo", "--config", str(saved), "--seed", "3", "--out", "x", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out) == {**printed, "seed": 3, "out": "x"}
+    # train: its own folder unless the file or --out names one
+    assert cli.main(["train", "bpr", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["out"] == "build/train"
+    (tmp_path / "part.json").write_text('{"out": "build/mine", "dim": 32}')
+    assert cli.main(["train", "bpr", "--config", str(tmp_path / "part.json"), "--print-config"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["out"], got["dim"]) == ("build/mine", 32)
+
+
+@pytest.mark.parametrize(("command", "text", "expected"), [
+    (["demo"], '{"dim": 3.5}', "dim is 3.5; expected int"),
+    (["demo"], '{"student_bits": "4"}', "student_bits is \"4\""),
+    (["build"], '{"top_k": true}', "top_k is true; expected int"),
+])
+def test_config_file_values_of_the_wrong_type_are_one_line(tmp_path, capsys, command, text, expected):
+    path = tmp_path / "c.json"
+    path.write_text(text)
+    assert cli.main([*command, "--config", str(path), "--print-config"]) == 2
+    line = _error_line(capsys.readouterr().err)
+    assert str(path) in line and expected in line, line
