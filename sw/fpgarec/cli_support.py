@@ -70,7 +70,9 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
              "and write report.json / report.html (build/demo; with --quick build/demo-quick).",
              "  fpgarec demo                        # MovieLens-100k, about 15 minutes on 2 cores\n"
              "  fpgarec demo --quick                # 200-user subsample -> build/demo-quick\n"
-             "  fpgarec demo --data DIR --out build/mydata"),
+             "  fpgarec demo --data DIR --out build/mydata\n"
+             "  fpgarec demo --print-config > demo.json     # edit (DemoConfig fields), then:\n"
+             "  fpgarec demo --config demo.json --out build/mine"),
     "train": ("Train one model (and the teacher it distils from) and write its test metrics as JSON "
               "(build/train/<model>.json). Runs unchanged under torchrun (DDP over gloo).",
               "  fpgarec train student_w4 --quick\n"
