@@ -56,3 +56,16 @@ def parse_datatype(name: str, value: str) -> tuple[int, bool]:
 
 def datatype_name(n_bits: int, signed: bool) -> str:
     return f"{'INT' if signed else 'UINT'}{n_bits}"
+
+
+class IntStreamTypes:
+    """``in_datatype`` / ``out_datatype`` (FINN names, e.g. "INT4") of a kernel's parameter
+    dataclass with ``in_bits``, ``in_signed``, ``out_bits``, ``out_signed``."""
+
+    @property
+    def in_datatype(self) -> str:
+        return datatype_name(self.in_bits, self.in_signed)
+
+    @property
+    def out_datatype(self) -> str:
+        return datatype_name(self.out_bits, self.out_signed)

@@ -142,6 +142,24 @@ class KernelResources(VerifiesParams):
         return 0
 
 
+class ContextSlotShapes:
+    """FINN's normal/folded input shapes of an op over a query's K context slots
+    (``params()`` with k, d, pe, fold; attribute ``numInputVectors`` V): input 0 the K item
+    vectors (*V, K, D) folded (*V, K, D/PE, PE), input 1 the K per-slot words (*V, K) folded
+    (*V, K, 1)."""
+
+    def _vecs(self) -> list[int]:
+        return list(self.get_nodeattr("numInputVectors"))
+
+    def get_normal_input_shape(self, ind=0):
+        p = self.params()
+        return tuple(self._vecs() + ([p.k, p.d] if ind == 0 else [p.k]))
+
+    def get_folded_input_shape(self, ind=0):
+        p = self.params()
+        return tuple(self._vecs() + ([p.k, p.fold, p.pe] if ind == 0 else [p.k, 1]))
+
+
 class RTLKernel:
     """What an ``_rtl`` backend adds to its kernel op; placed first:
     ``class X_rtl(RTLKernel, X, RTLBackend)``, so the attributes of X and of FINN's RTLBackend

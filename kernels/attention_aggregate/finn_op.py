@@ -33,7 +33,7 @@ KERNEL = "attention_aggregate"
 ATTR_TYPES = {a: t for a, t in QONNX_ATTR_TYPES.items() if a not in ("K", "inputDataType", "idDataType")}
 
 
-class AttentionAggregate(finn_common.KernelResources, HWCustomOp):
+class AttentionAggregate(finn_common.ContextSlotShapes, finn_common.KernelResources, HWCustomOp):
     """Attention pooling of K context items: weights softmax(q.x + b_type + b_pos) over the real
     slots, output the weighted sum (and the weights)."""
 
@@ -58,17 +58,6 @@ class AttentionAggregate(finn_common.KernelResources, HWCustomOp):
 
     def params(self) -> AttentionParams:
         return params_from_attrs(self.get_nodeattr)
-
-    def _vecs(self) -> list[int]:
-        return list(self.get_nodeattr("numInputVectors"))
-
-    def get_normal_input_shape(self, ind=0):
-        p = self.params()
-        return tuple(self._vecs() + ([p.k, p.d] if ind == 0 else [p.k]))
-
-    def get_folded_input_shape(self, ind=0):
-        p = self.params()
-        return tuple(self._vecs() + ([p.k, p.fold, p.pe] if ind == 0 else [p.k, 1]))
 
     def get_normal_output_shape(self, ind=0):
         p = self.params()

@@ -53,6 +53,7 @@ from typing import NamedTuple
 import numpy as np
 
 from kernels._params import (
+    IntStreamTypes,
     KernelParameterError,
     bits,
     clog2,
@@ -86,7 +87,7 @@ def _ints(name: str, values, n: int, n_bits: int) -> tuple[int, ...]:
 
 
 @dataclass(frozen=True)
-class AttentionParams:
+class AttentionParams(IntStreamTypes):
     """What one ``attention_aggregate`` instance is built for.
 
     k: slots per query; d: channels; pe: channels per beat (divides d); in_bits/in_signed: the
@@ -219,14 +220,6 @@ class AttentionParams:
     @property
     def out_signed(self) -> bool:
         return self.in_signed
-
-    @property
-    def in_datatype(self) -> str:
-        return datatype_name(self.in_bits, self.in_signed)
-
-    @property
-    def out_datatype(self) -> str:
-        return datatype_name(self.out_bits, self.out_signed)
 
     @property
     def meta_datatype(self) -> str:

@@ -27,10 +27,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from kernels._params import (
+    IntStreamTypes,
     KernelParameterError,
     bits,
     clog2,
-    datatype_name,
     divides,
     int_range,
     parse_datatype,
@@ -41,7 +41,7 @@ MAX_MODALITIES = 8
 
 
 @dataclass(frozen=True)
-class FusionParams:
+class FusionParams(IntStreamTypes):
     """What one ``modality_fusion`` instance is built for.
 
     weights: W_m, one signed integer per modality (M = len(weights)); w_bits: their width;
@@ -86,14 +86,6 @@ class FusionParams:
     def acc_bits(self) -> int:
         """Signed width of Σ_m W_m x_m (+ rounding constant)."""
         return self.in_bits + (0 if self.in_signed else 1) + self.w_bits + clog2(self.m) + 1
-
-    @property
-    def in_datatype(self) -> str:
-        return datatype_name(self.in_bits, self.in_signed)
-
-    @property
-    def out_datatype(self) -> str:
-        return datatype_name(self.out_bits, self.out_signed)
 
     @property
     def fold(self) -> int:

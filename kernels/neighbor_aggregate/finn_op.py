@@ -21,7 +21,7 @@ MODE_CODES = {"sum": 0, "mean": 1, "max": 2}
 
 
 
-class NeighborAggregate(finn_common.KernelResources, HWCustomOp):
+class NeighborAggregate(finn_common.ContextSlotShapes, finn_common.KernelResources, HWCustomOp):
     """Streaming reduction of K neighbour vectors (sum, mean over real neighbours, max)."""
 
     KERNEL = KERNEL
@@ -47,17 +47,6 @@ class NeighborAggregate(finn_common.KernelResources, HWCustomOp):
 
     def params(self) -> AggregateParams:
         return params_from_attrs(self.get_nodeattr)
-
-    def _vecs(self) -> list[int]:
-        return list(self.get_nodeattr("numInputVectors"))
-
-    def get_normal_input_shape(self, ind=0):
-        p = self.params()
-        return tuple(self._vecs() + ([p.k, p.d] if ind == 0 else [p.k]))
-
-    def get_folded_input_shape(self, ind=0):
-        p = self.params()
-        return tuple(self._vecs() + ([p.k, p.fold, p.pe] if ind == 0 else [p.k, 1]))
 
     def get_normal_output_shape(self, ind=0):
         return tuple(self._vecs() + [self.params().d])

@@ -40,10 +40,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from kernels._params import (
+    IntStreamTypes,
     KernelParameterError,
     bits,
     clog2,
-    datatype_name,
     divides,
     int_range,
     parse_datatype,
@@ -56,7 +56,7 @@ MAX_K = 1024
 
 
 @dataclass(frozen=True)
-class AggregateParams:
+class AggregateParams(IntStreamTypes):
     """What one ``neighbor_aggregate`` instance is built for.
 
     k: neighbours per query; d: channels; pe: channels per beat (divides d);
@@ -113,14 +113,6 @@ class AggregateParams:
     @property
     def out_signed(self) -> bool:
         return self.in_signed
-
-    @property
-    def in_datatype(self) -> str:
-        return datatype_name(self.in_bits, self.in_signed)
-
-    @property
-    def out_datatype(self) -> str:
-        return datatype_name(self.out_bits, self.out_signed)
 
     @property
     def shift(self) -> int:

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from kernels._params import (
+    IntStreamTypes,
     KernelParameterError,
     bits,
-    datatype_name,
     divides,
     int_range,
     positive,
@@ -50,7 +50,7 @@ def threshold(x: np.ndarray, t: np.ndarray, bias: int = 0) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class ThresholdParams:
+class ThresholdParams(IntStreamTypes):
     """What one ``thresholding_stream`` instance is built for.
 
     thresholds: T as a tuple of rows (C rows, or 1 row shared by all channels), N_STEPS each;
@@ -114,14 +114,6 @@ class ThresholdParams:
     @property
     def fold(self) -> int:
         return self.c // self.pe
-
-    @property
-    def in_datatype(self) -> str:
-        return datatype_name(self.in_bits, self.in_signed)
-
-    @property
-    def out_datatype(self) -> str:
-        return datatype_name(self.out_bits, self.out_signed)
 
     def t_matrix(self) -> np.ndarray:
         return np.array(self.thresholds, dtype=np.int64)
