@@ -246,17 +246,12 @@ def integer_scores(student: QuantStudent, ids: np.ndarray, batch: int = 4096, ex
     Shapes: ids (B, K) -> (B, N) int64.
     """
     student = student.eval()
-    s_u = _act_scale(student.relu)
-    qw = student.scorer.quant_weight()
-    w_int = torch.round(qw.value / qw.scale).to(torch.int64)  # (N, D)
     scale = score_scale(student)
     out = []
     for start in range(0, len(ids), batch):
         ctx = torch.as_tensor(np.asarray(ids[start:start + batch]), dtype=torch.int64)
-        u = student.user_vector(ctx, exact)
-        u_int = torch.round(u / s_u).to(torch.int64)
-        z = (u_int @ w_int.T).numpy()
-        s = student.scorer(u).double().numpy() / scale
+        z = student.integer_scores(ctx, exact).numpy()
+        s = student.scorer(student.user_vector(ctx, exact)).double().numpy() / scale
         if np.abs(s - z).max(initial=0) > 1e-2 + 1e-5 * np.abs(z).max(initial=0):
             raise FpgarecError("student scores are not integer multiples of score_scale")
         out.append(z)

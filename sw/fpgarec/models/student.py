@@ -147,10 +147,11 @@ class QuantStudent(nn.Module):
         return self.scorer(self.user_vector(ctx, exact))
 
     @torch.no_grad()
-    def integer_scores(self, ctx: torch.Tensor) -> torch.Tensor:
+    def integer_scores(self, ctx: torch.Tensor, exact: bool = True) -> torch.Tensor:
         """z = u_int · S_intᵀ, the integers the hardware ranks: u_int = Q_u output / s_u and
-        S_int = Q_w(S) / s_S, multiplied in int64 (exact). Shapes: (B, K) -> (B, I) int64."""
-        u = self.user_vector(ctx)
+        S_int = Q_w(S) / s_S, multiplied in int64 (exact at any bit width). ``exact``: as in
+        :meth:`user_vector`. Shapes: (B, K) -> (B, I) int64."""
+        u = self.user_vector(ctx, exact)
         s_u = self.relu.act_quant.scale().detach()
         qw = self.scorer.quant_weight()
         w_int = torch.round(qw.value / qw.scale).to(torch.int64)
