@@ -68,6 +68,11 @@ class DemoConfig:
     #: folding of the demo design (PE/SIMD per layer, for fpgarec's RTL); None = automatic.
     design_folding: Path | None = field(
         default_factory=lambda: Path(__file__).resolve().parents[2] / "hw" / "folding" / "student_w4.json")
+    #: FIFO depths of that folding, sized once by ``fpgarec sim BUNDLE --size-fifos`` (the
+    #: committed bundles' ``rtl.fifo_depths``): the demo's simulation skips its own sizing run
+    #: (about a minute); depths that no longer name the design's FIFOs are sized again.
+    design_fifo_depths: Path | None = field(
+        default_factory=lambda: Path(__file__).resolve().parents[2] / "hw" / "folding" / "student_w4.fifo_depths.json")
     #: pad the scored items to a multiple of this (1,682 -> 1,728: PE 48 divides it).
     pad_items_multiple: int = 48
     #: the design drops each query's seen items on chip (a seen bitmap beside the ids).
@@ -107,6 +112,7 @@ class DemoConfig:
             cfg.finn_queries = min(cfg.finn_queries, 200)
             cfg.rtl_sim_queries = min(cfg.rtl_sim_queries, 300)
             cfg.design_folding = None  # a subsample's item count needs its own folding
+            cfg.design_fifo_depths = None
         return cfg
 
     @classmethod

@@ -104,3 +104,22 @@ def test_layer_without_rtl_backend_exits_2(bundle_dir, tmp_path):
     assert out.returncode == 2
     assert "Thresholding_rtl_0" in out.stderr and "no RTL backend" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_the_demo_fifo_depths_file_fits_the_committed_designs(repo):
+    """hw/folding/student_w4.fifo_depths.json (what the demo's simulation uses instead of its
+    own sizing run) names exactly the FIFOs of both committed designs, with their sized depths;
+    a depths dict for another design is reported as stale."""
+    from fpgarec.hwsim.simulate import stale_depths
+
+    depths = json.loads((repo / "hw" / "folding" / "student_w4.fifo_depths.json").read_text())
+    for board in ("pynq-z2", "aup-zu3"):
+        bundle = load_bundle(repo / "bitstreams" / f"student_w4_{board}")
+        assert stale_depths(bundle, depths) is None
+        assert depths == bundle.manifest["rtl"]["fifo_depths"]
+        stale = stale_depths(bundle, {**depths, "x->y": 2})
+        assert stale is not None and "x->y" in stale
+        missing = dict(depths)
+        gone = next(iter(missing))
+        missing.pop(gone)
+        assert gone in stale_depths(bundle, missing)

@@ -3,6 +3,7 @@ its own output, simulate it, and explain every recommendation it makes."""
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -49,8 +50,11 @@ def build_and_verify(cfg: DemoConfig, student: QuantStudent, split) -> dict:
         from fpgarec.errors import USER_ERRORS
         from fpgarec.hwsim.measure import measure
 
+        sized = cfg.design_fifo_depths
+        depths = json.loads(Path(sized).read_text()) if folding and sized and Path(sized).is_file() else None
         try:
-            measure(bundle, queries=cfg.rtl_sim_queries, record=True, cache=cfg.out.parent / "rtlsim")
+            measure(bundle, queries=cfg.rtl_sim_queries, record=True, cache=cfg.out.parent / "rtlsim",
+                    depths=depths)
             out = design_summary(bundle, n, mismatches) | {"bitexact": result, "delivered": out["delivered"]}
         except USER_ERRORS as err:  # a missing tool: the report says so, the demo goes on
             log.error("whole-design simulation skipped: %s", err)

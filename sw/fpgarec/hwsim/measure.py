@@ -46,9 +46,11 @@ def check_tools(synth: bool) -> None:
 
 def measure(bundle_dir: Path, queries: int = 1000, seed: int = 0, gap: float = 0.2,
             backpressure: float = 0.2, size: bool = False, synth: bool = False,
-            record: bool = False, cache: Path = Path("build/rtlsim")) -> dict:
+            record: bool = False, cache: Path = Path("build/rtlsim"),
+            depths: dict[str, int] | None = None) -> dict:
     """Simulate ``queries`` queries (and synthesize with ``synth``); returns the sim summary
-    (the JSON object ``fpgarec sim`` prints last)."""
+    (the JSON object ``fpgarec sim`` prints last). ``depths``: FIFO depths sized before for
+    this design's folding (see :func:`fpgarec.hwsim.simulate.simulate`)."""
     from fpgarec.hwsim.simulate import simulate
     from fpgarec.hwsim.stitch import stitch
     from fpgarec.hwsim.synth import synthesize
@@ -58,7 +60,7 @@ def measure(bundle_dir: Path, queries: int = 1000, seed: int = 0, gap: float = 0
         raise FpgarecError(f"--queries {queries}: must be at least 1")
     try:
         res = simulate(bundle_dir, queries=queries, cache=cache, seed=seed, gap=gap,
-                       backpressure=backpressure, size=size)
+                       backpressure=backpressure, size=size, depths=depths)
     except HwToolError as err:
         raise FpgarecError(str(err).splitlines()[0]) from err
     summary = res.summary()

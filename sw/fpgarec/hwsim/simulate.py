@@ -17,9 +17,12 @@ The queries are generated (seeded): context ids drawn uniformly from the real it
 share of cold users (fewer real items, null-padded) and a few all-null queries; ids within a
 query are distinct, as the host sampler's are.
 
-FIFO depths: a bundle may carry sized depths (``manifest["rtl"]["fifo_depths"]``); otherwise
-(or with ``size=True``) :func:`size_fifos` runs the steady pass with deep FIFOs and takes each
-FIFO's peak occupancy (at least 2).
+FIFO depths: given by the caller (``depths``: e.g. the depths sized once for a fixed folding,
+``hw/folding/*.fifo_depths.json``; they must name exactly the design's FIFOs), else the sized
+depths a bundle carries (``manifest["rtl"]["fifo_depths"]``); otherwise (or with ``size=True``)
+:func:`size_fifos` runs the steady pass with deep FIFOs and takes each FIFO's peak occupancy (at
+least 2). Depths that are too shallow cannot hide: the steady pass measures the throughput the
+design reaches with them.
 """
 
 from __future__ import annotations
@@ -168,6 +171,17 @@ def size_fifos(bundle: Bundle, cache: Path, queries: int = 200, seed: int = 1) -
     return {f.key: max(MIN_DEPTH, int(res.stats["peak"][f.index])) for f in sim.design.fifos}
 
 
+def stale_depths(bundle: Bundle, depths: dict[str, int]) -> str | None:
+    """Why FIFO depths do not fit ``bundle``'s stitched design (they must name exactly its
+    FIFOs; a folding or layer change makes a depths file stale), or None when they fit."""
+    want = {f.key for f in stitch(bundle).fifos}
+    if set(depths) == want:
+        return None
+    extra, missing = sorted(set(depths) - want), sorted(want - set(depths))
+    return (f"the given FIFO depths do not match the design of {bundle.root} "
+            f"(unknown {extra or 'none'}, missing {missing or 'none'})")
+
+
 def _queries(bundle: Bundle, n: int, seed: int) -> np.ndarray:
     m = bundle.manifest["model"]
     pad = m.get("padding", {})
@@ -177,12 +191,17 @@ def _queries(bundle: Bundle, n: int, seed: int) -> np.ndarray:
 
 def simulate(bundle_dir: Path | str, queries: int = 1000, cache: Path = Path("build/rtlsim"),
              seed: int = 0, gap: float = 0.2, backpressure: float = 0.2, latency_queries: int = 16,
-             size: bool = False) -> SimResult:
+             size: bool = False, depths: dict[str, int] | None = None) -> SimResult:
     """Simulate ``queries`` queries through the whole design; see the module docstring."""
     t0 = time.perf_counter()
     bundle = load_bundle(bundle_dir)
-    rtl = bundle.manifest.get("rtl", {})
-    depths = None if size else rtl.get("fifo_depths")
+    if depths is not None and not size:
+        stale = stale_depths(bundle, depths)
+        if stale:
+            log.warning("%s: sizing them again", stale)
+            depths = None
+    else:
+        depths = None if size else bundle.manifest.get("rtl", {}).get("fifo_depths")
     if depths is None:
         log.info("sizing the FIFOs (deep-FIFO run)")
         depths = size_fifos(bundle, cache)
