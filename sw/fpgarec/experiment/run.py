@@ -33,6 +33,7 @@ from fpgarec.experiment.scheduler import STANDARD, run_tasks
 from fpgarec.experiment.tasks import NODISTILL, TASK_FUNCTIONS, plan, remember, trained_student
 from fpgarec.train.checkpoint import save_student
 from fpgarec.train.distributed import is_main_process
+from fpgarec.train.fewshot import fewshot_references
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,10 @@ def train_models(prep: Prepared, cfg: DemoConfig, names: list[str]) -> tuple[dic
     results, curves = assemble(done, names, pop_new)
     if "popularity" in names:
         results = {"popularity": popularity_entry(prep, cfg, pop_new), **results}
+        # the few-shot references of the new-user bar (seconds; λ chosen without test items)
+        fewshot = fewshot_references(prep.standard, prep.new, seed=cfg.seed)
+        fewshot["fewshot_ridge"] |= {"all": None, "cold": None}
+        results = {"popularity": results.pop("popularity"), **fewshot, **results}
     for name in names:
         if name in results:
             r = results[name]

@@ -5,7 +5,7 @@ item-item reference for the new-user protocol.
 
 X (U, N) binary train interactions, x_u the user's input history (for a new user: its first
 five items), so EASE serves users unseen in training without any per-user parameter. It is a
-reference only (not in the demo): it answers how far an item-item model gets on the new-user
+reference in the demo (`fpgarec.train.fewshot`): it answers how far an item-item model gets on the new-user
 protocol, where popularity is strong (docs/results.md).
 
 A second reference, :class:`FewShotRidge`, is fitted on the protocol's own task: from the first
