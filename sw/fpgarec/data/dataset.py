@@ -108,6 +108,64 @@ class InteractionData:
         )
 
 
+def _raw_fields(table: AtomicTable, column: str) -> list[str]:
+    """``column``'s values as the file spells them, one per row of ``table`` (the atomic reader
+    strips token values; the id checks need the surrounding whitespace)."""
+    raw = table.path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    chunks = raw.split(b"\n")
+    col = list(table.types).index(column)
+    out = []
+    for lineno in table.line_numbers.tolist():
+        chunk = chunks[lineno - 1].rstrip(b"\r")
+        try:
+            line = chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            line = chunk.decode("latin-1")
+        out.append(line.split("\t")[col])
+    return out
+
+
+def _check_timestamps(inter: AtomicTable) -> None:
+    """Refuse a missing, not-a-number or infinite timestamp, naming its line."""
+    ts = inter.columns["timestamp"]
+    bad = np.flatnonzero(~np.isfinite(ts))
+    if len(bad) == 0:
+        return
+    row = int(bad[0])
+    value = _raw_fields(inter, "timestamp")[row]
+    if not value.strip():
+        message = "empty timestamp"
+    elif np.isnan(ts[row]):
+        message = f"timestamp {value.strip()!r} is not a number"
+    else:
+        message = f"timestamp {value.strip()!r} is not finite"
+    raise DataFormatError(inter.path, message, int(inter.line_numbers[row]))
+
+
+def _check_ids(table: AtomicTable, *columns: str) -> None:
+    """Refuse an empty (or whitespace-only) id, naming its line, and two ids of one column that
+    differ only by surrounding whitespace ("4" and "4 "), naming both: the reader strips ids,
+    so they would silently become one."""
+    for column in columns:
+        values = table.columns[column]
+        for i, tok in enumerate(values):
+            if not tok:
+                raise DataFormatError(table.path, f"empty {column} (blank or whitespace only)",
+                                      int(table.line_numbers[i]))
+        raw = _raw_fields(table, column)
+        if raw == values:
+            continue
+        spelling: dict[str, str] = {}
+        for i, (tok, written) in enumerate(zip(values, raw, strict=True)):
+            first = spelling.setdefault(tok, written)
+            if first != written:
+                raise DataFormatError(
+                    table.path, f"{column}s {first!r} and {written!r} differ only by surrounding whitespace; "
+                    "make them one id or two different ids", int(table.line_numbers[i]))
+
+
 def _find_stem(folder: Path) -> str:
     if not folder.is_dir():
         raise DataFormatError(folder, "data folder not found")
@@ -240,19 +298,20 @@ def load_interactions(folder: Path | str | None = None) -> InteractionData:
     if len(inter) == 0:
         raise DataFormatError(inter.path, "no interactions")
     ts = inter.columns["timestamp"]
-    if np.isnan(ts).any():
-        bad = int(np.flatnonzero(np.isnan(ts))[0])
-        raise DataFormatError(inter.path, "empty timestamp", int(inter.line_numbers[bad]))
+    _check_timestamps(inter)
+    _check_ids(inter, "user_id", "item_id")
 
     item_table = None
     item_vocab = user_vocab = None
     if (folder / f"{stem}.item").exists():
         item_table = read_atomic(folder / f"{stem}.item")
         item_table.require("item_id")
+        _check_ids(item_table, "item_id")
         item_vocab = _vocab(item_table.columns["item_id"], item_table, "item_id")
     if (folder / f"{stem}.user").exists():
         user_table = read_atomic(folder / f"{stem}.user")
         user_table.require("user_id")
+        _check_ids(user_table, "user_id")
         user_vocab = _vocab(user_table.columns["user_id"], user_table, "user_id")
 
     item_tokens, item = _index(inter.columns["item_id"], item_vocab, inter, "item_id")

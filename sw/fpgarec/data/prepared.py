@@ -21,7 +21,7 @@ import numpy as np
 
 from fpgarec.config import DemoConfig
 from fpgarec.data.dataset import InteractionData, load_interactions, subsample_users
-from fpgarec.data.split import Split, new_user_split, temporal_split
+from fpgarec.data.split import Split, check_splits, new_user_split, temporal_split
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,10 @@ def load_data(cfg: DemoConfig) -> InteractionData:
 
 
 def prepare(cfg: DemoConfig, item_vectors: ItemVectors) -> Prepared:
-    """Load and split the configured data; ``item_vectors`` encodes its items."""
+    """Load and split the configured data; ``item_vectors`` encodes its items. A data set the
+    splits leave nothing to train or evaluate on is refused first (:func:`check_splits`)."""
     data = load_data(cfg)
+    standard, new = temporal_split(data), new_user_split(data, seed=cfg.seed)
+    check_splits(data, standard, new)
     text, content, multimodal = item_vectors(data)
-    return Prepared(data, temporal_split(data), new_user_split(data, seed=cfg.seed), text, content, multimodal)
+    return Prepared(data, standard, new, text, content, multimodal)

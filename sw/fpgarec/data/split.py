@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fpgarec.data.dataset import InteractionData
+from fpgarec.errors import FpgarecError
 
 
 @dataclass
@@ -171,3 +172,36 @@ def new_user_split(
         new_users=new,
         context=UserSequences.from_pairs(fu[ctx_mask], fi[ctx_mask], data.n_users),
     )
+
+
+def _split_problem(split: Split, longest: int) -> str | None:
+    """What ``split`` lacks for training and evaluation (None: nothing). Training needs a user
+    with at least 2 train interactions (an example "recent items -> a later item"), early
+    stopping a validation interaction, the evaluation a test interaction."""
+    if split.new_users.size == 0:
+        what = "the temporal 80/10/10 split"
+        need = ("no user would have 2 train, 1 validation and 1 test interaction: it needs at least one "
+                f"user with 4 or more interactions, the longest history here has {longest}")
+    else:
+        if split.new_users.size == split.n_users:
+            return (f"the new-user split holds out max(1, 10 %) of the users and trains on the rest: it "
+                    f"needs at least 2 users, the data set has {split.n_users}")
+        what = "the new-user split"
+        need = ("the users left in training lack train/validation interactions (at least one needs 4 or "
+                "more)")
+        if split.test.items.size == 0:
+            need = (f"no new user has an interaction after its {split.context.lengths().max()} context "
+                    "interactions to rank: a new user needs at least 6")
+    if (split.train.lengths() >= 2).any() and split.valid.items.size and split.test.items.size:
+        return None
+    return f"cannot make {what}: {need}"
+
+
+def check_splits(data: InteractionData, *splits: Split) -> None:
+    """Refuse, before any training, a data set whose splits leave nothing to train, stop early
+    on or evaluate (one line: what cannot be split and the minimum needed)."""
+    longest = int(np.bincount(data.user, minlength=data.n_users).max()) if data.n_interactions else 0
+    for split in splits:
+        problem = _split_problem(split, longest)
+        if problem is not None:
+            raise FpgarecError(f"{data.folder} ({data.summary()}): {problem}")

@@ -56,7 +56,8 @@ def _strings(values, what: str, source: str) -> np.ndarray:
 class IdMap:
     """User and item ids of one data set, both directions, with optional item titles.
 
-    ``users`` (U,) and ``items`` (N,): index -> the data set's id (distinct, non-empty strings);
+    ``users`` (U,) and ``items`` (N,): index -> the data set's id (distinct, non-empty strings; two
+    ids that differ only by surrounding whitespace, "4" and "4 ", are refused, never merged);
     ``titles``: (N,) one per item ("" where an item has none), or None; ``internal``: the ids are
     the decimal strings of the indices (a history file without maps).
     """
@@ -79,6 +80,17 @@ class IdMap:
             raise FpgarecError(f"{self.source}: duplicate {kind} id {str(uniq[np.argmax(counts > 1)])!r}")
         if "" in index:
             raise FpgarecError(f"{self.source}: an empty {kind} id (index {index['']})")
+        stripped: dict[str, str] = {}
+        for token in index:
+            if token.strip() == token:
+                continue
+            if not token.strip():
+                raise FpgarecError(f"{self.source}: a whitespace-only {kind} id {token!r} (index {index[token]})")
+            other = stripped.setdefault(token.strip(), token)
+            other = token.strip() if token.strip() in index else other
+            if other != token:  # "4 " beside "4" or " 4": refused, never merged
+                raise FpgarecError(f"{self.source}: {kind} ids {other!r} and {token!r} differ only by surrounding "
+                                   "whitespace")
         return index
 
     @classmethod
