@@ -9,7 +9,7 @@ import pytest
 
 from fpgarec.errors import FpgarecError
 from fpgarec.serve.batching import DynamicBatcher, QueueFull
-from fpgarec.serve.metrics import Histogram, Metrics, parse_text
+from fpgarec.serve.metrics import Metrics, parse_text
 
 
 def _echo(queries):
@@ -141,14 +141,26 @@ def test_coalescing_transport_writes_once_per_loop_iteration():
 
 
 def test_histogram_buckets_are_cumulative_and_le_inclusive():
-    h = Histogram([1, 2, 4])
-    for x in (0.5, 1, 1.5, 4, 9):
-        h.observe(x)
-    m = parse_text("\n".join(h.lines("x", {})))
-    assert [m[f'x_bucket{{le="{b}"}}'] for b in ("1", "2", "4", "+Inf")] == [2, 3, 4, 5]
-    assert m["x_count"] == 5 and m["x_sum"] == 16.0
-    metrics = Metrics(max_batch=64, info={"design": 'a"b'})
-    assert 'design="a\\"b"' in metrics.render()
+    metrics = Metrics(max_batch=4, info={"design": 'a"b'})
+    for x in (0.5, 1, 1.5, 4, 3):
+        metrics.observe_batch(x, 0.001)
+    text = metrics.render().decode()
+    m = parse_text(text)
+    assert [m[f'fpgarec_batch_size_bucket{{le="{b}"}}'] for b in ("1.0", "2.0", "4.0", "+Inf")] == [2, 3, 5, 5]
+    assert m["fpgarec_batch_size_count"] == 5 and m["fpgarec_batch_size_sum"] == 10.0
+    assert 'design="a\\"b"' in text
+
+
+def test_every_service_has_its_own_metrics_registry():
+    """Two services in one process count apart (a per-app registry, not the global one)."""
+    a, b = Metrics(max_batch=8), Metrics(max_batch=8)
+    a.observe_request("/recommend", 200, 0.001)
+    a.observe_disconnect("/recommend")
+    assert parse_text(a.render().decode())['fpgarec_requests_total{path="/recommend",status="200"}'] == 1
+    mb = parse_text(b.render().decode())
+    assert 'fpgarec_requests_total{path="/recommend",status="200"}' not in mb
+    assert mb['fpgarec_request_errors_total{kind="server"}'] == 0
+    assert parse_text(a.render().decode())['fpgarec_client_disconnects_total{path="/recommend"}'] == 1
 
 
 def test_history_sources(tmp_path, history_file):

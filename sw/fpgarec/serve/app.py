@@ -27,15 +27,21 @@ strings, with a warning at start (``/healthz`` says ``"ids": "internal"``).
 ``GET /metrics``
     Prometheus text (:mod:`fpgarec.serve.metrics`).
 
-Errors are JSON ``{"error": message, "status": code}``: 400 malformed JSON, unknown fields or
-wrong types (an integer where an id string is expected); 404 unknown user (or path); 405 wrong
-method; 413 body larger than ``max_body_bytes``; 422 values out of range (empty or over-long item
-list, an unknown item id, ``k`` out of range); each message names the field and the value; 503 more than ``max_queue`` queries waiting; 500 a failed accelerator batch. A bad
-request never affects other requests.
+Errors are JSON ``{"error": message, "status": code}``: 400 malformed JSON (also nested deeper
+than :data:`MAX_DEPTH`), unknown fields or wrong types (an integer where an id string is
+expected); 404 unknown user (or path); 405 wrong method; 408 a body not received within
+``read_timeout_s`` (the connection is closed); 413 body larger than ``max_body_bytes``; 415 a
+``Content-Type`` other than ``application/json``; 422 values out of range (empty or over-long
+item list, an unknown item id, ``k`` out of range); each message names the field and the value;
+503 more than ``max_queue`` queries waiting, or a request cut off by the shutdown; 500 a failed
+accelerator batch. A bad request never affects other requests, and none logs a traceback. A
+client that disconnects before its answer is counted in ``fpgarec_client_disconnects_total``,
+not as an answer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import json
@@ -55,6 +61,7 @@ from fpgarec.runtime.sampler import QueryError, QueryTypeError, UnknownUserError
 from fpgarec.serve.batching import DynamicBatcher, QueueFull
 from fpgarec.serve.config import ServeConfig
 from fpgarec.serve.history import load_history
+from fpgarec.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from fpgarec.serve.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -63,6 +70,10 @@ JSON = "application/json"
 #: routes reported by name in the metrics (anything else is "other", bounding label values)
 ROUTES = ("/recommend", "/healthz", "/metrics")
 _FIELDS = {"user", "user_id", "items", "k", "exclude_seen"}
+#: deepest nesting of arrays and objects a body may have (a query needs 2: an object holding a
+#: list); deeper bodies are refused before parsing (the JSON parser recurses)
+MAX_DEPTH = 32
+_OPEN, _CLOSE, _QUOTE, _BACKSLASH = b"[{", b"]}", ord('"'), ord("\\")
 
 
 class HTTPError(Exception):
@@ -118,7 +129,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         t0 = time.perf_counter()
-        status = 500
+        status = None  # None at the end: nothing was sent, the client went away
 
         async def send_status(message):
             nonlocal status
@@ -126,16 +137,33 @@ class MetricsMiddleware:
                 status = message["status"]
             await send(message)
 
+        path = scope["path"] if scope["path"] in ROUTES else "other"
         try:
             await self.app(scope, receive, send_status)
+        except asyncio.CancelledError:
+            # uvicorn cancels what its graceful shutdown left running: answer 503 where nothing
+            # was sent yet and end the request quietly (no traceback)
+            log.info("%s: request cut off by the shutdown", path)
+            if status is None:
+                body = error_body(503, "the service is shutting down, retry later")
+                await send_status({"type": "http.response.start", "status": 503, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", b"%d" % len(body)),
+                    (b"connection", b"close")]})
+                await send({"type": "http.response.body", "body": body})
+        except Exception:
+            if status is None:  # the server error handler above answers it
+                status = 500
+            raise
         finally:
-            path = scope["path"]
-            self.metrics.observe_request(path if path in ROUTES else "other", status, time.perf_counter() - t0)
+            if status is None:
+                self.metrics.observe_disconnect(path)
+            else:
+                self.metrics.observe_request(path, status, time.perf_counter() - t0)
 
 
-async def read_body(scope, receive, limit: int) -> bytes:
-    """The request body, refusing more than ``limit`` bytes (413), before reading it where the
-    client declared its length (``Content-Length``)."""
+def check_headers(scope, limit: int) -> None:
+    """Refuse a ``Content-Type`` other than ``application/json`` (415; none given is accepted)
+    and a declared ``Content-Length`` over ``limit`` (413), before reading the body."""
     for name, value in scope["headers"]:
         if name == b"content-length":
             try:
@@ -144,7 +172,25 @@ async def read_body(scope, receive, limit: int) -> bytes:
                 raise HTTPError(400, "malformed Content-Length header") from None
             if size > limit:
                 raise HTTPError(413, f"body of {size} bytes, at most {limit} are accepted")
-            break
+        elif name == b"content-type" and value.split(b";", 1)[0].strip().lower() != b"application/json":
+            raise HTTPError(415, f"Content-Type header {value.decode('latin-1')!r} is not supported: "
+                                 "send application/json")
+
+
+async def read_body(scope, receive, limit: int, timeout: float) -> bytes:
+    """The request body, refusing more than ``limit`` bytes (413), before reading it where the
+    client declared its length (``Content-Length``), and a body that has not arrived ``timeout``
+    seconds after the request started (408)."""
+    check_headers(scope, limit)
+    try:
+        async with asyncio.timeout(timeout):
+            return await receive_body(receive, limit)
+    except TimeoutError:
+        raise HTTPError(408, f"the request body did not arrive within {timeout:g} s") from None
+
+
+async def receive_body(receive, limit: int) -> bytes:
+    """The body's bytes from the ASGI ``receive`` (413 over ``limit``; 499 the client left)."""
     chunks, size = [], 0
     while True:
         message = await receive()
@@ -157,6 +203,53 @@ async def read_body(scope, receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body", False):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def too_deep(body: bytes, limit: int = MAX_DEPTH) -> bool:
+    """The JSON text nests arrays and objects deeper than ``limit`` (brackets inside strings do
+    not count). Scans only a body holding more than ``limit`` opening brackets."""
+    if body.count(b"[") + body.count(b"{") <= limit:
+        return False
+    depth, in_string, escaped = 0, False, False
+    for c in body:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == _BACKSLASH:
+                escaped = True
+            elif c == _QUOTE:
+                in_string = False
+        elif c == _QUOTE:
+            in_string = True
+        elif c in _OPEN:
+            depth += 1
+            if depth > limit:
+                return True
+        elif c in _CLOSE:
+            depth -= 1
+    return False
+
+
+def decode_json(body: bytes):
+    """The decoded body; 400 naming the problem for malformed or too deeply nested JSON."""
+    if too_deep(body):
+        raise HTTPError(400, f"the body is not valid JSON for a query: nested deeper than {MAX_DEPTH} levels")
+    try:
+        return json.loads(body)
+    except RecursionError:
+        raise HTTPError(400, "the body is not valid JSON for a query: nested too deeply") from None
+    except ValueError as exc:
+        raise HTTPError(400, f"the body is not valid JSON ({exc})") from None
+
+
+def _whitespace_hint(value) -> str:
+    """A note for an id that matched nothing and has surrounding whitespace (ids match exactly)."""
+    if isinstance(value, str) and value != value.strip():
+        return f" ({value!r} has surrounding whitespace: ids are matched exactly)"
+    if isinstance(value, list) and any(isinstance(v, str) and v != v.strip() for v in value):
+        bad = next(v for v in value if isinstance(v, str) and v != v.strip())
+        return f" ({bad!r} has surrounding whitespace: ids are matched exactly)"
+    return ""
 
 
 def parse_query(payload, acc: Accelerator) -> tuple[int | list, int, bool]:
@@ -186,31 +279,28 @@ def parse_query(payload, acc: Accelerator) -> tuple[int | list, int, bool]:
             return acc.user_query(payload[field]), k, exclude
         return acc.items_query(payload["items"]), k, exclude
     except UnknownUserError as exc:
-        raise HTTPError(404, f"{field}: {exc}") from None
+        raise HTTPError(404, f"{field}: {exc}{_whitespace_hint(payload[field])}") from None
     except QueryTypeError as exc:
         raise HTTPError(400, f"{field}: {exc}") from None
     except QueryError as exc:
-        raise HTTPError(422, f"{field}: {exc}") from None
+        raise HTTPError(422, f"{field}: {exc}{_whitespace_hint(payload[field])}") from None
 
 
 class RecommendEndpoint:
     """``POST /recommend`` as a plain ASGI application (the service's hot path: no Request or
     Response objects): read and check the query, queue it on the batcher, answer its row."""
 
-    def __init__(self, acc: Accelerator, batcher: DynamicBatcher, max_body_bytes: int):
+    def __init__(self, acc: Accelerator, batcher: DynamicBatcher, max_body_bytes: int, read_timeout_s: float = 10.0):
         self.acc = acc
         self.batcher = batcher
         self.max_body_bytes = max_body_bytes
+        self.read_timeout_s = read_timeout_s
         self.encoder = AnswerEncoder(acc.ids)
 
     async def answer(self, scope, receive) -> tuple[int, bytes]:
         try:
-            body = await read_body(scope, receive, self.max_body_bytes)
-            try:
-                payload = json.loads(body)
-            except ValueError as exc:
-                raise HTTPError(400, f"the body is not valid JSON ({exc})") from None
-            query, k, exclude = parse_query(payload, self.acc)
+            body = await read_body(scope, receive, self.max_body_bytes, self.read_timeout_s)
+            query, k, exclude = parse_query(decode_json(body), self.acc)
             try:
                 fut = self.batcher.submit(query)
             except QueueFull as exc:
@@ -228,8 +318,10 @@ class RecommendEndpoint:
         status, body = await self.answer(scope, receive)
         if status == 499:  # nobody to answer
             return
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+        if status == 408:  # the rest of the body may still come: end the connection
+            headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 
@@ -251,9 +343,10 @@ def create_app(acc: Accelerator, cfg: ServeConfig) -> Starlette:
     async def healthz(request: Request) -> Response:
         return Response(health, media_type=JSON)
 
+    metrics.track_queue(lambda: batcher.pending)
+
     async def metrics_text(request: Request) -> Response:
-        metrics.queue_depth = batcher.pending
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(metrics.render(), headers={"content-type": METRICS_CONTENT_TYPE})
 
     async def http_error(request: Request, exc: HTTPException) -> Response:
         return error_response(exc.status_code, str(exc.detail))
@@ -279,7 +372,7 @@ def create_app(acc: Accelerator, cfg: ServeConfig) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/recommend", RecommendEndpoint(acc, batcher, cfg.max_body_bytes), methods=["POST"]),
+            Route("/recommend", RecommendEndpoint(acc, batcher, cfg.max_body_bytes, cfg.read_timeout_s), methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/metrics", metrics_text, methods=["GET"]),
         ],
@@ -331,7 +424,7 @@ def build_server(cfg: ServeConfig, acc: Accelerator | None = None):
     config = uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False,
                             log_config=None, lifespan="on", loop="asyncio", http=http, workers=1,
                             server_header=False, timeout_keep_alive=30, backlog=2048,
-                            timeout_graceful_shutdown=5)
+                            timeout_graceful_shutdown=cfg.shutdown_timeout_s)
     return uvicorn.Server(config)
 
 

@@ -35,6 +35,12 @@ class ServeConfig:
     max_body_bytes: int = 64 * 1024
     #: longest item list a request may carry (new users).
     max_items: int = 1024
+    #: seconds a request's body may take to arrive, from the start of the request (408 and the
+    #: connection closed after that: a client that never finishes its body holds nothing).
+    read_timeout_s: float = 10.0
+    #: seconds requests in flight get to finish at shutdown (SIGINT/SIGTERM); those still
+    #: running then are answered 503 and closed.
+    shutdown_timeout_s: float = 5.0
     #: run accelerator batches in a worker thread (the event loop keeps parsing requests
     #: meanwhile) instead of inline on the event loop.
     backend_thread: bool = False
@@ -55,6 +61,8 @@ class ServeConfig:
             (self.max_queue >= self.max_batch, "max_queue must be >= max_batch"),
             (self.max_body_bytes >= 64, "max_body_bytes must be >= 64"),
             (self.max_items >= 1, "max_items must be >= 1"),
+            (self.read_timeout_s > 0, "read_timeout_s must be > 0"),
+            (self.shutdown_timeout_s >= 0, "shutdown_timeout_s must be >= 0"),
             (0 <= self.port < 65536, "port must be in 0..65535"),
         ]
         for ok, message in checks:
