@@ -10,6 +10,13 @@ Protocol (fixed so results compare with RecBole and published tools):
 * "new" users: a seeded ``new_fraction`` (10 %) of users is left out of training entirely; at
   test time a model sees each new user's first ``new_context`` (5) interactions by time and
   ranks all the others.
+
+What the splits need (:func:`check_splits`, run by :func:`fpgarec.data.prepared.prepare` before
+any encoding or training): a user with 4 or more interactions (the 80/10/10 rule then gives it
+2 train interactions, one "recent items -> later item" example, plus 1 valid and 1 test; 3
+give 1/1/1, 2 give 1/0/1, 1 gives 1/0/0), at least 2 users (the new-user split holds out
+max(1, 10 %) and trains on the rest), one such user among those kept in training, and a new
+user with more than ``new_context`` interactions (at least 6) to rank.
 """
 
 from __future__ import annotations
