@@ -55,6 +55,7 @@ test-board-emu: $(PYNQ_STAMP)
 	$(PYNQ_VENV)/bin/python -m pytest -q tests/board_emu
 
 test: $(STAMP) $(PYNQ_STAMP)
+	command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }  # tests/unit/test_report_browser.py
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 	$(PYNQ_VENV)/bin/python -m pytest -q tests/board_emu

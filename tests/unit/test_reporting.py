@@ -80,7 +80,10 @@ def made_up_report() -> dict:
                 "detail": "made-up <b>not bold</b>",
             },
         ],
-        "design": {"clock_mhz": 200, "resources": {"LUT": 1234, "DSP": 56}},
+        "design": {"clock_mhz": 200, "board": "made-up-board", "latency_us": 3.0, "queries_per_s": 1e6,
+                   "estimate_source": "FINN estimate",
+                   "resources": {"used": {"LUT": 1234, "FF": None, "BRAM18": 10, "DSP": 90},
+                                 "available": {"LUT": 10000, "FF": 20000, "BRAM18": 100, "DSP": 100}}},
     }
 
 
@@ -90,6 +93,9 @@ def test_write_report_outputs(tmp_path, made_up_report):
     assert html_path == out / "report.html"
     assert html_path.is_file()
 
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert "written_at" in data["meta"] and data["meta"]["machine"]["cpus"] >= 1
+    assert "written_at" not in made_up_report["meta"]  # the input is not modified
     # JSON round-trips; NaN became null, other numbers are kept
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert data["popularity"]["new"]["recall@10"] is None
@@ -112,6 +118,7 @@ def test_write_report_outputs(tmp_path, made_up_report):
     for name in ("popularity", "bpr", "student_w4"):
         assert name in page
     assert '<td class="pass">PASS</td>' in page
+    assert "student beats bpr" in page and "0.06x" in page and "\u2265 0.05x" in page
     assert '<td class="fail">FAIL</td>' in page
     assert "\u2013" in page  # missing values
     assert "0.1000" in page  # 4 decimals (bpr all recall@10)
@@ -119,7 +126,14 @@ def test_write_report_outputs(tmp_path, made_up_report):
     # strings are escaped
     assert "<b>not bold</b>" not in page and "&lt;b&gt;not bold&lt;/b&gt;" in page
     assert "&lt;test &amp; escape&gt;" in page
-    assert "clock_mhz" in page and "LUT" in page
+    # the design box: clock, FINN's figures labelled as estimates, the 80 % flag
+    assert "200 MHz" in page and "1,234 / 10,000 (12\u00a0%)" in page
+    assert "FINN estimate" in page and "Verilator simulation" not in page and "Yosys synthesis" not in page
+    assert "fpgarec sim BUNDLE --synth" in page and "over 80 % of the board" in page  # DSP 90 of 100
+    # no raw JSON on the page; report.json is linked
+    assert '{"' not in page and '": ' not in page and 'href="report.json"' in page
+    # run information stamped at write time, in the page and in the JSON
+    assert {"written_at", "command", "machine"} <= set(data["meta"]) and "written at" in page
 
     pngs = sorted((out / "plots").glob("*.png"))
     assert {p.name for p in pngs} == {"training_curves.png", "metrics.png"}
@@ -140,3 +154,49 @@ def test_write_report_minimal(tmp_path):
     assert json.loads((tmp_path / "report.json").read_text())["only"]["train_seconds"] is None
     for name in ("training_curves.png", "metrics.png"):
         assert (tmp_path / "plots" / name).read_bytes()[:8] == PNG_MAGIC
+
+
+def test_readable_numbers():
+    from fpgarec.reporting.format import num, percent, ratio, seconds
+
+    assert num(138002.0) == "138,002" and num(320.0) == "320" and num(0.5) == "0.5"
+    assert num(694444.4444) == "694,444" and num(None) == "\u2013" and num(float("nan")) == "\u2013"
+    assert ratio(1.4074) == "1.41x" and percent(0.147, 1, signed=True) == "+14.7\u00a0%"
+    assert seconds(119.8) == "2\u00a0min 0\u00a0s" and seconds(1.1) == "1.10\u00a0s"
+
+
+def test_bar_views_label_ratios_and_noise():
+    from fpgarec.reporting.accuracy import bar_view
+
+    fail = bar_view({"name": "student_w4 / popularity NDCG@10, new", "value": 1.1188, "target": 1.5,
+                     "passed": False, "detail": "0.5250 vs 0.4693"})
+    assert (fail["name"], fail["value"], fail["op"], fail["target"], fail["verdict"]) == (
+        "student_w4 / popularity NDCG@10 (new users)", "1.12x", "\u2265", "1.50x", "fail")
+    # passes by (1.0333 - 1.0) * 0.1381 = 0.0046 NDCG@10: within one seed's noise
+    assert bar_view({"name": "hetero / teacher NDCG@10, cold", "value": 1.0333, "target": 1.0, "passed": True,
+                     "detail": "0.1427 vs 0.1381"})["verdict"] == "noise"
+    lower = bar_view({"name": "LoRA / full train_seconds", "value": 0.415, "target": 0.5, "passed": True})
+    assert lower["op"] == "\u2264" and lower["verdict"] == "pass"
+    gain = bar_view({"name": "distillation gain: with / without - 1, mean of all, cold, new", "value": 0.147,
+                     "target": 0.0, "passed": True})
+    assert gain["value"] == "+14.7\u00a0%" and gain["name"].endswith("all, cold, new")
+
+
+def test_design_sources(tmp_path):
+    """Yosys counts replace FINN's estimates where measured, and say so; the CPU baseline is the
+    emulation's queries/s."""
+    from fpgarec.reporting.design import cpu_queries_per_s, resources, timing
+
+    design = {"latency_us": 4.0, "queries_per_s": 5e5, "estimate_source": "FINN estimate",
+              "resources": {"used": {"LUT": 900, "FF": None, "BRAM18": 3, "DSP": 8},
+                            "available": {"LUT": 1000, "FF": 2000, "BRAM18": 10, "DSP": 10}},
+              "measured": {"latency_us": 2.0, "queries_per_s": 6e5,
+                           "resources": {"LUT": 850, "FF": 1500, "BRAM18": 4, "DSP": None}},
+              "bitexact": {"queries": 1000, "emulation_seconds": 0.5}}
+    rows = {r["name"]: r for r in resources(design)}
+    assert rows["LUT"]["used"] == 850 and rows["LUT"]["source"].startswith("Yosys synthesis")
+    assert rows["DSP"]["used"] == 8 and rows["DSP"]["source"] == "FINN estimate"
+    assert timing(design)["latency_us"][:2] == (2.0, "Verilator simulation")
+    assert cpu_queries_per_s(design) == 2000
+    page = write_report({"m": {"all": _metrics(0.1)}, "design": design}, tmp_path).read_text()
+    assert "Yosys synthesis (no place and route)" in page and "over 80 % of the board" in page  # LUT 850 of 1000
