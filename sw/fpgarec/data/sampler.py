@@ -76,6 +76,59 @@ def recent_items(history: UserSequences, users: np.ndarray, k: int, n_recent: in
     return pad_with_null(ctx, ends - starts, null_id)
 
 
+#: recency buckets R of the attention student (``b_pos``): log-spaced ranks, see :func:`recency_bucket`.
+N_RECENCY_BUCKETS = 8
+
+
+def recency_bucket(rank: np.ndarray, n_buckets: int = N_RECENCY_BUCKETS) -> np.ndarray:
+    """Recency bucket of an interaction ``rank`` places before the end of the context (rank 0:
+    the most recent item), log-spaced so recent items are told apart and old ones share one:
+
+        r = min(floor(log2(ρ + 1)), R - 1)      ρ = 0 | 1-2 | 3-6 | 7-14 | 15-30 | 31-62 | 63-126 | >= 127
+
+    (R = 8; the n_recent = 12 most recent slots fall in buckets 0-3, the evenly spaced older
+    slots of a long history in 3-7). Shapes: any -> same, int64."""
+    rank = np.maximum(np.asarray(rank, dtype=np.int64), 0)
+    r = np.floor(np.log2(rank + 1.0)).astype(np.int64)
+    return np.minimum(r, n_buckets - 1)
+
+
+def slot_meta(pos: np.ndarray, ends: np.ndarray, lengths: np.ndarray, types: np.ndarray,
+              n_buckets: int = N_RECENCY_BUCKETS) -> tuple[np.ndarray, np.ndarray]:
+    """Behaviour types and recency buckets of context slots (what the attention kernel reads
+    beside the ids): slot j at flat position pos[b, j] of a sequence ending at ends[b] has
+
+        t_j = types[pos[b, j]],   r_j = recency_bucket(ends[b] - 1 - pos[b, j])
+
+    and null slots (j >= lengths[b], see :func:`pad_with_null`) get type 0, bucket 0 (the
+    kernel ignores them). ``types`` is aligned with the flat item array (e.g.
+    :meth:`fpgarec.data.behaviour.BehaviourLog.aligned`). Shapes: pos (B, K), ends, lengths
+    (B,), types (nnz,) -> (types (B, K), buckets (B, K)) int64."""
+    t = np.asarray(types, dtype=np.int64)[pos]
+    r = recency_bucket(np.asarray(ends)[:, None] - 1 - pos, n_buckets)
+    null = np.arange(pos.shape[1])[None, :] >= np.asarray(lengths)[:, None]
+    t[null], r[null] = 0, 0
+    return t, r
+
+
+def with_meta(ctx: np.ndarray, types: np.ndarray, buckets: np.ndarray) -> np.ndarray:
+    """(B, K) ids, types, buckets -> (B, K, 3) [id, type, bucket] (the attention student's input)."""
+    return np.stack([ctx, types, buckets], axis=-1).astype(np.int64)
+
+
+def recent_items_meta(history: UserSequences, types: np.ndarray, users: np.ndarray, k: int,
+                      n_recent: int | None = None, null_id: int | None = None,
+                      n_buckets: int = N_RECENCY_BUCKETS) -> np.ndarray:
+    """:func:`recent_items` with each slot's behaviour type and recency bucket (:func:`slot_meta`;
+    ``types`` aligned with ``history.items``). Shapes: (B,) -> (B, K, 3) [id, type, bucket]."""
+    users = np.asarray(users, dtype=np.int64)
+    starts, ends = history.indptr[users], history.indptr[users + 1]
+    pos = context_slots(starts, ends, k, n_recent)
+    lengths = np.minimum(ends - starts, k) if null_id is not None else np.full(len(users), k)
+    ctx = pad_with_null(history.items[pos], ends - starts, null_id)
+    return with_meta(ctx, *slot_meta(pos, ends, lengths, types, n_buckets))
+
+
 def items_as_context(item_lists: list[np.ndarray], k: int, null_id: int | None = None) -> np.ndarray:
     """K slots from explicit item lists (a request that carries a new user's items)."""
     seqs = UserSequences.from_pairs(
@@ -103,6 +156,7 @@ def example_positions(train: UserSequences, horizon: int, rng: np.random.Generat
 def next_item_examples(
     train: UserSequences, k: int, horizon: int, rng: np.random.Generator, min_context: int = 1,
     long_prob: float = 0.0, n_recent: int | None = None, null_id: int | None = None,
+    types: np.ndarray | None = None, n_buckets: int = N_RECENCY_BUCKETS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training examples "recent items -> a later item" from the train sequences.
 
@@ -112,14 +166,19 @@ def next_item_examples(
     With probability ``long_prob`` the gap is instead uniform over everything before p
     (long-range examples: a few early items -> a much later one, as new users are ranked).
 
-    Contexts are null-padded when ``null_id`` is given.
+    Contexts are null-padded when ``null_id`` is given. With ``types`` (aligned with
+    ``train.items``) a context is (K, 3) [id, type, recency bucket] (:func:`slot_meta`).
 
-    Returns (users (E,), contexts (E, K), positives (E,)).
+    Returns (users (E,), contexts (E, K) or (E, K, 3), positives (E,)).
     """
     users, items, start, pos, gap = example_positions(train, horizon, rng, min_context)
     if long_prob > 0:
         long = rng.random(len(pos)) < long_prob
         gap[long] = (rng.random(int(long.sum())) * (pos[long] - min_context + 1)).astype(np.int64)
     end = np.maximum(pos - gap, min_context)
-    ctx = train.items[context_slots(start, start + end, k, n_recent)]
-    return users, pad_with_null(ctx, end, null_id), items
+    slots = context_slots(start, start + end, k, n_recent)
+    ctx = pad_with_null(train.items[slots], end, null_id)
+    if types is not None:
+        lengths = np.minimum(end, k) if null_id is not None else np.full(len(end), k)
+        ctx = with_meta(ctx, *slot_meta(slots, start + end, lengths, types, n_buckets))
+    return users, ctx, items

@@ -8,7 +8,11 @@ slots holding the null id N, see :mod:`fpgarec.data.sampler`) and bit width b:
                                                       integer weights W = round(α s_m / s_f 2^F),
                                                       α = softmax(g) (readable), b-bit output
     m   = s_f 2^-P · agg(f_1..f_K; c)                 neighbor_aggregate kernel: exact mean over
-                                                      the L real slots, P fractional bits
+                                                      the L real slots, P fractional bits; or
+                                                      (aggregation "attention") attention_aggregate:
+                                                      Σ_k a_k f_k, a = softmax_k(q·f_k + b_type[τ_k]
+                                                      + b_pos[r_k]) over the real slots
+                                                      (:mod:`fpgarec.models.student_attention`)
     u   = Q_u(ReLU(W Q_a(m) + β))                     quantized transform (MVAU + thresholds)
     s   = Q_w(S) u                                    scoring against the item table
     top-k(s)                                          label select (ties: lower index)
@@ -18,7 +22,9 @@ E_txt holds the language-model vectors projected offline (the teacher's text pro
 The fusion and aggregation are the kernels' own Brevitas modules (kernels/*/brevitas_module.py),
 whose forward is the kernels' integer arithmetic, so training, export and hardware agree.
 
-Shapes: ctx (B, K) int64 -> scores (B, I) float (integers times one scale).
+Shapes: ctx (B, K) int64 ids, or (B, K, 3) [id, behaviour type τ, recency bucket r]
+(:func:`fpgarec.data.sampler.recent_items_meta`; the mean reads the ids only) -> scores (B, I)
+float (integers times one scale).
 """
 
 from __future__ import annotations
@@ -33,8 +39,10 @@ from kernels.modality_fusion.brevitas_module import QuantModalityFusion
 from kernels.neighbor_aggregate.brevitas_module import QuantNeighborAggregate
 from torch import nn
 
-from fpgarec.data.sampler import null_to_cyclic, recent_items
+from fpgarec.data.behaviour import BehaviourLog
+from fpgarec.data.sampler import null_to_cyclic, recent_items, recent_items_meta
 from fpgarec.data.split import UserSequences
+from fpgarec.models.student_attention import build_attention, context_ids, context_meta
 
 
 @dataclass
@@ -52,6 +60,20 @@ class StudentShape:
     agg_frac_bits: int = 4
     #: width of the fusion kernel's integer modality weights
     fusion_w_bits: int = 10
+    #: "mean" (neighbor_aggregate) or "attention" (attention_aggregate)
+    aggregation: str = "mean"
+    #: attention: behaviour types T (view, like, comment) and recency buckets R
+    #: (:func:`fpgarec.data.sampler.recency_bucket`)
+    att_types: int = 3
+    att_buckets: int = 8
+    #: attention: q_int's width and scale s_q = 2^-att_q_frac_bits; the biases' width
+    att_q_bits: int = 8
+    att_q_frac_bits: int = 5
+    att_bias_bits: int = 12
+    #: attention: the exp's shift S (M = round(s_l / ln 2 · 2^(S+FB)))
+    att_s_shift: int = 16
+    #: attention: learning-rate gain γ of the real-unit parameters (models/student_attention.py)
+    att_gain: float = 10.0
 
     @property
     def null_id(self) -> int:
@@ -67,10 +89,18 @@ class QuantStudent(nn.Module):
         self.id_table = QuantEmbedding(n, d, weight_bit_width=wb)
         self.text_table = QuantEmbedding(n, d, weight_bit_width=wb)
         self.fusion = QuantModalityFusion(m=2, out_bits=ab, w_bits=shape.fusion_w_bits)
-        self.aggregate = QuantNeighborAggregate(
-            shape.k, mode="mean", frac_bits=shape.agg_frac_bits, null_id=shape.null_id, in_bits=ab,
-            id_bits=max(1, int(shape.null_id).bit_length()),
-        )
+        if shape.aggregation not in ("mean", "attention"):
+            raise ValueError(f"aggregation={shape.aggregation!r}: 'mean' or 'attention'")
+        if shape.aggregation == "attention":
+            self.aggregate = build_attention(shape)
+        else:
+            self.aggregate = QuantNeighborAggregate(
+                shape.k, mode="mean", frac_bits=shape.agg_frac_bits, null_id=shape.null_id, in_bits=ab,
+                id_bits=max(1, int(shape.null_id).bit_length()),
+            )
+        #: behaviour log giving the attention's types at evaluation (None: every slot a view)
+        self.behaviour: BehaviourLog | None = None
+        self._types_cache: tuple[object, np.ndarray] | None = None
         self.agg_quant = QuantIdentity(bit_width=ab)
         self.transform = QuantLinear(d, d, bias=True, weight_bit_width=wb)
         self.relu = QuantReLU(bit_width=ab)
@@ -79,6 +109,27 @@ class QuantStudent(nn.Module):
     @property
     def k(self) -> int:
         return self.shape.k
+
+    @property
+    def attention(self) -> bool:
+        return self.shape.aggregation == "attention"
+
+    def use_behaviour(self, blog: BehaviourLog | None) -> None:
+        """The behaviour log :meth:`score` reads the attention's types from (aligned with the
+        history it is given)."""
+        self.behaviour, self._types_cache = blog, None
+
+    def context(self, users: np.ndarray, history: UserSequences) -> np.ndarray:
+        """The K slots of each user: ids (B, K) for the mean; (B, K, 3) [id, type, bucket] for
+        the attention (types from :attr:`behaviour`, 0 without one)."""
+        s = self.shape
+        if not self.attention:
+            return recent_items(history, users, s.k, s.n_recent, null_id=s.null_id)
+        if self._types_cache is None or self._types_cache[0] is not history:
+            types = (self.behaviour.aligned(history)[0] if self.behaviour is not None
+                     else np.zeros(len(history.items), np.int64))
+            self._types_cache = (history, types)
+        return recent_items_meta(history, self._types_cache[1], users, s.k, s.n_recent, s.null_id, s.att_buckets)
 
     def modality_weights(self) -> torch.Tensor:
         """α = softmax(g): the weight of (id, text) in every item's fused feature. Shape (2,)."""
@@ -96,7 +147,8 @@ class QuantStudent(nn.Module):
 
     def fused_integers(self, ctx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(f_int (B, K, D), s_f): the fusion kernel's output for every slot (null slots read
-        row 0; the aggregation ignores them)."""
+        row 0; the aggregation ignores them). ctx: (B, K) ids or (B, K, 3)."""
+        ctx = context_ids(ctx)
         tables, scales = self.integer_tables()
         safe = torch.where(ctx == self.shape.null_id, torch.zeros_like(ctx), ctx)
         return self.fusion([F.embedding(safe, t) for t in tables], scales)
@@ -114,9 +166,13 @@ class QuantStudent(nn.Module):
     def mean_feature(self, ctx: torch.Tensor, exact: bool = True) -> torch.Tensor:
         """m = m_int · s_f 2^-P: the aggregated neighbour feature, real-valued; float64 when
         ``exact`` (the product of an integer below 2^24 and a float32 is exact there).
-        Shapes: (B, K) -> (B, D)."""
+        Shapes: (B, K) or (B, K, 3) -> (B, D)."""
         f_int, s_f = self.fused_integers(ctx)
-        m_int = self.aggregate(f_int, ctx)
+        if self.attention:
+            self.aggregate.set_feature_scale(s_f.detach())
+            m_int, _ = self.aggregate(f_int, context_meta(ctx))
+        else:
+            m_int = self.aggregate(f_int, context_ids(ctx))
         if exact:
             return m_int.double() * (s_f.double() / (1 << self.shape.agg_frac_bits))
         return m_int * (s_f / (1 << self.shape.agg_frac_bits))
@@ -166,8 +222,7 @@ class QuantStudent(nn.Module):
         student_w4 scored NDCG@10 0.1633 in its training worker and 0.1651 re-evaluated in
         another process; with exact integers 0.1656, what the design's own output scores.)
         Shapes: users (B,) -> (B, I) float64."""
-        ctx = recent_items(history, np.asarray(users, dtype=np.int64), self.k, self.shape.n_recent,
-                           null_id=self.shape.null_id)
+        ctx = self.context(np.asarray(users, dtype=np.int64), history)
         z = self.integer_scores(torch.from_numpy(ctx)).numpy()
         step = float(self.scorer.quant_weight().scale) * float(self.relu.act_quant.scale())
         return z.astype(np.float64) * step
@@ -198,7 +253,7 @@ class DistillationObjective(nn.Module):
         loss = F.cross_entropy(s, pos)
         if self.weight > 0:
             with torch.no_grad():
-                cyclic = null_to_cyclic(ctx.numpy(), self.student.shape.null_id)  # the teacher's padding
+                cyclic = null_to_cyclic(context_ids(ctx).numpy(), self.student.shape.null_id)  # the teacher's padding
                 t = self.teacher.logits(u.numpy(), cyclic, self._propagated)
             tau = self.temperature
             kd = F.kl_div(F.log_softmax(s / tau, 1), F.log_softmax(t / tau, 1), log_target=True, reduction="batchmean")

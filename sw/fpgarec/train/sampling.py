@@ -51,20 +51,23 @@ def bpr_batches(train: UserSequences, n_items: int, batch_size: int):
 
 def next_item_batches(
     train: UserSequences, n_items: int, k: int, horizon: int, batch_size: int, long_prob: float = 0.0,
-    n_recent: int | None = None, null_id: int | None = None,
+    n_recent: int | None = None, null_id: int | None = None, types: np.ndarray | None = None,
+    n_buckets: int | None = None,
 ):
     """Epochs of (user, context (B, K), positive, negative) for models that read recent items.
 
     See :func:`fpgarec.data.sampler.next_item_examples` (contexts null-padded when ``null_id``
-    is given); negatives as in :func:`bpr_batches`.
+    is given; (B, K, 3) [id, behaviour type, recency bucket] when ``types``, aligned with
+    ``train.items``, is given, for the attention student); negatives as in :func:`bpr_batches`.
     """
     from fpgarec.data.sampler import next_item_examples
 
     negatives = NegativeDraw(train, n_items)
 
     def source(rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
+        extra = {} if types is None else {"types": types} | ({} if n_buckets is None else {"n_buckets": n_buckets})
         users, ctx, pos = next_item_examples(train, k, horizon, rng, long_prob=long_prob, n_recent=n_recent,
-                                             null_id=null_id)
+                                             null_id=null_id, **extra)
         perm = rng.permutation(len(users))
         for start in range(0, len(perm), batch_size):
             idx = perm[start : start + batch_size]
