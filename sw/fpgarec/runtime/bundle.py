@@ -14,22 +14,41 @@ shapes normal/folded/packed), ``dma`` (names of the DMA engines), ``layers`` (th
 stream order: op, attributes, parameter files), ``estimates``, ``bitstream`` (built or not, why)
 and ``files``: every file with its byte size and sha256.
 
-Loading refuses, with a message naming the file: a listed file that is missing, larger than
-listed (or than :data:`MAX_FILE_BYTES`), or whose sha256 differs; a ``.npy`` that needs pickle;
-a parameter outside its declared datatype's range.
+Loading refuses, with one line naming the file: a manifest that is not a JSON object of the
+expected keys and types, or whose model or layer records do not fit together
+(:mod:`fpgarec.runtime.bundle_schema`); a listed file that is missing, larger than listed (or
+than :data:`MAX_FILE_BYTES`), or whose sha256 differs; a ``.npy`` whose header's shape, dtype or
+byte size differs from what its layer record says (checked before the data is read), that needs
+pickle, or whose values lie outside its declared datatype's range or are not finite.
+
+Nothing that reads a bundle writes into it; the commands that do (the builder, ``fpgarec sim
+--record``) write with :func:`write_text_safely` (a temporary file and ``os.replace``, never
+through a symlink).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fpgarec.errors import FpgarecError
+from fpgarec.runtime.bundle_schema import (
+    SchemaError,
+    check_manifest,
+    check_npy_header,
+    check_values,
+    datatype_bounds,
+    expected_params,
+    is_integer_datatype,
+)
 
 log = logging.getLogger(__name__)
 
@@ -53,19 +72,12 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-# FINN datatype names -> (min, max) for the integer types a bundle uses
 def datatype_range(name: str) -> tuple[int, int]:
     """Value range of a FINN/qonnx integer datatype name (``INT4``, ``UINT11``, ``BIPOLAR``)."""
-    if name == "BIPOLAR":
-        return -1, 1
-    if name == "BINARY":
-        return 0, 1
-    if name.startswith("UINT"):
-        return 0, 2 ** int(name[4:]) - 1
-    if name.startswith("INT"):
-        b = int(name[3:])
-        return -(2 ** (b - 1)), 2 ** (b - 1) - 1
-    raise BundleError(f"unsupported datatype {name}")
+    try:
+        return datatype_bounds(name, "datatype")
+    except SchemaError as exc:
+        raise BundleError(str(exc)) from exc
 
 
 @dataclass
@@ -117,7 +129,7 @@ class Bundle:
 
 
 def verify_files(root: Path, manifest: dict, max_bytes: int = MAX_FILE_BYTES) -> None:
-    """Check every file listed in the manifest: present, expected size, sha256."""
+    """Check every file listed in the manifest: inside the bundle, present, expected size, sha256."""
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise BundleError(f"{root / MANIFEST}: no 'files' table")
@@ -127,20 +139,64 @@ def verify_files(root: Path, manifest: dict, max_bytes: int = MAX_FILE_BYTES) ->
             raise BundleError(f"{root / MANIFEST}: file entry {rel!r} leaves the bundle")
         if not path.is_file():
             raise BundleError(f"{path}: missing from the bundle")
-        size = path.stat().st_size
-        if size > max_bytes or size > int(info["bytes"]):
-            raise BundleError(f"{path}: {size} bytes, larger than the {int(info['bytes'])} listed in the manifest")
-        if size != int(info["bytes"]):
-            raise BundleError(f"{path}: {size} bytes, the manifest lists {int(info['bytes'])} (tampered)")
+        size, listed = path.stat().st_size, info["bytes"]
+        if size > max_bytes or size > listed:
+            raise BundleError(f"{path}: {size} bytes, larger than the {listed} listed in the manifest")
+        if size != listed:
+            raise BundleError(f"{path}: {size} bytes, the manifest lists {listed} (tampered)")
         if sha256_file(path) != info["sha256"]:
             raise BundleError(f"{path}: sha256 differs from the manifest (tampered)")
 
 
-def _load_array(path: Path) -> np.ndarray:
+def _read_manifest(mpath: Path) -> dict:
+    """The manifest's JSON, its keys and types checked (:mod:`fpgarec.runtime.bundle_schema`)."""
+    if not mpath.is_file():
+        raise BundleError(f"{mpath}: missing (not a bundle folder)")
+    if mpath.stat().st_size > 16 * 2**20:
+        raise BundleError(f"{mpath}: larger than 16 MiB")
     try:
-        return np.load(path, allow_pickle=False)
+        manifest = json.loads(mpath.read_bytes())
+    except RecursionError as exc:
+        raise BundleError(f"{mpath}: not valid JSON (nested too deeply)") from exc
     except ValueError as exc:
-        raise BundleError(f"{path}: not a plain .npy array ({exc})") from exc
+        raise BundleError(f"{mpath}: not valid JSON ({_one_line(exc)})") from exc
+    if isinstance(manifest, dict) and manifest.get("format") != FORMAT:
+        raise BundleError(f"{mpath}: format {_one_line(manifest.get('format'))}, expected {FORMAT!r}")
+    try:
+        check_manifest(manifest)
+    except SchemaError as exc:
+        raise BundleError(f"{mpath}: {_one_line(exc)}") from exc
+    return manifest
+
+
+def _one_line(value) -> str:
+    text = value if isinstance(value, str) else (str(value) if isinstance(value, Exception) else repr(value))
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _load_params(root: Path, manifest: dict) -> dict[str, np.ndarray]:
+    """Every layer's parameter arrays, each checked against its layer record: header (shape,
+    dtype, byte size) before reading, values (datatype range, finite) after."""
+    arrays: dict[str, np.ndarray] = {}
+    for layer in manifest["layers"]:
+        shapes = expected_params(layer)
+        for key, rel in layer.get("params", {}).items():
+            path = root / rel
+            if rel not in manifest["files"]:
+                raise BundleError(f"{path}: parameter {key} of layer {layer['name']} is not listed in the manifest")
+            datatype = layer.get("param_dtypes", {}).get(key)
+            integer = datatype is None or is_integer_datatype(datatype)
+            try:
+                check_npy_header(path, shapes[key], integer)
+                arr = np.load(path, allow_pickle=False)
+                check_values(arr, datatype, integer and datatype is not None)
+            except SchemaError as exc:
+                raise BundleError(f"{path}: parameter {key} of layer {layer['name']}: {_one_line(exc)}") from exc
+            except ValueError as exc:
+                raise BundleError(f"{path}: not a plain .npy array ({_one_line(exc)})") from exc
+            arrays[rel] = arr
+    return arrays
 
 
 def load_bundle(root: Path | str) -> Bundle:
@@ -148,28 +204,32 @@ def load_bundle(root: Path | str) -> Bundle:
     root = Path(root)
     if root.name == MANIFEST:
         root = root.parent
-    mpath = root / MANIFEST
-    if not mpath.is_file():
-        raise BundleError(f"{mpath}: missing (not a bundle folder)")
-    if mpath.stat().st_size > 16 * 2**20:
-        raise BundleError(f"{mpath}: larger than 16 MiB")
-    try:
-        manifest = json.loads(mpath.read_text())
-    except ValueError as exc:
-        raise BundleError(f"{mpath}: not valid JSON ({exc})") from exc
-    if manifest.get("format") != FORMAT:
-        raise BundleError(f"{mpath}: format {manifest.get('format')!r}, expected {FORMAT!r}")
+    manifest = _read_manifest(root / MANIFEST)
     verify_files(root, manifest)
-    arrays: dict[str, np.ndarray] = {}
-    for layer in manifest.get("layers", []):
-        for key, rel in layer.get("params", {}).items():
-            if rel not in manifest["files"]:
-                raise BundleError(f"{root / rel}: parameter {key} of layer {layer['name']} is not listed in the manifest")
-            arr = _load_array(root / rel)
-            dt = layer.get("param_dtypes", {}).get(key)
-            if dt and arr.size and np.issubdtype(arr.dtype, np.integer):
-                lo, hi = datatype_range(dt)
-                if arr.min() < lo or arr.max() > hi:
-                    raise BundleError(f"{root / rel}: values outside {dt} (tampered)")
-            arrays[rel] = arr
-    return Bundle(root, manifest, arrays)
+    return Bundle(root, manifest, _load_params(root, manifest))
+
+
+def write_text_safely(path: Path | str, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and
+    :func:`os.replace`, never through a symlink: a ``path`` that is a symlink, or whose folder is
+    one, is refused (:class:`BundleError`). A reader sees the old file or the new one."""
+    path = Path(path)
+    refuse_symlinks(path, path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def refuse_symlinks(*paths: Path | str) -> None:
+    """Raise :class:`BundleError` naming the first of ``paths`` that is a symlink (checked
+    before a command writes anything, so it leaves no half-written bundle)."""
+    for p in map(Path, paths):
+        if p.is_symlink():
+            raise BundleError(f"{p}: is a symlink; refusing to write through it")
