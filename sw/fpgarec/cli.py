@@ -191,6 +191,8 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """``fpgarec report BUNDLE [--out DIR]``: the report on stdout (and in DIR); a read command,
+    it never writes into the bundle."""
     from fpgarec.compile.report import report
 
     sys.stdout.write(report(args.bundle, args.out) + "\n")
@@ -407,7 +409,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="per-layer cycles, resources, latency and throughput estimates")
     p.add_argument("bundle", type=Path, help="the compiled design (bundle folder)")
-    p.add_argument("--out", type=Path, default=None, help="folder of report.{json,txt} (default: <bundle>/reports)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="also write report.{json,txt} into this folder (outside the bundle; symlinks are refused); "
+                        "the bundle itself is never written")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("bench", help="benchmarks; the last output line is one JSON object")

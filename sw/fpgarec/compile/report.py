@@ -20,6 +20,7 @@ import json
 from pathlib import Path
 
 from fpgarec.compile.boards import RESOURCE_KEYS
+from fpgarec.runtime.bundle import BundleError, write_text_safely
 
 ESTIMATE_NOTE = ("estimates from FINN's analytical models (cycles and resources), not measurements; "
                  "FINN estimates no flip-flops and 0 LUT for some layers, so LUT is a lower bound")
@@ -168,23 +169,39 @@ def report_json(manifest: dict) -> dict:
 
 
 def write_report(manifest: dict, out_dir: Path) -> tuple[Path, Path]:
-    """Write ``report.json`` and ``report.txt`` into ``out_dir``; return both paths."""
+    """Write ``report.json`` and ``report.txt`` into ``out_dir``; return both paths. Each file is
+    written to a temporary file beside it and moved into place; a symlink (the folder or either
+    file) is refused, never written through."""
     out_dir = Path(out_dir)
+    if out_dir.is_symlink():
+        raise BundleError(f"{out_dir}: is a symlink; refusing to write the report through it")
     out_dir.mkdir(parents=True, exist_ok=True)
-    js, txt = out_dir / "report.json", out_dir / "report.txt"
-    js.write_text(json.dumps(report_json(manifest), indent=2, sort_keys=True) + "\n")
-    txt.write_text(format_report(manifest) + "\n")
-    return js, txt
+    js_text = json.dumps(report_json(manifest), indent=2, sort_keys=True) + "\n"
+    txt_text = format_report(manifest) + "\n"
+    return (write_text_safely(out_dir / "report.json", js_text), write_text_safely(out_dir / "report.txt", txt_text))
 
 
 def report(bundle_dir: Path, out_dir: Path | None = None) -> str:
-    """``fpgarec report BUNDLE``: verify the bundle, write the report (default: next to the
-    bundle in ``<bundle>/reports``, same bytes as at build time) and return its text."""
+    """``fpgarec report BUNDLE``: verify the bundle and return its report's text; with
+    ``out_dir``, also write report.{json,txt} there. The bundle itself is never written (its
+    ``reports/`` hold the report of its build), so ``out_dir`` may not lie inside it."""
     from fpgarec.runtime.bundle import load_bundle
 
     bundle = load_bundle(bundle_dir)
-    write_report(bundle.manifest, Path(out_dir) if out_dir is not None else bundle.root / "reports")
-    return format_report(bundle.manifest)
+    where = bundle.root / "manifest.json"
+    try:
+        text = format_report(bundle.manifest)
+        report_json(bundle.manifest)
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as exc:
+        raise BundleError(f"{where}: the estimates cannot be reported ({type(exc).__name__}: {exc})") from exc
+    if out_dir is not None:
+        out = Path(out_dir)
+        root = bundle.root.resolve()
+        if out.resolve() == root or root in out.resolve().parents:
+            raise BundleError(f"{out}: lies inside the bundle {bundle.root}; `fpgarec report` never writes into a "
+                              "bundle: choose another --out")
+        write_report(bundle.manifest, out)
+    return text
 
 
 def design_summary(bundle_dir: Path, bitexact_queries: int, bitexact_mismatches: int) -> dict:
