@@ -73,23 +73,42 @@ def _default_bundle() -> Path:
     return found[0]
 
 
-def _queries(args, n_items: int, k: int):
+def _check_options(args) -> None:
+    """Refuse option values that cannot run, before the design is opened."""
+    from fpgarec.errors import FpgarecError
+
+    for name in ("queries", "batch"):
+        if getattr(args, name) < 1:
+            raise FpgarecError(f"--{name} must be at least 1, got {getattr(args, name)}")
+    for name in ("timeout", "seconds"):
+        if not getattr(args, name) > 0:
+            raise FpgarecError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.out is not None and not args.out.resolve().parent.is_dir():
+        raise FpgarecError(f"--out {args.out}: folder {args.out.resolve().parent} does not exist")
+
+
+def _queries(args, bundle):
+    """The queries: random ids of real items, or ``--ids`` (a (B, K) integer .npy, B >= 1, ids in
+    [0, n_items), or the null id n_items where the design pads with null ids)."""
     import numpy as np
 
     from fpgarec.errors import FpgarecError
 
+    model = bundle.manifest["model"]
+    n_items, k = int(model["n_items"]), int(model["k"])
     if args.ids is None:
-        if args.queries < 1:
-            raise FpgarecError(f"--queries must be at least 1, got {args.queries}")
         return np.random.default_rng(args.seed).integers(0, n_items, size=(args.queries, k))
     try:
         ids = np.load(args.ids, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise FpgarecError(f"{args.ids}: not a readable .npy array ({exc})") from exc
     if ids.ndim != 2 or ids.shape[1] != k or not np.issubdtype(ids.dtype, np.integer):
         raise FpgarecError(f"{args.ids}: expected integer ids of shape (B, {k}), got {ids.dtype} {ids.shape}")
-    if ids.size and (ids.min() < 0 or ids.max() >= n_items):
-        raise FpgarecError(f"{args.ids}: ids must lie in [0, {n_items})")
+    if not len(ids):
+        raise FpgarecError(f"{args.ids}: holds no queries (shape {ids.shape}); expected at least one row")
+    if ids.min() < 0 or ids.max() > bundle.max_id:
+        null = f", {bundle.null_id} = the null id of an empty slot" if bundle.null_id is not None else ""
+        raise FpgarecError(f"{args.ids}: ids must lie in [0, {bundle.max_id}]{null}")
     return ids
 
 
@@ -158,11 +177,11 @@ def run(args) -> int:
 
     from fpgarec.runtime.bundle import load_bundle
 
+    _check_options(args)
     bundle = load_bundle(args.bundle or _default_bundle())
     if args.user or args.items:
         return recommend(args, bundle)
-    model = bundle.manifest["model"]
-    ids = _queries(args, int(model["n_items"]), int(model["k"]))
+    ids = _queries(args, bundle)
     backend = _open(args, bundle)
     try:
         t0 = time.perf_counter()
@@ -199,6 +218,11 @@ def main(argv: list[str] | None = None) -> int:
     if lib.is_dir() and str(lib) not in sys.path:
         sys.path.insert(0, str(lib))  # the deployed runtime comes first
     args = _parser().parse_args(argv)
+    try:
+        import numpy  # noqa: F401 - the runtime needs it; say so in one line, not a traceback
+    except ImportError:
+        print("numpy is required: pip install numpy", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from fpgarec.errors import USER_ERRORS

@@ -168,3 +168,63 @@ def test_cli_deploy(tmp_path):
     assert main(["deploy", str(BUNDLE), "--board", "pynq-z2", "--out", str(tmp_path / "cli")]) == 0
     assert (tmp_path / "cli" / "run.py").is_file()
     assert main(["deploy", str(BUNDLE), "--board", "zcu104", "--out", str(tmp_path / "z")]) == 2
+
+
+def test_run_script_accepts_the_null_id_of_null_padding(deployed, numpy_only, tmp_path):
+    """A user with fewer than K items is padded with the null id n_items (1682): run.py takes it."""
+    ids = np.random.default_rng(1).integers(0, 1682, size=(3, 20))
+    ids[0, 5:] = 1682
+    ids[1, :] = 1682
+    np.save(tmp_path / "ids.npy", ids)
+    out = _run(deployed, numpy_only, "--emulate", "--ids", "ids.npy", "--out", "top.npy", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    from fpgarec.runtime.emulation import EmulationBackend
+
+    np.testing.assert_array_equal(np.load(tmp_path / "top.npy"), EmulationBackend(BUNDLE).run(ids))
+    np.save(tmp_path / "ids.npy", ids + 1)  # 1683 is no id at all
+    out = _run(deployed, numpy_only, "--emulate", "--ids", "ids.npy", cwd=tmp_path)
+    assert out.returncode == 2 and "ids must lie in [0, 1682]" in out.stderr and "Traceback" not in out.stderr
+
+
+@pytest.mark.parametrize(("setup", "args", "expected"), [
+    ("empty", ("--ids", "ids.npy"), "holds no queries"),
+    (None, ("--out", "missing/top.npy"), "does not exist"),
+    (None, ("--batch", "0"), "--batch must be at least 1"),
+    (None, ("--queries", "0"), "--queries must be at least 1"),
+    (None, ("--timeout", "0"), "--timeout must be positive"),
+])
+def test_run_script_bad_options_are_one_line(deployed, numpy_only, tmp_path, setup, args, expected):
+    if setup == "empty":
+        np.save(tmp_path / "ids.npy", np.zeros((0, 20), dtype=np.int64))
+    out = _run(deployed, numpy_only, "--emulate", *args, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("run.py: error: ") and expected in last, out.stderr
+
+
+def test_run_script_without_numpy_is_one_line(deployed, tmp_path):
+    """``python -S -I``: the standard library only (no site-packages, no PYTHON* variables)."""
+    proc = subprocess.run([sys.executable, "-S", "-I", str(deployed / "run.py"), "--emulate"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == "numpy is required: pip install numpy"
+
+
+def test_deploy_refuses_a_bundle_that_fails_the_checks(tmp_path):
+    """Thresholds of shape (1, 3) for a 15-step layer, re-hashed: a loadable bundle used to be
+    deployed and its run.py crashed (or answered wrongly) on the board."""
+    from fpgarec.deploy import deploy
+    from fpgarec.errors import FpgarecError
+    from fpgarec.runtime.bundle import MANIFEST, sha256_file
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(BUNDLE, bundle)
+    rel = "weights/Thresholding_rtl_1.thresholds.npy"
+    np.save(bundle / rel, np.load(bundle / rel)[:1, :3])
+    m = json.loads((bundle / MANIFEST).read_text())
+    m["files"][rel] = {"bytes": (bundle / rel).stat().st_size, "sha256": sha256_file(bundle / rel)}
+    (bundle / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(FpgarecError, match=r"Thresholding_rtl_1.thresholds.npy.*shape \(1, 3\)"):
+        deploy(bundle, "pynq-z2", tmp_path / "out")
+    assert not (tmp_path / "out").exists()
