@@ -111,12 +111,11 @@ def _layer_panel(ax, names, layers, pairs, title, log_scale):
             lab += " (not run)"
         ax.barh(y + (j - (len(pairs) - 1) / 2) * h, [v or 0 for v in vals], h, label=lab)
     ax.set_yticks(y, [n.replace("_rtl", "").replace("_hls", "") for n in names], fontsize=8)
-    ax.invert_yaxis()
     if log_scale:
         ax.set_xscale("symlog", linthresh=1)
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.07), frameon=False)
 
 
 def plot_design_layers(design: Mapping[str, Any], path: Path) -> bool:
@@ -128,7 +127,7 @@ def plot_design_layers(design: Mapping[str, Any], path: Path) -> bool:
     if not isinstance(layers, Mapping) or not layers:
         return False
     names = [n for n in layers if isinstance(layers[n], Mapping)]
-    fig, axes = plt.subplots(1, 4, figsize=(16, 0.35 * len(names) + 2.2), sharey=True)
+    fig, axes = plt.subplots(1, 4, figsize=(16, 0.35 * len(names) + 2.8), sharey=True)
     panels = (
         ((("finn_cycles", "FINN estimate"), ("rtl_cycles", "RTL, Verilator simulation")), "cycles per query", False),
         ((("finn_lut", "FINN estimate"), ("yosys_lut", "Yosys synthesis")), "LUT (log)", True),
@@ -137,6 +136,7 @@ def plot_design_layers(design: Mapping[str, Any], path: Path) -> bool:
     )
     for ax, (pairs, title, log_scale) in zip(axes, panels, strict=True):
         _layer_panel(ax, names, layers, pairs, title, log_scale)
+    axes[0].invert_yaxis()  # the shared y axis: first layer on top, once
     fig.suptitle("Per layer: cycles and resources (Yosys: no place and route)")
     _save(fig, path, dpi=100)
     return True

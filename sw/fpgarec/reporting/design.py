@@ -8,7 +8,9 @@ says so. Nothing here comes from Vivado: no place and route runs in the demo.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from fpgarec.reporting.format import MISSING, as_float, esc, num, percent
@@ -27,6 +29,15 @@ SYNTH_HINT = "<code>fpgarec sim BUNDLE --synth</code> measures them with Yosys"
 def _measured(design: Mapping[str, Any]) -> Mapping[str, Any]:
     m = design.get("measured")
     return m if isinstance(m, Mapping) else {}
+
+
+def _bundle_clock(bundle: Any) -> float | None:
+    """The clock the bundle was built for (its manifest), where the bundle is on this disk."""
+    try:
+        manifest = json.loads((Path(str(bundle)) / "manifest.json").read_text(encoding="utf-8"))
+        return as_float(manifest.get("clock_mhz"))
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _board_clock(board: Any) -> float | None:
@@ -49,8 +60,12 @@ def timing(design: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = (design.get(key), estimate, None)
     clock = as_float(design.get("clock_mhz")) or as_float(m.get("clock_mhz"))
-    out["clock_mhz"] = ((clock, "design") if clock is not None
-                        else (_board_clock(design.get("board")), "board file's default clock"))
+    if clock is not None:
+        out["clock_mhz"] = (clock, "design")
+    elif design.get("bundle") and _bundle_clock(design["bundle"]) is not None:
+        out["clock_mhz"] = (_bundle_clock(design["bundle"]), "bundle manifest")
+    else:
+        out["clock_mhz"] = (_board_clock(design.get("board")), "board file's default clock")
     return out
 
 

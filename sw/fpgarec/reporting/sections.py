@@ -17,6 +17,19 @@ def _note(text: Any) -> str:
     return f'<p class="note">{esc(text)}</p>' if text else ""
 
 
+def _bottleneck(layers: Mapping[str, Any]) -> str:
+    """The layers with the most cycles per query (they set the design's throughput)."""
+    cycles = {n: as_float(v.get("rtl_cycles")) or as_float(v.get("finn_cycles"))
+              for n, v in layers.items() if isinstance(v, Mapping)}
+    cycles = {n: c for n, c in cycles.items() if c is not None}
+    if not cycles:
+        return ""
+    top = max(cycles.values())
+    slow = [esc(n) for n, c in cycles.items() if c == top]
+    return (f"<p>Slowest layer{'s' if len(slow) > 1 else ''}: {', '.join(slow)} at {num(top)} cycles per query; "
+            "the slowest layer sets the queries/s of the pipeline.</p>")
+
+
 def hardware_layers(design: Mapping[str, Any], layers_png: str | None) -> Section:
     """Per layer: FINN's estimates beside the RTL's cycles (Verilator) and Yosys' counts."""
     layers = design.get("layers")
@@ -27,7 +40,7 @@ def hardware_layers(design: Mapping[str, Any], layers_png: str | None) -> Sectio
             ("finn_bram18", "BRAM18, FINN estimate"), ("yosys_bram18", "BRAM18, Yosys"),
             ("finn_dsp", "DSP, FINN estimate"), ("yosys_dsp", "DSP, Yosys")]
     rows = [[esc(n)] + [num(layer.get(k)) for k, _ in cols] for n, layer in layers.items() if isinstance(layer, Mapping)]
-    parts = [f'<img src="{esc(layers_png)}" alt="per-layer cycles and resources">' if layers_png else "",
+    parts = [_bottleneck(layers), f'<img src="{esc(layers_png)}" alt="per-layer cycles and resources">' if layers_png else "",
              table(["layer"] + [esc(h) for _, h in cols], rows),
              '<p class="note">A dash: not measured in this run (Yosys runs with <code>fpgarec sim BUNDLE '
              "--synth</code>; Yosys counts are before place and route).</p>"]
