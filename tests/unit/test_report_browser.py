@@ -88,6 +88,8 @@ PROBE = """
                accuracy: box(document.getElementById("accuracy")),
                definitions: box(document.getElementById("definitions")),
                failed: box(document.getElementById("failed")),
+               summary: box(document.getElementById("summary")),
+               design: box(document.getElementById("design")),
                resources: {}};
   document.querySelectorAll(".res").forEach(function (el) {
     out.resources[el.dataset.resource] = {row: box(el), fill: box(el.querySelector(".fill")),
@@ -166,6 +168,8 @@ def test_first_screen_shows_design_and_accuracy(tmp_path):
     assert "NDCG@10" in got["accuracy"]["text"] and "cold users" in got["accuracy"]["text"]
     _on_first_screen(got["definitions"], "definitions")
     assert got["definitions"]["left"] >= got["accuracy"]["right"] - 1, "definitions are not beside the table"
+    assert got["definitions"]["right"] <= got["summary"]["right"], "the definitions overflow their box"
+    assert got["design"]["right"] <= got["summary"]["left"], "the design box and the accuracy box overlap"
     assert "30 interactions" in got["definitions"]["text"] and "held out" in got["definitions"]["text"]
     _on_first_screen(got["failed"], "failed checks")
     assert "FAIL" in got["failed"]["text"] and "= 1.12x, bar \u2265 1.50x" in got["failed"]["text"]

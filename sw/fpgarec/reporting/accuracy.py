@@ -92,6 +92,18 @@ def definitions(report: Mapping[str, Any]) -> str:
     return f'<dl id="definitions" class="defs">{dl}</dl>'
 
 
+def model_group_notes(report: Mapping[str, Any], models: list[str]) -> str:
+    """Per-group notes of the models (``new_note``: e.g. new users get the popularity fallback),
+    the models sharing a note named together."""
+    notes: dict[str, list[str]] = {}
+    for name in models:
+        for g in GROUPS:
+            note = report[name].get(f"{g}_note")
+            if isinstance(note, str) and note:
+                notes.setdefault(f"{g} users, {note}", []).append(name)
+    return "".join(f'<p class="note">{esc(", ".join(ms))} ({esc(text)}).</p>' for text, ms in notes.items())
+
+
 def protocol_note(report: Mapping[str, Any]) -> str:
     """The evaluation protocol (``meta["protocol"]`` without the group definitions)."""
     meta = report.get("meta") if isinstance(report.get("meta"), Mapping) else {}

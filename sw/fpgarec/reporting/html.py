@@ -50,7 +50,8 @@ def _first_screen(report: Mapping[str, Any], models: list[str]) -> str:
     if models:
         right.append('<div class="acc-row">' + accuracy.accuracy_table(report, models)
                      + accuracy.definitions(report) + "</div>")
-        right.append(accuracy.seeds_note(report) + accuracy.protocol_note(report))
+        right.append(accuracy.seeds_note(report) + accuracy.model_group_notes(report, models)
+                     + accuracy.protocol_note(report))
     else:
         right.append('<p class="note">No model results.</p>')
     bars = [b for b in report.get("bars") or [] if isinstance(b, Mapping)]

@@ -75,6 +75,9 @@ def header_line(meta: Mapping[str, Any]) -> str:
     bits = [f'<span id="written">{esc(meta.get("written_at", "date unknown"))}</span>']
     if meta.get("commit"):
         bits.append(f'commit <code>{esc(str(meta["commit"])[:12])}{"+" if "uncommitted" in str(meta["commit"]) else ""}</code>')
+    m = meta.get("machine")
+    if isinstance(m, Mapping) and m.get("cpu"):
+        bits.append(f"on {esc(m['cpu'])} \u00d7 {esc(m.get('cpus', '?'))} CPUs")
     if meta.get("dataset"):
         bits.append(esc(meta["dataset"]))
     if meta.get("total_seconds") is not None:

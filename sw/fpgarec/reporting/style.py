@@ -11,7 +11,7 @@ h2 { font-size: 1.15em; margin: 1.3em 0 0.4em 0; border-bottom: 1px solid #ccc; 
 .box h2 { margin-top: 0; }
 h3 { font-size: 1em; margin: 0.8em 0 0.3em 0; }
 .first { display: flex; gap: 1em; align-items: flex-start; }
-#design { flex: 0 0 490px; }
+#design { flex: 0 0 470px; }
 #summary { flex: 1 1 auto; min-width: 0; }
 .box { border: 1px solid #bbb; border-radius: 6px; padding: 0.6em 0.8em; background: #fbfbfb; }
 .fig { margin: 0.15em 0; }
@@ -36,12 +36,12 @@ table { border-collapse: collapse; margin: 0.3em 0 0.8em 0; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.18em 0.4em; vertical-align: top; }
 th { background: #f0f0f0; text-align: left; font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-table.acc { margin: 0; }
+table.acc { margin: 0; font-size: 0.86em; flex: 0 0 auto; }
 table.acc small { color: #777; font-weight: normal; }
 tr.baseline th, tr.baseline td { background: #f7f7f2; }
 table.inner { margin: 0; font-size: 1em; }
 table.inner th, table.inner td { border-color: #e0e0e0; }
-dl.defs { margin: 0; font-size: 0.84em; min-width: 12em; max-width: 17em; }
+dl.defs { margin: 0; font-size: 0.84em; flex: 1 1 10em; min-width: 9em; max-width: 17em; overflow-wrap: anywhere; }
 dl.defs dt { font-weight: bold; margin-top: 0.3em; }
 dl.defs dd { margin: 0 0 0 0.8em; }
 #failed ul { margin: 0.2em 0; padding-left: 1.2em; font-size: 0.88em; }
