@@ -191,3 +191,36 @@ def test_score_reads_types_from_the_behaviour_log():
         step = float(att.scorer.quant_weight().scale) * float(att.relu.act_quant.scale())
     np.testing.assert_array_equal(typed, direct.astype(np.float64) * step)
     assert not np.array_equal(plain, typed)
+
+
+def test_sequence_scores_read_the_window_before_the_context_end():
+    """Distillation from the sequence model: the window it reads ends at the student's most
+    recent context item, whatever the student's slot layout (null padding, n_recent)."""
+    from fpgarec.models.sequence import sequence_context
+    from fpgarec.train.recipes import SequenceScores
+
+    hist, types = _history()
+    blog = BehaviourLog(hist.indptr, hist.items, types, np.arange(len(types), dtype=np.float64) * 60)
+
+    class Fake:  # records the windows it is asked to score
+        n_items, k = 200, 6
+
+        def __init__(self):
+            self.blog, self.seen = blog, None
+
+        def eval(self):
+            return self
+
+        def logits(self, users, seq, propagated=None):
+            self.seen = seq
+            return torch.zeros(len(users), self.n_items)
+
+    fake = Fake()
+    scores = SequenceScores(fake, hist)
+    rng = np.random.default_rng(0)
+    users, ctx, _ = next_item_examples(hist, 6, 4, rng, n_recent=3, null_id=200, types=types)
+    scores.logits(users, ctx)
+    ends = [int(np.flatnonzero(hist.items == c[(c[:, 0] != 200).sum() - 1, 0])[0]) + 1 for c in ctx]
+    want = sequence_context(hist.items, types, blog.timestamp, hist.indptr[users], np.array(ends), 6)
+    for field in ("items", "types", "dt", "mask"):
+        np.testing.assert_array_equal(getattr(fake.seen, field), getattr(want, field))

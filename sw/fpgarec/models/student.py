@@ -253,8 +253,11 @@ class DistillationObjective(nn.Module):
         loss = F.cross_entropy(s, pos)
         if self.weight > 0:
             with torch.no_grad():
-                cyclic = null_to_cyclic(context_ids(ctx).numpy(), self.student.shape.null_id)  # the teacher's padding
-                t = self.teacher.logits(u.numpy(), cyclic, self._propagated)
+                if getattr(self.teacher, "reads_slots", False):  # e.g. the sequence model's scores
+                    t = self.teacher.logits(u.numpy(), ctx.numpy(), self._propagated)
+                else:
+                    cyclic = null_to_cyclic(context_ids(ctx).numpy(), self.student.shape.null_id)  # the teacher's padding
+                    t = self.teacher.logits(u.numpy(), cyclic, self._propagated)
             tau = self.temperature
             kd = F.kl_div(F.log_softmax(s / tau, 1), F.log_softmax(t / tau, 1), log_target=True, reduction="batchmean")
             loss = (1 - self.weight) * loss + self.weight * tau * tau * kd

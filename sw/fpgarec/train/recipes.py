@@ -13,13 +13,16 @@ import copy
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import nn
 
+from fpgarec.data.behaviour import BehaviourLog
 from fpgarec.data.graph import normalized_adjacency, useful_kg_edges
 from fpgarec.data.prepared import Prepared
-from fpgarec.data.split import Split
+from fpgarec.data.split import Split, UserSequences
 from fpgarec.models.baselines import BPRMF, LightGCN
+from fpgarec.models.sequence import SequenceTeacher, sequence_context
 from fpgarec.models.student import DistillationObjective, QuantStudent, StudentShape
 from fpgarec.models.teacher import HybridTeacher
 from fpgarec.train.evaluate import evaluate_valid
@@ -73,6 +76,18 @@ class StudentSettings:
     distill_weight: float = 0.5
     #: distillation temperature τ.
     distill_temperature: float = 1.0
+    #: context aggregation: "mean" (neighbor_aggregate) or "attention" (attention_aggregate,
+    #: reading each slot's behaviour type and recency bucket).
+    aggregation: str = "mean"
+    #: attention: learning-rate gain γ of the query and biases (models/student_attention.py).
+    att_gain: float = 10.0
+    #: attention: the query's scale 2^-att_q_frac_bits.
+    att_q_frac_bits: int = 5
+    #: attention: recency buckets R (data/sampler.py recency_bucket).
+    att_buckets: int = 8
+    #: learning rate and early-stopping patience of the student's loop.
+    lr: float = 1e-3
+    patience: int = 5
 
 
 # ----------------------------------------------------------------------------- baselines
@@ -116,23 +131,77 @@ def train_teacher(prep: Prepared, split: Split, s: TrainSettings):
     return model, hist
 
 
+def student_shape(prep: Prepared, s: TrainSettings, st: StudentSettings) -> StudentShape:
+    """The student's shape for these settings."""
+    return StudentShape(prep.data.n_items, s.dim, s.k, st.bits, st.bits, st.n_recent, aggregation=st.aggregation,
+                        att_buckets=st.att_buckets, att_q_frac_bits=st.att_q_frac_bits, att_gain=st.att_gain)
+
+
 def train_student(prep: Prepared, split: Split, s: TrainSettings, st: StudentSettings,
-                  teacher: HybridTeacher | None):
+                  teacher: HybridTeacher | None, distill_from=None):
     """The quantized student, initialised from and distilled from ``teacher`` (None: from
-    random initialisation, cross-entropy only)."""
+    random initialisation, cross-entropy only). ``distill_from``: another frozen model whose
+    scores the student is distilled from instead (its ``logits(users, ctx (B, K, 3))``, e.g.
+    :class:`SequenceScores`); the initialisation stays the
+    teacher's. An attention student starts with q = 0, biases 0 (uniform weights: the mean up
+    to the kernel's rounding) and reads the behaviour types of ``prep.data``'s ratings."""
     torch.manual_seed(s.seed)
-    student = QuantStudent(StudentShape(prep.data.n_items, s.dim, s.k, st.bits, st.bits, st.n_recent))
+    student = QuantStudent(student_shape(prep, s, st))
     if teacher is not None:
         with torch.no_grad():
             _, items = teacher.propagate()
             student.init_from(items, teacher.projected_text(), teacher.context)
-    objective = DistillationObjective(student, teacher, st.distill_weight, st.distill_temperature)
+    types = None
+    if student.attention:
+        blog = BehaviourLog.from_data(prep.data)
+        student.use_behaviour(blog)
+        types = blog.aligned(split.train)[0]
+    objective = DistillationObjective(student, teacher if distill_from is None else distill_from,
+                                      st.distill_weight, st.distill_temperature)
     batches = next_item_batches(
         split.train, prep.data.n_items, s.k, s.horizon, 1024, st.long_context_prob, st.n_recent,
-        null_id=student.shape.null_id,
+        null_id=student.shape.null_id, types=types, n_buckets=st.att_buckets,
     )
-    hist = fit(objective, split, batches, s.loop(1e-3, 5, 1), f"student_w{st.bits}")
+    hist = fit(objective, split, batches, s.loop(st.lr, st.patience, 1), f"student_w{st.bits}")
     return student, hist
+
+
+class SequenceScores:
+    """A trained ``sequence`` model as the student's distillation source (``distill_from`` of
+    :func:`train_student`): its target-attention scores t(u, i) for the student's training
+    contexts. The sequence model reads the K most recent train interactions before the
+    context's end e (with their types and ages, :func:`fpgarec.models.sequence.sequence_context`);
+    e - 1 is the position of the student's last real slot (the most recent item: an item
+    occurs once in a user's train sequence on MovieLens, so its position is a lookup).
+
+    Shapes: logits(users (B,), ctx (B, K) or (B, K, 3) null-padded) -> (B, I)."""
+
+    #: :class:`~fpgarec.models.student.DistillationObjective` hands it the null-padded slots
+    reads_slots = True
+
+    def __init__(self, model: SequenceTeacher, train: UserSequences):
+        self.model = model.eval()
+        self.null_id = model.n_items
+        self.train = train
+        self.types, self.ts = model.blog.aligned(train)
+        users, items = train.pairs()
+        self.position = np.full((train.n_users, model.n_items), -1, dtype=np.int64)
+        self.position[users, items] = np.arange(len(items))
+
+    def eval(self) -> SequenceScores:
+        return self
+
+    def propagate(self):
+        return self.model.propagate()
+
+    @torch.no_grad()
+    def logits(self, users: np.ndarray, ctx: np.ndarray, propagated=None) -> torch.Tensor:
+        ids = ctx[..., 0] if ctx.ndim == 3 else ctx
+        length = np.maximum((ids != self.null_id).sum(1), 1)
+        last = ids[np.arange(len(ids)), length - 1]
+        end = self.position[users, last] + 1
+        seq = sequence_context(self.train.items, self.types, self.ts, self.train.indptr[users], end, self.model.k)
+        return self.model.logits(users, seq, propagated)
 
 
 # ----------------------------------------------------------------------------- starting points

@@ -23,6 +23,7 @@ STUDIES: dict[str, str] = {
     "sequence-ablations": "fpgarec.experiment.studies.sequence_ablations:main",
     "hetero-comparison": "fpgarec.experiment.studies.hetero_comparison:main",
     "sequential-baselines": "fpgarec.experiment.studies.sequential_baselines:main",
+    "attention-student": "fpgarec.experiment.studies.attention_student:main",
 }
 
 
