@@ -54,3 +54,26 @@ def test_kernel_parameter_error_gives_one_line(monkeypatch, capsys, tmp_path):
     assert cli.main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "fpgarec: error: PE=3 does not divide D=8"
+
+
+@pytest.mark.parametrize("command", ["report", "deploy"])
+@pytest.mark.parametrize(("manifest", "expected"), [
+    ("[]", "the manifest is a JSON list"),
+    ("[" * 200_000 + "]" * 200_000, "nested too deeply"),
+    ('{"format": "fpgarec-bundle/1", "layers": {}}', "key 'design' is missing"),
+])
+def test_tampered_bundle_gives_one_line(tmp_path, capsys, command, manifest, expected):
+    """A tampered bundle: one line naming its manifest, exit code 2, no traceback (issue 16)."""
+    import shutil
+    from pathlib import Path
+
+    from fpgarec import cli
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "bitstreams" / "student_w4_pynq-z2", bundle)
+    (bundle / "manifest.json").write_text(manifest)
+    args = [command, str(bundle)] + (["--out", str(tmp_path / "out")] if command == "deploy" else [])
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("fpgarec: error: ") and expected in err, err
+    assert str(bundle / "manifest.json") in err

@@ -24,7 +24,15 @@ import fpgarec
 from fpgarec.compile.boards import Board
 from fpgarec.compile.folding import lut_floor
 from fpgarec.compile.report import design_estimates, write_report
-from fpgarec.runtime.bundle import FORMAT, MANIFEST, Bundle, BundleError, load_bundle, sha256_file
+from fpgarec.runtime.bundle import (
+    FORMAT,
+    MANIFEST,
+    Bundle,
+    BundleError,
+    load_bundle,
+    sha256_file,
+    write_text_safely,
+)
 
 __all__ = ["write_bundle", "load_bundle", "Bundle", "BundleError"]
 
@@ -223,7 +231,7 @@ def write_bundle(bundle_dir: Path, model, *, design: str, board: Board, clock_mh
         rel = path.relative_to(bundle_dir).as_posix()
         files[rel] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
     manifest["files"] = files
-    (bundle_dir / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+    write_text_safely(bundle_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")  # never through a symlink
     log.info("bundle written: %s (%d files, %.1f kB)", bundle_dir, len(files),
              sum(f["bytes"] for f in files.values()) / 1e3)
     return bundle_dir
