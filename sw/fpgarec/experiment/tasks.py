@@ -206,7 +206,26 @@ def task_lora(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> dict
 
 task_lora.single_process = True  # under torchrun: rank 0 runs it, the others get its numbers
 
+def task_design(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> dict:
+    """The hardware half (:mod:`fpgarec.experiment.design`) as soon as the 4-bit student of the
+    standard split exists, beside the training tasks still running: compile it, verify it bit
+    for bit, score the design's own output, simulate it in Verilator and explain its
+    recommendations. The model file the bundle is built from carries that student's own test
+    metrics (all and cold users; its new-user figures belong to the other split's student)."""
+    from fpgarec.experiment.design import build_and_verify, explain_demo
+
+    prep = prep or prepared(cfg)
+    student = trained_student(cfg, "student_w4", STANDARD)
+    save_student(student, Path(cfg.out) / "models" / "student_w4", evaluate_test(student, prep.standard))
+    design = build_and_verify(cfg, student, prep.standard)
+    explanations = explain_demo(cfg, prep, Path(cfg.out) / "bitstreams" / f"student_w4_{cfg.board}")
+    return {"design": design, "explanations": explanations}
+
+
+task_design.single_process = True  # under torchrun: rank 0 builds, the others get its numbers
+
 TASK_FUNCTIONS = {
+    "design": task_design,
     "sequence": task_sequence,
     "hetero": task_hetero,
     "lora": task_lora,
@@ -220,7 +239,8 @@ TASK_FUNCTIONS = {
 }
 
 #: expected single-core seconds per task on full MovieLens-100k (orders the queue only)
-COSTS = {"bpr": 12, "lightgcn": 100, "teacher": 100, "student": 65, "sequence": 50, "hetero": 50, "lora": 150}
+COSTS = {"bpr": 12, "lightgcn": 100, "teacher": 100, "student": 65, "sequence": 50, "hetero": 50, "lora": 150,
+         "design": 200}
 
 
 def plan(cfg: DemoConfig, names: list[str]) -> list[Task]:
@@ -243,4 +263,6 @@ def plan(cfg: DemoConfig, names: list[str]) -> list[Task]:
         tasks += [Task(NODISTILL, s, cost=COSTS["student"]) for s in (STANDARD, NEW)]
     if cfg.lora:
         tasks.append(Task("lora", BOTH, cost=COSTS["lora"]))
+    if cfg.build_design and "student_w4" in names:
+        tasks.append(Task("design", STANDARD, needs=(f"student_w4.{STANDARD}.0",), cost=COSTS["design"]))
     return tasks

@@ -77,15 +77,21 @@ def resources(design: Mapping[str, Any]) -> list[dict[str, Any]]:
     measured = _measured(design).get("resources")
     measured = measured if isinstance(measured, Mapping) else {}
     estimate = design.get("estimate_source") or FINN
+    ref = design.get("reference_synthesis") if isinstance(design.get("reference_synthesis"), Mapping) else {}
+    ref_res = ref.get("resources") if isinstance(ref.get("resources"), Mapping) else {}
     rows = []
     for key in RESOURCES:
+        finn = as_float(used.get(key))
         if as_float(measured.get(key)) is not None:
             value, source = as_float(measured[key]), YOSYS
+        elif as_float(ref_res.get(key)) is not None:
+            value, source = as_float(ref_res[key]), f"{YOSYS}, committed bundle {ref.get('bundle', '')}".rstrip()
         else:
-            value, source = as_float(used.get(key)), estimate
+            value, source = finn, estimate
         cap = as_float(avail.get(key))
         share = value / cap if value is not None and cap else None
-        rows.append({"name": key, "used": value, "available": cap, "share": share, "source": source})
+        rows.append({"name": key, "used": value, "available": cap, "share": share, "source": source,
+                     "finn": finn if source != estimate else None})
     return rows
 
 
@@ -105,6 +111,8 @@ def _bar(row: Mapping[str, Any]) -> str:
     figure = (f"{num(row['used'])} / {num(row['available'])} ({percent(share)})" if share is not None
               else f"{MISSING} / {num(row['available'])} (not estimated)")
     source = row["source"] if row["used"] is not None else f"FINN gives none; {SYNTH_HINT}"
+    if row.get("finn") is not None and row["available"]:
+        source += f" (FINN estimate {num(row['finn'])} = {percent(row['finn'] / row['available'])})"
     return (f'<div class="res{" full" if full else ""}" data-resource="{esc(row["name"])}">'
             f'<span class="rname">{esc(row["name"])}</span>'
             f'<span class="track"><span class="fill" style="width:{width:.1f}%"></span>'
@@ -141,7 +149,12 @@ def _timing_html(design: Mapping[str, Any]) -> list[str]:
 
 def _resource_note(rows: list[dict[str, Any]], design: Mapping[str, Any]) -> str:
     notes = []
-    if any(r["source"] != YOSYS for r in rows):
+    ref = design.get("reference_synthesis") if isinstance(design.get("reference_synthesis"), Mapping) else {}
+    if any(r["source"].startswith(f"{YOSYS}, committed") for r in rows):
+        notes.append(f"Resources: {esc(ref.get('source', ''))}; this run did not synthesize its own design "
+                     f"({SYNTH_HINT}). FINN's estimate counts DSP48 multipliers for FINN's own MVU, which "
+                     "Vivado's stitching would build; fpgarec's RTL puts 4-bit products in LUTs.")
+    elif any(r["source"] != YOSYS for r in rows):
         notes.append(f"Resources are FINN's estimates: this run did not synthesize the design; {SYNTH_HINT} "
                      "(no place and route).")
     notes.append("No Vivado place and route ran: no figure here comes from Vivado. "
