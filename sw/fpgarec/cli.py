@@ -73,6 +73,14 @@ def _flow_config(args: argparse.Namespace):
     return cfg
 
 
+def _train_config(args: argparse.Namespace):
+    """``train``'s config: the flow's, without the demo's extras (ablation, fine-tuning
+    comparison, design): it trains the one model named (and its teacher)."""
+    from dataclasses import replace
+
+    return replace(_flow_config(args), distillation_ablation=False, lora=False, build_design=False)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from fpgarec.experiment.run import run_demo
     from fpgarec.train.distributed import init_from_torchrun, is_main_process
@@ -99,7 +107,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     Runs unchanged under ``torchrun --nproc_per_node=N`` (DDP over gloo).
     """
-    from dataclasses import replace
 
     import torch
 
@@ -107,7 +114,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from fpgarec.experiment.run import train_models
     from fpgarec.train.distributed import init_from_torchrun, is_main_process
 
-    cfg = replace(_flow_config(args), distillation_ablation=False, lora=False)
+    cfg = _train_config(args)
     joined = init_from_torchrun(cfg.distributed)
     torch.set_num_threads(cfg.threads)
     prep = prepare(cfg)
@@ -401,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one model and write its metrics (torchrun-aware)")
     _common(p, out=Path("build/train"), out_help="build/train")
     _workers(p)
-    p.add_argument("model", help="the model to train", choices=["bpr", "lightgcn", "teacher", "student_w8", "student_w4", "sequence", "hetero"])
+    p.add_argument("model", help="the model to train", choices=["bpr", "lightgcn", "teacher", "student_w8", "student_w4",
+                                                                "student_w2", "sequence", "hetero", "gru4rec", "sasrec"])
+    p.set_defaults(show_config=lambda args: _train_config(args).as_dict())
     p.add_argument("--metrics", type=Path, default=None, help="where to write the metrics JSON (default: <out>/<model>.json)")
     p.set_defaults(func=cmd_train)
 

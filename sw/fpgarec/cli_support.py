@@ -85,7 +85,8 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
               "  fpgarec build --print-config > build.json     # edit, then:\n"
               f"  fpgarec build {_STUDENT} --config build.json --force"),
     "report": ("Per-layer cycles, resources, latency and throughput of a bundle (FINN estimates beside the "
-               "Verilator/Yosys measurements); also written as report.{json,txt} (default: <bundle>/reports).",
+               "Verilator/Yosys measurements), printed on stdout; with --out DIR also written there as "
+               "report.{json,txt}. A read command: the bundle is never written.",
                f"  fpgarec report {_BUNDLE}\n  fpgarec report {_BUNDLE} --out build/report"),
     "bench": ("Benchmarks; the last output line is one JSON object.",
               f"  fpgarec bench emulation {_BUNDLE} --student {_STUDENT}\n  fpgarec bench packing"),

@@ -175,3 +175,11 @@ def test_config_file_values_of_the_wrong_type_are_one_line(tmp_path, capsys, com
     assert cli.main([*command, "--config", str(path), "--print-config"]) == 2
     line = _error_line(capsys.readouterr().err)
     assert str(path) in line and expected in line, line
+
+
+def test_train_prints_the_config_it_runs(capsys):
+    """``train --print-config`` shows what ``train`` runs: no ablation, no fine-tuning
+    comparison, no design (it printed the demo's extras as true before)."""
+    assert cli.main(["train", "student_w4", "--print-config"]) == 0
+    cfg = json.loads(capsys.readouterr().out)
+    assert cfg["distillation_ablation"] is False and cfg["lora"] is False and cfg["build_design"] is False
