@@ -242,3 +242,20 @@ def test_the_demo_data_set_answers_with_its_own_ids_and_titles(demo_bundle, star
         r = c.post("/recommend", json={"items": ["242", "99999"]})
         assert r.status_code == 422 and r.json()["error"] == "items: unknown item '99999'"
         assert acc.ids.title(acc.ids.item_index("242")) == "Kolya (1996)"
+
+
+def test_a_design_that_drops_seen_items_on_chip_defaults_to_exclude_seen(demo_bundle, start_service):
+    """The committed design drops seen items on chip: ``exclude_seen`` defaults to true there
+    (the answer holds none of user 196's items) and ``false`` is refused with 422 naming it."""
+    from fpgarec.serve.config import ServeConfig
+
+    cfg = ServeConfig(bundle=demo_bundle, backend="emulation", history="ml-100k", port=0)
+    running = start_service(cfg)
+    acc = running.app.state.accelerator
+    assert acc.seen_on_chip
+    seen = set(acc.ids.item_ids(acc.seen(acc.user_query("196"))))
+    with httpx.Client(base_url=running.url) as c:
+        r = c.post("/recommend", json={"user": "196", "k": 10})
+        assert r.status_code == 200 and not {x["id"] for x in r.json()["items"]} & seen
+        r = c.post("/recommend", json={"user": "196", "exclude_seen": False})
+        assert r.status_code == 422 and r.json()["error"].startswith("exclude_seen: false is not possible")

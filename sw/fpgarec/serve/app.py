@@ -17,10 +17,12 @@ strings, with a warning at start (``/healthz`` says ``"ids": "internal"``).
 
     the best item ids, best first, each with its title (null where the data set has none);
     ``short`` is true when fewer than ``k`` items are returned (``returned``).
-    ``"exclude_seen": true`` (optional, default false) drops the items the query has seen (the
-    known user's history, or the given items) from the design's ``top_k`` list first, so the
-    answer may be short; serve a design built with a larger ``top_k`` (``fpgarec build --top-k
-    64``) for that. A design that drops seen items on chip may answer short too.
+    ``"exclude_seen": true`` drops the items the query has seen (the known user's history, or
+    the given items) from the design's ``top_k`` list first, so the answer may be short; serve
+    a design built with a larger ``top_k`` (``fpgarec build --top-k 64``) for that. The default
+    is true for a design that drops seen items on chip (``fpgarec build --exclude-seen``, the
+    demo's and the committed bundles; ``false`` is refused there with 422) and false otherwise.
+    A design that drops seen items on chip may answer short too.
 ``GET /healthz``
     ``{"status": "ok", "design", "backend", "k", "top_k", "n_items", "known_users", "ids",
     "titles"}`` (``ids``: ``"dataset"`` or ``"internal"``; ``titles``: the items have titles).
@@ -269,9 +271,12 @@ def parse_query(payload, acc: Accelerator) -> tuple[int | list, int, bool]:
     if len(users) + has_items != 1:
         raise HTTPError(400, "give exactly one of user (or user_id) and items")
     field = users[0] if users else "items"
-    exclude = payload.get("exclude_seen", False)
+    exclude = payload.get("exclude_seen", acc.seen_on_chip)
     if not isinstance(exclude, bool):
         raise HTTPError(400, f"exclude_seen must be true or false, got {type(exclude).__name__}")
+    if acc.seen_on_chip and not exclude:
+        raise HTTPError(422, "exclude_seen: false is not possible: this design drops each query's seen items "
+                             "on chip (built with --exclude-seen)")
     try:
         k = acc.check_k(payload.get("k"))
     except QueryTypeError as exc:
