@@ -99,6 +99,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         log.info("bar %-48s %.3f (target %.2f) %s  [%s]", b["name"], b["value"], b["target"],
                  "PASS" if b["passed"] else "FAIL", b["detail"])
     log.info("report: %s", (cfg.out / "report.html").resolve())
+    if report.get("failed"):
+        log.error("%d task(s) did not finish (the report holds the others): %s", len(report["failed"]),
+                  "; ".join(f"{k}: {v}" for k, v in report["failed"].items()))
+        return 1
     return 0
 
 

@@ -91,6 +91,8 @@ class DemoConfig:
     lora: bool = True
     #: train the behaviour-sequence and heterogeneous models too.
     extended_models: bool = True
+    #: train the standard sequential recommenders GRU4Rec and SASRec (docs/sequence.md).
+    sequential_baselines: bool = True
     #: show progress bars.
     progress: bool = True
     #: started by torchrun (WORLD_SIZE set): train with DDP over gloo.

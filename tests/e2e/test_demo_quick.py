@@ -9,7 +9,8 @@ import pytest
 
 from fpgarec.train.evaluate import METRIC_NAMES
 
-MODELS = ("popularity", "bpr", "lightgcn", "teacher", "student_w8", "student_w4", "sequence", "hetero")
+MODELS = ("popularity", "bpr", "lightgcn", "teacher", "student_w8", "student_w4", "sequence", "hetero", "gru4rec",
+          "sasrec")
 
 
 @pytest.mark.slow
@@ -56,3 +57,8 @@ def test_quick_demo_writes_a_complete_report(tmp_path, venv_bin, text_cache):
     assert d["delivered"]["all"]["seen_on_chip"] and d["delivered"]["all"]["share_k_unseen"] >= 0.99
     assert d["delivered"]["all"]["ndcg@10"] > 0.05
     assert d["measured"]["mismatches"] == 0 and d["measured"]["queries"] == 300
+    # issue 15: the few-shot references of the new-user bar and the sequential baselines' bars
+    assert 0 < report["ease"]["new"]["ndcg@10"] <= 1 and 0 < report["fewshot_ridge"]["new"]["ndcg@10"] <= 1
+    names = [b["name"] for b in report["bars"]]
+    assert any(n.startswith("student_w4 / best few-shot method") for n in names)
+    assert sum(n.startswith("student_w4 / best sequential recommender") for n in names) == 2

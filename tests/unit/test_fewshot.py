@@ -50,3 +50,13 @@ def test_the_new_user_bar_is_the_strongest_few_shot_method_of_the_run():
     assert abs(bars[0]["value"] - 0.52 / 0.55) < 1e-12 and not bars[0]["passed"]
     results["student_w4"] = _entry(0.56)
     assert [b for b in check_bars(results) if "new" in b["name"]][0]["passed"]
+
+
+def test_the_student_is_held_against_the_strongest_sequential_recommender_per_group():
+    results = {"student_w4": _entry(0.5), "gru4rec": _entry(0.5), "sasrec": _entry(0.5), "sequence": _entry(0.5)}
+    results["student_w4"]["all"]["ndcg@10"], results["student_w4"]["cold"]["ndcg@10"] = 0.17, 0.14
+    results["sequence"]["all"]["ndcg@10"], results["gru4rec"]["cold"]["ndcg@10"] = 0.19, 0.16
+    bars = {b["name"]: b for b in check_bars(results) if "sequential" in b["name"]}
+    assert set(bars) == {"student_w4 / best sequential recommender (sequence) NDCG@10, all",
+                         "student_w4 / best sequential recommender (gru4rec) NDCG@10, cold"}
+    assert not any(b["passed"] for b in bars.values())

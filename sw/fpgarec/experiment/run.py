@@ -30,7 +30,14 @@ from fpgarec.experiment.results import (
     popularity_new,
 )
 from fpgarec.experiment.scheduler import STANDARD, run_tasks
-from fpgarec.experiment.tasks import NODISTILL, TASK_FUNCTIONS, plan, remember, trained_student
+from fpgarec.experiment.tasks import (
+    NODISTILL,
+    SEQUENTIAL,
+    TASK_FUNCTIONS,
+    plan,
+    remember,
+    trained_student,
+)
 from fpgarec.train.checkpoint import save_student
 from fpgarec.train.distributed import is_main_process
 from fpgarec.train.fewshot import fewshot_references
@@ -42,6 +49,7 @@ BASELINES = ("popularity", "bpr", "lightgcn")
 
 def model_names(cfg: DemoConfig) -> list[str]:
     extended = ["sequence", "hetero"] if cfg.extended_models else []
+    extended += list(SEQUENTIAL) if cfg.sequential_baselines else []
     return [*BASELINES, "teacher", *(f"student_w{b}" for b in cfg.student_bits), *extended]
 
 
@@ -67,7 +75,9 @@ def train_models(prep: Prepared, cfg: DemoConfig, names: list[str]) -> tuple[dic
         log.info("%d training tasks in this process, %d torch threads", len(tasks), torch.get_num_threads())
         context = cfg
         remember(cfg, prep)
-    done = run_tasks(tasks, TASK_FUNCTIONS, context, workers, progress=cfg.progress and is_main_process())
+    failures: dict[str, str] = {}
+    done = run_tasks(tasks, TASK_FUNCTIONS, context, workers, progress=cfg.progress and is_main_process(),
+                     failures=failures)
     pop_new = popularity_new(prep)
     results, curves = assemble(done, names, pop_new)
     if "popularity" in names:
@@ -81,8 +91,9 @@ def train_models(prep: Prepared, cfg: DemoConfig, names: list[str]) -> tuple[dic
             r = results[name]
             log.info("%-11s NDCG@10 all %.4f cold %.4f new %.4f (%.0f s)", name, r["all"]["ndcg@10"],
                      r["cold"]["ndcg@10"], r["new"]["ndcg@10"], r["train_seconds"])
-    trained = {n: trained_student(cfg, n, STANDARD) for n in names if n.startswith("student_w")}
-    extra = {}
+    trained = {n: trained_student(cfg, n, STANDARD) for n in names
+               if n.startswith("student_w") and f"{n}.{STANDARD}.0" in done}
+    extra = {"failed": failures} if failures else {}
     design = [r.value for r in done.values() if r.task.model == "design"]
     if design:
         extra.update(design[0])

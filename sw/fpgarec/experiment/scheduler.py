@@ -104,11 +104,14 @@ def check_needs(tasks: list[Task], table: Mapping[str, TaskFunction]) -> None:
 def run_tasks(
     tasks: list[Task], table: Mapping[str, TaskFunction], context: Any, workers: int,
     threads_per_worker: int = 1, on_done: Callable[[TaskResult], None] | None = None, progress: bool = True,
+    failures: dict[str, str] | None = None,
 ) -> dict[str, TaskResult]:
     """Run every task once its ``needs`` are done; returns results by task key.
 
     A failing task raises in the parent (with the worker's traceback chained) after the pool
-    is shut down.
+    is shut down; given a ``failures`` dict, the run goes on instead: the failed task's key
+    gets its one-line error there (the traceback is logged), every task that needs it, directly
+    or not, gets ``"skipped: needs <key>"``, and the other tasks still run.
     """
     from tqdm.auto import tqdm
 
@@ -127,17 +130,49 @@ def run_tasks(
         if on_done is not None:
             on_done(res)
 
+    def fail(task: Task, exc: BaseException) -> None:
+        if failures is None or not isinstance(exc, Exception):
+            raise exc
+        log.error("task %s failed: %s", task.key, _one_line(exc), exc_info=exc)
+        failures[task.key] = _one_line(exc)
+        bar.update(1)
+
     if workers <= 1:
         for task in _topological(pending):
+            if _skip(task, failures, bar):
+                continue
             t0 = time.perf_counter()
-            finish(task, _call_here(table[task.model], task, context), time.perf_counter() - t0)
+            try:
+                value = _call_here(table[task.model], task, context)
+            except Exception as exc:
+                fail(task, exc)
+                continue
+            finish(task, value, time.perf_counter() - t0)
     else:
-        _run_pool(pending, table, context, workers, threads_per_worker, done, finish, bar)
+        _run_pool(pending, table, context, workers, threads_per_worker, done, finish, bar, fail, failures)
     bar.close()
     return done
 
 
-def _run_pool(pending: list[Task], table, context, workers: int, threads: int, done: dict, finish, bar) -> None:
+def _one_line(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _skip(task: Task, failures: dict[str, str] | None, bar) -> bool:
+    """Whether ``task`` cannot run because a task it needs failed or was skipped (recorded)."""
+    if not failures:
+        return False
+    lost = [n for n in task.needs if n in failures]
+    if lost:
+        failures[task.key] = f"skipped: needs {lost[0]}"
+        log.error("task %s skipped: it needs %s, which did not finish", task.key, lost[0])
+        bar.update(1)
+    return bool(lost)
+
+
+def _run_pool(pending: list[Task], table, context, workers: int, threads: int, done: dict, finish, bar,
+              fail, failures: dict[str, str] | None) -> None:
     """The tasks on ``workers`` spawned processes, each started as soon as its needs are done."""
     import multiprocessing as mp
 
@@ -147,6 +182,13 @@ def _run_pool(pending: list[Task], table, context, workers: int, threads: int, d
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init,
                              initargs=(threads, verbose)) as pool:
         while pending or running:
+            skipped = True
+            while skipped:  # to a fixed point: a skipped task's dependants are skipped too
+                skipped = [t for t in pending if _skip(t, failures, bar)]
+                for task in skipped:
+                    pending.remove(task)
+            if not pending and not running:
+                break
             ready = [t for t in pending if all(n in done for n in t.needs)]
             while ready and len(running) < workers:
                 task = ready.pop(0)
@@ -160,10 +202,13 @@ def _run_pool(pending: list[Task], table, context, workers: int, threads: int, d
                 task, t0 = running.pop(fut)
                 try:
                     value = fut.result()
-                except BaseException:
-                    for other in running:
-                        other.cancel()
-                    raise
+                except BaseException as exc:
+                    if failures is None or not isinstance(exc, Exception):
+                        for other in running:
+                            other.cancel()
+                        raise
+                    fail(task, exc)
+                    continue
                 finish(task, value, time.perf_counter() - t0)
 
 

@@ -206,6 +206,44 @@ def task_lora(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> dict
 
 task_lora.single_process = True  # under torchrun: rank 0 runs it, the others get its numbers
 
+#: the standard sequential baselines (GRU4Rec, SASRec; fpgarec.train.sequential_baselines)
+SEQUENTIAL = ("gru4rec", "sasrec")
+#: per-run budget of the sequential baselines in --quick runs (200 users), seconds
+QUICK_SEQ_SECONDS = 15.0
+
+
+def _choice_path(cfg: DemoConfig, model: str, variant: int) -> Path:
+    return work_dir(cfg) / f"{model}.{STANDARD}.{variant}.valid.json"
+
+
+def task_sequential(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> dict:
+    """GRU4Rec or SASRec: on the standard split one grid point (``task.variant``) per task,
+    its validation NDCG@10 kept for the new-user run; on the new-user split the grid point with
+    the best standard validation NDCG@10 (needs every standard point; ties: the first point)."""
+    from dataclasses import replace
+
+    from fpgarec.train.sequential_baselines import GRID, train_point
+
+    prep = prep or prepared(cfg)
+    grid = GRID[task.model]
+    if task.split == STANDARD:
+        variant = task.variant
+    else:
+        valid = []
+        for v in range(len(grid)):
+            path = _choice_path(cfg, task.model, v)
+            valid.append(_KEPT[path] if path in _KEPT else json.loads(path.read_text())["valid"])
+        variant = max(range(len(grid)), key=lambda v: (valid[v], -v))
+    st = replace(grid[variant], seed=cfg.seed, epochs=min(grid[variant].epochs, cfg.max_epochs),
+                 **({"max_seconds": QUICK_SEQ_SECONDS} if cfg.quick else {}))
+    model, hist = train_point(task.model, _split(prep, task.split), st, progress=cfg.progress)
+    if task.split == STANDARD:
+        path = _choice_path(cfg, task.model, variant)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _checkpoint(path, hist.best_valid_ndcg10, lambda: path.write_text(json.dumps({"valid": hist.best_valid_ndcg10})))
+    return _outcome(model, hist, task, prep, cfg)
+
+
 def task_design(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> dict:
     """The hardware half (:mod:`fpgarec.experiment.design`) as soon as the 4-bit student of the
     standard split exists, beside the training tasks still running: compile it, verify it bit
@@ -226,6 +264,8 @@ task_design.single_process = True  # under torchrun: rank 0 builds, the others g
 
 TASK_FUNCTIONS = {
     "design": task_design,
+    "gru4rec": task_sequential,
+    "sasrec": task_sequential,
     "sequence": task_sequence,
     "hetero": task_hetero,
     "lora": task_lora,
@@ -240,7 +280,7 @@ TASK_FUNCTIONS = {
 
 #: expected single-core seconds per task on full MovieLens-100k (orders the queue only)
 COSTS = {"bpr": 12, "lightgcn": 100, "teacher": 100, "student": 65, "sequence": 50, "hetero": 50, "lora": 150,
-         "design": 200}
+         "design": 200, "gru4rec": 60, "sasrec": 60}
 
 
 def plan(cfg: DemoConfig, names: list[str]) -> list[Task]:
@@ -254,6 +294,12 @@ def plan(cfg: DemoConfig, names: list[str]) -> list[Task]:
             tasks += [Task(name, STANDARD, v, cost=COSTS[name]) for v in range(len(BASELINE_GRID[name]))]
         elif name == "teacher":
             tasks += [Task("teacher", s, cost=COSTS["teacher"]) for s in (STANDARD, NEW)]
+        elif name in SEQUENTIAL:  # the grid on the standard split; its best point on the new-user split
+            from fpgarec.train.sequential_baselines import GRID
+
+            points = range(len(GRID[name]))
+            tasks += [Task(name, STANDARD, v, cost=COSTS[name]) for v in points]
+            tasks.append(Task(name, NEW, needs=tuple(f"{name}.{STANDARD}.{v}" for v in points), cost=COSTS[name]))
         elif name.startswith("student_w") or name in ("sequence", "hetero"):
             cost = COSTS.get(name, COSTS["student"])
             tasks += [Task(name, s, needs=(f"teacher.{s}.0",), cost=cost) for s in (STANDARD, NEW)]

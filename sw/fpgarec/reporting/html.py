@@ -54,6 +54,12 @@ def _first_screen(report: Mapping[str, Any], models: list[str]) -> str:
                      + accuracy.protocol_note(report))
     else:
         right.append('<p class="note">No model results.</p>')
+    failed = report.get("failed")
+    if isinstance(failed, Mapping) and failed:
+        items = "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in failed.items())
+        right.append(f'<div id="failed-tasks"><h3>Tasks that did not finish ({len(failed)})</h3>'
+                     f'<p class="note">This report holds what the other tasks produced; the log has the '
+                     f"tracebacks.</p><ul>{items}</ul></div>")
     bars = [b for b in report.get("bars") or [] if isinstance(b, Mapping)]
     if bars:
         right.append(accuracy.failed_list(bars))
