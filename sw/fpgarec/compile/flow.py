@@ -67,8 +67,12 @@ def run_steps(model, cfg: BuildConfig, steps, work_dir: Path, queries: np.ndarra
     keep = None if near_tie is None else ~np.asarray(near_tie, bool)
     prev_probe = previous
     timings = {}
-    for step in steps:
+    from tqdm.auto import tqdm
+
+    bar = tqdm(steps, desc="build", unit="step", disable=None, leave=False)  # a terminal only
+    for step in bar:
         name = _step_name(step)
+        bar.set_postfix_str(name)
         t0 = time.perf_counter()
         prev_model = ModelWrapper(copy.deepcopy(model.model))  # steps may change the model in place
         try:

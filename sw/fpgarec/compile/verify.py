@@ -47,29 +47,39 @@ class FinnBackend:
         #: before it was part of FINN's graph have not)
         self.has_seen_input = len(self.model.graph.input) > 1
 
-    def run_with_scores(self, ids: np.ndarray, workers: int = 1,
-                        seen: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def run_with_scores(self, ids: np.ndarray, workers: int = 1, seen: np.ndarray | None = None,
+                        progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """(top-k (B, k), integer scores (B, N)). Shapes: ids (B, K); ``seen`` (B, N labels)
         bool, the bitmap of a graph with a seen input (None: nothing seen).
 
         ``workers`` > 1 spreads the queries over that many processes (FINN runs one query at a
-        time, about 10 ms each for the demo design).
+        time, about 10 ms each for the demo design). ``progress``: a bar over the queries (shown
+        on a terminal only).
         """
+        from tqdm.auto import tqdm
+
         ids = np.asarray(ids)
+        bar = tqdm(total=len(ids), desc="FINN execution", unit="query", disable=None if progress else True)
         if workers > 1 and len(ids) >= 2 * workers:
             import multiprocessing as mp
 
-            parts = np.array_split(np.arange(len(ids)), workers)
+            parts = np.array_split(np.arange(len(ids)), max(workers, len(ids) // 50))  # ~50 queries a chunk
             chunks = [(ids[p], None if seen is None else np.asarray(seen)[p]) for p in parts]
             ctx = mp.get_context("spawn")
+            done = []
             with ctx.Pool(workers, initializer=_worker_init, initargs=(str(self.bundle.root),)) as pool:
-                parts = pool.map(_worker_run, chunks)
-            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+                for part in pool.imap(_worker_run, chunks):  # in order
+                    done.append(part)
+                    bar.update(len(part[0]))
+            bar.close()
+            return np.concatenate([p[0] for p in done]), np.concatenate([p[1] for p in done])
         tops, scores = [], []
-        for i, row in enumerate(np.asarray(ids)):
+        for i, row in enumerate(ids):
             ctx = checks.execute(self.model, row, None if seen is None else np.asarray(seen)[i])
             tops.append(np.asarray(ctx[self.topk_name]).reshape(-1))
             scores.append(np.asarray(ctx[self.scores_name]).reshape(-1)[: self.n_items])
+            bar.update(1)
+        bar.close()
         return np.stack(tops).astype(np.int64), np.rint(np.stack(scores)).astype(np.int64)
 
 
@@ -119,7 +129,7 @@ def _mismatches(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarra
 
 
 def compare(bundle_dir: Path, student=None, n_queries: int = 10_000, finn_queries: int | None = None,
-            seed: int = 0, batch: int = 1024, workers: int = 1) -> dict:
+            seed: int = 0, batch: int = 1024, workers: int = 1, progress: bool = True) -> dict:
     """Emulation vs FINN execution (on ``finn_queries``, default all) vs Brevitas (if a student
     is given), on ``n_queries`` random contexts (a third of them null-padded cold-start users
     when the bundle pads with a null id). Returns counts of mismatching queries."""
@@ -136,7 +146,7 @@ def compare(bundle_dir: Path, student=None, n_queries: int = 10_000, finn_querie
         t0 = time.perf_counter()
         finn = FinnBackend(bundle)
         seen = emu.seen_bitmap(ids[:nf]) if finn.has_seen_input else None  # FINN's own seen filter
-        f = finn.run_with_scores(ids[:nf], workers=workers, seen=seen)
+        f = finn.run_with_scores(ids[:nf], workers=workers, seen=seen, progress=progress)
         out["finn_queries"] = nf
         out["finn_seconds"] = time.perf_counter() - t0
         if emu.seen_input is not None and not finn.has_seen_input:  # an older graph: same rule on its scores

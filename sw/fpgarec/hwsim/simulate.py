@@ -202,10 +202,18 @@ def simulate(bundle_dir: Path | str, queries: int = 1000, cache: Path = Path("bu
             depths = None
     else:
         depths = None if size else bundle.manifest.get("rtl", {}).get("fifo_depths")
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=4 + (depths is None), desc="simulation", unit="stage", disable=None, leave=False)
+
     if depths is None:
         log.info("sizing the FIFOs (deep-FIFO run)")
+        bar.set_postfix_str("sizing the FIFOs")
         depths = size_fifos(bundle, cache)
+        bar.update(1)
+    bar.set_postfix_str("verilating (cached per design)")
     sim = Simulator(bundle, cache, depths)
+    bar.update(1)
     ids = _queries(bundle, queries, seed)
     seen = None
     if sim.emulation.seen_input is not None:
@@ -215,7 +223,9 @@ def simulate(bundle_dir: Path | str, queries: int = 1000, cache: Path = Path("bu
     mismatches, first = 0, None
     for name, kw in (("random", {"gap": gap, "backpressure": backpressure, "seed": seed + 1}),
                      ("steady", {})):
+        bar.set_postfix_str(f"{name} pass, {len(ids)} queries")
         res = sim.run(ids, seen, **kw)
+        bar.update(1)
         got = sim.topk(res, len(ids))
         bad = np.nonzero(np.any(got != want, axis=1))[0]
         mismatches += len(bad)
@@ -228,7 +238,10 @@ def simulate(bundle_dir: Path | str, queries: int = 1000, cache: Path = Path("bu
             cpq = float(last[-1] - last[w]) / (len(ids) - 1 - w) if len(ids) - 1 > w else float("nan")
             peaks = {f.key: int(res.stats["peak"][f.index]) for f in sim.design.fifos}
     nl = min(latency_queries, len(ids))
+    bar.set_postfix_str(f"latency pass, {nl} queries one at a time")
     res = sim.run(ids[:nl], None if seen is None else seen[:nl], isolate=True)
+    bar.update(1)
+    bar.close()
     got = sim.topk(res, nl)
     bad = int(np.any(got != want[:nl], axis=1).sum())
     mismatches += bad
