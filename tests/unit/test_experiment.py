@@ -58,3 +58,17 @@ def test_critical_path_starts_the_teacher_before_a_longer_lone_task():
     lone = Task("lightgcn", "standard", cost=150)
     rank = critical_path([lone, *students, teacher])
     assert rank[teacher.key] == 165 > rank[lone.key] == 150
+
+
+def test_each_split_keeps_its_own_student_checkpoint(tmp_path):
+    """The two splits' students must not share files: a worker that loads the standard split's
+    student from disk (the design task) got whichever split finished last."""
+    from fpgarec.config import DemoConfig
+    from fpgarec.experiment.tasks import student_path
+    from fpgarec.train.checkpoint import student_files
+
+    cfg = DemoConfig(out=tmp_path)
+    standard = student_files(student_path(cfg, "student_w4", "standard"))
+    new = student_files(student_path(cfg, "student_w4", "new"))
+    assert not set(standard) & set(new)
+    assert standard[0].name == "student_w4.standard.safetensors"

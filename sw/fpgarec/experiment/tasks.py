@@ -108,7 +108,9 @@ def teacher_path(cfg: DemoConfig, split_name: str) -> Path:
 
 
 def student_path(cfg: DemoConfig, model: str, split_name: str) -> Path:
-    return work_dir(cfg) / f"{model}.{split_name}"
+    """``<work>/<model>.<split>.student``: the checkpoint files replace the last suffix
+    (``student_w4.standard.safetensors``), so each split keeps its own files."""
+    return work_dir(cfg) / f"{model}.{split_name}.student"
 
 
 #: checkpoints this process made, by path (the same tensors as the files)
