@@ -55,6 +55,8 @@ def _table(report: dict) -> str:
         if not (isinstance(res, dict) and "all" in res):
             continue
         for group in ("all", "cold", "new"):
+            if not isinstance(res.get(group), dict):  # a few-shot method serves new users only
+                continue
             vals = "".join(f"{res[group][m]:>11.4f}" for m in METRIC_NAMES)
             secs = f"{res.get('train_seconds', 0):>9.1f}" if group == "all" else ""
             rows.append(f"{name:<12}{group:<6}{vals}{secs}")
