@@ -32,6 +32,36 @@ def make_student(folder, seed: int = 0):
     return student, path
 
 
+def make_attention_student(folder, seed: int = 0):
+    """The small student with ``aggregation="attention"`` (3 behaviour types, 8 recency buckets),
+    a non-uniform query and biases, scales calibrated on (B, K, 3) contexts; saved as
+    ``student.safetensors`` + ``student.json`` in ``folder``."""
+    import torch
+    from safetensors.torch import save_file
+
+    from fpgarec.models.student import QuantStudent, StudentShape
+
+    shape = {**SHAPE, "aggregation": "attention"}
+    torch.manual_seed(seed)
+    student = QuantStudent(StudentShape(**shape))
+    student.train()
+    n, k = SHAPE["n_items"], SHAPE["k"]
+    with torch.no_grad():
+        student.fusion.gate.copy_(torch.tensor([0.3, -0.2]))
+        student.aggregate.q.copy_(torch.randn(SHAPE["dim"]) * 0.05)
+        student.aggregate.b_type.copy_(torch.tensor([0.03, -0.04, 0.08]))
+        student.aggregate.b_pos.copy_(torch.linspace(0.05, -0.05, 8))
+        for _ in range(4):
+            ids = torch.randint(0, n, (64, k))
+            ids[::3, 2:] = n
+            student(torch.stack([ids, torch.randint(0, 3, (64, k)), torch.randint(0, 8, (64, k))], -1))
+    student.eval()
+    path = folder / "student.safetensors"
+    save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(path))
+    (folder / "student.json").write_text(json.dumps(shape))
+    return student, path
+
+
 def small_build_config(tmp, **overrides):
     from fpgarec.compile.config import BuildConfig
 

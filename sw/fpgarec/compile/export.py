@@ -7,6 +7,11 @@ The exported graph (``ids`` (1, K) UINTn, n = ceil(log2(N + 1)), the null id N i
          └────────────────────────────────────────┴─ NeighborAggregate ─ Mul(s_f 2^-P)
            ─ Quant(agg) ─ Gemm(transform) ─ Relu ─ Quant ─ MatMul(Quant(S)ᵀ) ─ ``scores`` (1, N)
 
+With ``aggregation="attention"`` the graph input ``ids`` carries one packed meta word per slot,
+id | type << ID_BITS | bucket << (ID_BITS + TB) (UINT(ID_BITS + TB + RB), kernels/attention_aggregate
+golden.pack_meta), ``Mod(ids, 2^ID_BITS)`` gives the Gathers their item ids and the aggregation is
+``AttentionAggregate(fused, ids)`` (the words are the kernel's in1 stream as they are).
+
 The head (lookups, fusion, aggregation) carries integers: the tables are the Brevitas
 quantizers' own integers (one zero row appended for the null id), annotated INTb, and the two
 kernel nodes execute their golden models. The tail from ``Mul`` on is the student's own
@@ -73,13 +78,34 @@ class DeployedTail(nn.Module):
 
 
 @torch.no_grad()
-def kernel_parameters(student: QuantStudent, pe: int = 1):
-    """(FusionParams, AggregateParams) of the student's two kernels at ``pe`` lanes."""
+def kernel_parameters(student: QuantStudent, pe: int = 1, emit_weights: bool = False):
+    """(FusionParams, AggregateParams or AttentionParams) of the student's two kernels at
+    ``pe`` lanes (the attention's exp multiplier follows the fused features' scale s_f)."""
     student = student.eval()
     _, scales = student.integer_tables()
     d = student.shape.dim
-    return (student.fusion.kernel_params(scales, d, pe, student.shape.act_bits),
-            student.aggregate.kernel_params(d, pe))
+    fusion = student.fusion.kernel_params(scales, d, pe, student.shape.act_bits)
+    if student.attention:
+        student.aggregate.set_feature_scale(float(student.fusion.out_scale().detach()))
+        return fusion, student.aggregate.kernel_params(pe, emit_weights)
+    return fusion, student.aggregate.kernel_params(d, pe)
+
+
+def _aggregate_nodes(student: QuantStudent, agg) -> list:
+    """The aggregation node(s) of the head: ``NeighborAggregate(fused, ids)``, or for the
+    attention ``Mod(words, 2^ID_BITS)`` (the item ids of the packed meta words the graph input
+    carries) feeding the Gathers and ``AttentionAggregate(fused, words)``."""
+    from kernels.attention_aggregate.golden import node_attrs
+    from kernels.qonnx_ops import DOMAIN
+    from onnx import helper
+
+    if not student.attention:
+        return [helper.make_node("NeighborAggregate", ["fused", INPUT_NAME], ["mean_int"], name="NeighborAggregate_0",
+                                 domain=DOMAIN, K=student.shape.k, Mode=agg.mode, FracBits=agg.frac_bits,
+                                 NullId=agg.null_id)]
+    attrs = {a: v for a, v in node_attrs(agg).items() if a != "inputDataType"}
+    return [helper.make_node("AttentionAggregate", ["fused", INPUT_NAME], ["mean_int"], name="AttentionAggregate_0",
+                             domain=DOMAIN, inputDataType=agg.in_datatype, **attrs)]
 
 
 @torch.no_grad()
@@ -101,19 +127,23 @@ def _prepend_head(model, student: QuantStudent) -> None:
     graph = model.graph
     tail_in = graph.input[0].name
     ids = helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT64, [1, shape.k])
-    inits = []
+    index = INPUT_NAME  # the Gathers' indices: the ids, or the id field of the attention's meta words
+    inits, nodes = [], []
+    if student.attention:
+        index = "item_ids"
+        inits.append(numpy_helper.from_array(np.asarray([1 << agg.id_bits], np.int64), "id_modulus"))
+        nodes.append(helper.make_node("Mod", [INPUT_NAME, "id_modulus"], [index], name="Mod_id_field", fmod=1))
     for name, table in zip(("table_id", "table_text"), integer_tables(student), strict=True):
         inits.append(numpy_helper.from_array(table.astype(np.float32), name))
     scale = np.asarray(float(student.fusion.out_scale().detach()) / (1 << shape.agg_frac_bits), dtype=np.float32)
     inits.append(numpy_helper.from_array(scale.reshape(1), "mean_scale"))
-    nodes = [
-        helper.make_node("Gather", ["table_id", INPUT_NAME], ["emb_id"], name="Gather_id", axis=0),
-        helper.make_node("Gather", ["table_text", INPUT_NAME], ["emb_text"], name="Gather_text", axis=0),
+    nodes += [
+        helper.make_node("Gather", ["table_id", index], ["emb_id"], name="Gather_id", axis=0),
+        helper.make_node("Gather", ["table_text", index], ["emb_text"], name="Gather_text", axis=0),
         helper.make_node("ModalityFusion", ["emb_id", "emb_text"], ["fused"], name="ModalityFusion_0",
                          domain=DOMAIN, Weights=list(fusion.weights), WeightBits=fusion.w_bits,
                          FracBits=fusion.frac_bits, outputDataType=fusion.out_datatype),
-        helper.make_node("NeighborAggregate", ["fused", INPUT_NAME], ["mean_int"], name="NeighborAggregate_0",
-                         domain=DOMAIN, K=shape.k, Mode=agg.mode, FracBits=agg.frac_bits, NullId=agg.null_id),
+        *_aggregate_nodes(student, agg),
         helper.make_node("Mul", ["mean_int", "mean_scale"], [tail_in], name="Mul_mean_scale"),
     ]
     graph.input.remove(graph.input[0])
@@ -123,7 +153,10 @@ def _prepend_head(model, student: QuantStudent) -> None:
         graph.node.insert(i, node)
     if not any(o.domain == DOMAIN for o in model.model.opset_import):
         model.model.opset_import.append(helper.make_opsetid(DOMAIN, 1))
-    model.set_tensor_datatype(INPUT_NAME, DataType[f"UINT{id_bits(shape.n_items + 1)}"])
+    model.set_tensor_datatype(INPUT_NAME, DataType[agg.meta_datatype if student.attention
+                                                   else f"UINT{id_bits(shape.n_items + 1)}"])
+    if student.attention:
+        model.set_tensor_datatype(index, DataType[f"UINT{agg.id_bits}"])
     for name in ("emb_id", "emb_text", "fused"):  # custom ops' shapes are inferred from their inputs
         model.set_tensor_shape(name, [1, shape.k, shape.dim])
     model.set_tensor_shape("mean_int", [1, shape.dim])
@@ -154,23 +187,78 @@ def quantizer_metadata(student: QuantStudent) -> dict:
     }
 
 
+def check_contexts(student: QuantStudent, n: int, seed: int = 0) -> torch.Tensor:
+    """``n`` random contexts, every 4th a cold-start user (row % K + 1 items, then null ids):
+    ids (n, K), or for the attention (n, K, 3) [id, type, bucket] with random types and buckets
+    (null slots carry random ones too: the kernel ignores them)."""
+    shape = student.shape
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, shape.n_items, (n, shape.k), generator=g)
+    for row in range(0, n, 4):
+        ids[row, row % shape.k + 1:] = shape.null_id
+    if not student.attention:
+        return ids
+    types = torch.randint(0, shape.att_types, (n, shape.k), generator=g)
+    buckets = torch.randint(0, shape.att_buckets, (n, shape.k), generator=g)
+    return torch.stack([ids, types, buckets], dim=-1)
+
+
+def input_words(student: QuantStudent, ctx: np.ndarray) -> np.ndarray:
+    """The design input of contexts: the ids (B, K) as they are, or for the attention the packed
+    meta words id | type << ID_BITS | bucket << (ID_BITS + TB) of (B, K, 3) contexts. int64."""
+    if not student.attention:
+        return np.asarray(ctx, np.int64)
+    from kernels.attention_aggregate.golden import pack_meta
+
+    return pack_meta(kernel_parameters(student)[1], ctx).astype(np.int64)
+
+
+@torch.no_grad()
+def aggregated_integers(student: QuantStudent, ctx: torch.Tensor) -> torch.Tensor:
+    """The aggregation kernel's output m_int (B, D) for contexts ``ctx`` (the mean's or the
+    attention's u, units of 2^-P)."""
+    f_int, s_f = student.fused_integers(ctx)
+    if student.attention:
+        student.aggregate.set_feature_scale(s_f.detach())
+        return student.aggregate(f_int, ctx)[0]
+    return student.aggregate(f_int, ctx)
+
+
+def student_contexts(student: QuantStudent, words: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`input_words`: design inputs (B, K) -> the student's contexts (the ids,
+    or (B, K, 3) [id, type, bucket] for the attention)."""
+    if not student.attention:
+        return np.asarray(words, np.int64)
+    from kernels.attention_aggregate.golden import unpack_meta
+
+    return unpack_meta(kernel_parameters(student)[1], words)
+
+
+def aggregation_metadata(student: QuantStudent, agg) -> dict:
+    """The ``aggregation`` metadata record: mode and fractional bits; for the attention also
+    what the host needs to build the meta words (types, recency buckets, field widths)."""
+    if not student.attention:
+        return {"mode": agg.mode, "frac_bits": agg.frac_bits}
+    s = student.shape
+    return {"mode": "attention", "frac_bits": agg.frac_bits, "n_types": s.att_types, "n_buckets": s.att_buckets,
+            "per_octave": s.att_per_octave, "id_bits": agg.id_bits, "type_bits": agg.type_bits,
+            "bucket_bits": agg.bucket_bits, "meta_datatype": agg.meta_datatype,
+            "input": "meta words: id | type << id_bits | bucket << (id_bits + type_bits)"}
+
+
 @torch.no_grad()
 def check_export(model, student: QuantStudent, n: int = 32, seed: int = 0) -> None:
     """Raise unless qonnx' execution of the exported head equals the student's integers exactly
     and its scores match the student's (float32 tolerance) on ``n`` queries, some null-padded."""
     from qonnx.core.onnx_exec import execute_onnx
 
-    shape = student.shape
-    g = torch.Generator().manual_seed(seed)
-    ctx = torch.randint(0, shape.n_items, (n, shape.k), generator=g)
-    for row in range(0, n, 4):  # every 4th query: a cold-start user with row % K + 1 items
-        ctx[row, row % shape.k + 1:] = shape.null_id
-    f_int, _ = student.fused_integers(ctx)
-    m_int = student.aggregate(f_int, ctx).numpy()
+    ctx = check_contexts(student, n, seed)
+    m_int = aggregated_integers(student, ctx).numpy()
     scores = student(ctx, exact=False).numpy()  # the float32 forward Brevitas exported
-    agg = next(node for node in model.graph.node if node.op_type == "NeighborAggregate")
+    agg = next(node for node in model.graph.node if node.op_type in ("NeighborAggregate", "AttentionAggregate"))
+    words = input_words(student, ctx.numpy())
     for b in range(n):
-        out = execute_onnx(model, {INPUT_NAME: ctx[b:b + 1].numpy()}, return_full_exec_context=True)
+        out = execute_onnx(model, {INPUT_NAME: words[b:b + 1]}, return_full_exec_context=True)
         if not np.array_equal(out[agg.output[0]].reshape(-1), m_int[b]):
             raise FpgarecError(f"exported head differs from the student on query {b} (aggregated integers)")
         if not np.allclose(out[OUTPUT_NAME].reshape(-1), scores[b], rtol=1e-5, atol=1e-5 * np.abs(scores[b]).max()):
@@ -210,7 +298,7 @@ def export_qonnx(student: QuantStudent, path: Path, metadata: dict | None = None
         "fusion": "modality_fusion kernel", "modality_weights": [float(x) for x in student.modality_weights().detach()],
         "fusion_weights": list(fusion.weights), "fusion_frac_bits": fusion.frac_bits,
         "padding": {"scheme": "null", "null_id": shape.null_id}, "n_recent": shape.n_recent,
-        "aggregation": {"mode": agg.mode, "frac_bits": agg.frac_bits},
+        "aggregation": aggregation_metadata(student, agg),
         "quantizers": quantizer_metadata(student), **(metadata or {}),
     }
     for key, value in meta.items():
