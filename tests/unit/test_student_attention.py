@@ -124,6 +124,8 @@ def test_recency_buckets_are_log_spaced():
     rank = np.array([0, 1, 2, 3, 6, 7, 14, 15, 30, 31, 62, 63, 126, 127, 1000])
     np.testing.assert_array_equal(recency_bucket(rank), [0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7])
     np.testing.assert_array_equal(recency_bucket(rank, 3), np.minimum(recency_bucket(rank), 2))
+    fine = recency_bucket(np.arange(16), 16, per_octave=2)  # two buckets per doubling
+    np.testing.assert_array_equal(fine, [0, 2, 3, 4, 4, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 8])
 
 
 def _history():

@@ -80,21 +80,23 @@ def recent_items(history: UserSequences, users: np.ndarray, k: int, n_recent: in
 N_RECENCY_BUCKETS = 8
 
 
-def recency_bucket(rank: np.ndarray, n_buckets: int = N_RECENCY_BUCKETS) -> np.ndarray:
+def recency_bucket(rank: np.ndarray, n_buckets: int = N_RECENCY_BUCKETS, per_octave: int = 1) -> np.ndarray:
     """Recency bucket of an interaction ``rank`` places before the end of the context (rank 0:
     the most recent item), log-spaced so recent items are told apart and old ones share one:
 
-        r = min(floor(log2(ρ + 1)), R - 1)      ρ = 0 | 1-2 | 3-6 | 7-14 | 15-30 | 31-62 | 63-126 | >= 127
+        r = min(floor(o · log2(ρ + 1)), R - 1)     (o = ``per_octave`` buckets per doubling)
 
-    (R = 8; the n_recent = 12 most recent slots fall in buckets 0-3, the evenly spaced older
-    slots of a long history in 3-7). Shapes: any -> same, int64."""
+    o = 1, R = 8: ρ = 0 | 1-2 | 3-6 | 7-14 | 15-30 | 31-62 | 63-126 | >= 127 (the n_recent = 12
+    most recent slots fall in buckets 0-3, the evenly spaced older slots of a long history in
+    3-7); o = 2 splits each doubling in two (ρ = 0 | - | 1 | 2 | 3-4 | 5-6 | 7-10 | 11-14 | ...,
+    bucket 1 unused). Shapes: any -> same, int64."""
     rank = np.maximum(np.asarray(rank, dtype=np.int64), 0)
-    r = np.floor(np.log2(rank + 1.0)).astype(np.int64)
+    r = np.floor(per_octave * np.log2(rank + 1.0) + 1e-9).astype(np.int64)
     return np.minimum(r, n_buckets - 1)
 
 
 def slot_meta(pos: np.ndarray, ends: np.ndarray, lengths: np.ndarray, types: np.ndarray,
-              n_buckets: int = N_RECENCY_BUCKETS) -> tuple[np.ndarray, np.ndarray]:
+              n_buckets: int = N_RECENCY_BUCKETS, per_octave: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Behaviour types and recency buckets of context slots (what the attention kernel reads
     beside the ids): slot j at flat position pos[b, j] of a sequence ending at ends[b] has
 
@@ -105,7 +107,7 @@ def slot_meta(pos: np.ndarray, ends: np.ndarray, lengths: np.ndarray, types: np.
     :meth:`fpgarec.data.behaviour.BehaviourLog.aligned`). Shapes: pos (B, K), ends, lengths
     (B,), types (nnz,) -> (types (B, K), buckets (B, K)) int64."""
     t = np.asarray(types, dtype=np.int64)[pos]
-    r = recency_bucket(np.asarray(ends)[:, None] - 1 - pos, n_buckets)
+    r = recency_bucket(np.asarray(ends)[:, None] - 1 - pos, n_buckets, per_octave)
     null = np.arange(pos.shape[1])[None, :] >= np.asarray(lengths)[:, None]
     t[null], r[null] = 0, 0
     return t, r
@@ -118,7 +120,7 @@ def with_meta(ctx: np.ndarray, types: np.ndarray, buckets: np.ndarray) -> np.nda
 
 def recent_items_meta(history: UserSequences, types: np.ndarray, users: np.ndarray, k: int,
                       n_recent: int | None = None, null_id: int | None = None,
-                      n_buckets: int = N_RECENCY_BUCKETS) -> np.ndarray:
+                      n_buckets: int = N_RECENCY_BUCKETS, per_octave: int = 1) -> np.ndarray:
     """:func:`recent_items` with each slot's behaviour type and recency bucket (:func:`slot_meta`;
     ``types`` aligned with ``history.items``). Shapes: (B,) -> (B, K, 3) [id, type, bucket]."""
     users = np.asarray(users, dtype=np.int64)
@@ -126,7 +128,7 @@ def recent_items_meta(history: UserSequences, types: np.ndarray, users: np.ndarr
     pos = context_slots(starts, ends, k, n_recent)
     lengths = np.minimum(ends - starts, k) if null_id is not None else np.full(len(users), k)
     ctx = pad_with_null(history.items[pos], ends - starts, null_id)
-    return with_meta(ctx, *slot_meta(pos, ends, lengths, types, n_buckets))
+    return with_meta(ctx, *slot_meta(pos, ends, lengths, types, n_buckets, per_octave))
 
 
 def items_as_context(item_lists: list[np.ndarray], k: int, null_id: int | None = None) -> np.ndarray:
@@ -156,7 +158,7 @@ def example_positions(train: UserSequences, horizon: int, rng: np.random.Generat
 def next_item_examples(
     train: UserSequences, k: int, horizon: int, rng: np.random.Generator, min_context: int = 1,
     long_prob: float = 0.0, n_recent: int | None = None, null_id: int | None = None,
-    types: np.ndarray | None = None, n_buckets: int = N_RECENCY_BUCKETS,
+    types: np.ndarray | None = None, n_buckets: int = N_RECENCY_BUCKETS, per_octave: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training examples "recent items -> a later item" from the train sequences.
 
@@ -180,5 +182,5 @@ def next_item_examples(
     ctx = pad_with_null(train.items[slots], end, null_id)
     if types is not None:
         lengths = np.minimum(end, k) if null_id is not None else np.full(len(end), k)
-        ctx = with_meta(ctx, *slot_meta(slots, start + end, lengths, types, n_buckets))
+        ctx = with_meta(ctx, *slot_meta(slots, start + end, lengths, types, n_buckets, per_octave))
     return users, ctx, items

@@ -66,6 +66,7 @@ class StudentShape:
     #: (:func:`fpgarec.data.sampler.recency_bucket`)
     att_types: int = 3
     att_buckets: int = 8
+    att_per_octave: int = 1
     #: attention: q_int's width and scale s_q = 2^-att_q_frac_bits; the biases' width
     att_q_bits: int = 8
     att_q_frac_bits: int = 5
@@ -129,7 +130,8 @@ class QuantStudent(nn.Module):
             types = (self.behaviour.aligned(history)[0] if self.behaviour is not None
                      else np.zeros(len(history.items), np.int64))
             self._types_cache = (history, types)
-        return recent_items_meta(history, self._types_cache[1], users, s.k, s.n_recent, s.null_id, s.att_buckets)
+        return recent_items_meta(history, self._types_cache[1], users, s.k, s.n_recent, s.null_id, s.att_buckets,
+                                 s.att_per_octave)
 
     def modality_weights(self) -> torch.Tensor:
         """α = softmax(g): the weight of (id, text) in every item's fused feature. Shape (2,)."""

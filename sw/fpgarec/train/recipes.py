@@ -83,8 +83,9 @@ class StudentSettings:
     att_gain: float = 10.0
     #: attention: the query's scale 2^-att_q_frac_bits.
     att_q_frac_bits: int = 5
-    #: attention: recency buckets R (data/sampler.py recency_bucket).
+    #: attention: recency buckets R and buckets per doubling of the rank (data/sampler.py recency_bucket).
     att_buckets: int = 8
+    att_per_octave: int = 1
     #: learning rate and early-stopping patience of the student's loop.
     lr: float = 1e-3
     patience: int = 5
@@ -134,7 +135,7 @@ def train_teacher(prep: Prepared, split: Split, s: TrainSettings):
 def student_shape(prep: Prepared, s: TrainSettings, st: StudentSettings) -> StudentShape:
     """The student's shape for these settings."""
     return StudentShape(prep.data.n_items, s.dim, s.k, st.bits, st.bits, st.n_recent, aggregation=st.aggregation,
-                        att_buckets=st.att_buckets, att_q_frac_bits=st.att_q_frac_bits, att_gain=st.att_gain)
+                        att_buckets=st.att_buckets, att_per_octave=st.att_per_octave, att_q_frac_bits=st.att_q_frac_bits, att_gain=st.att_gain)
 
 
 def train_student(prep: Prepared, split: Split, s: TrainSettings, st: StudentSettings,
@@ -161,6 +162,7 @@ def train_student(prep: Prepared, split: Split, s: TrainSettings, st: StudentSet
     batches = next_item_batches(
         split.train, prep.data.n_items, s.k, s.horizon, 1024, st.long_context_prob, st.n_recent,
         null_id=student.shape.null_id, types=types, n_buckets=st.att_buckets,
+        per_octave=st.att_per_octave,
     )
     hist = fit(objective, split, batches, s.loop(st.lr, st.patience, 1), f"student_w{st.bits}")
     return student, hist

@@ -52,7 +52,7 @@ def bpr_batches(train: UserSequences, n_items: int, batch_size: int):
 def next_item_batches(
     train: UserSequences, n_items: int, k: int, horizon: int, batch_size: int, long_prob: float = 0.0,
     n_recent: int | None = None, null_id: int | None = None, types: np.ndarray | None = None,
-    n_buckets: int | None = None,
+    n_buckets: int | None = None, per_octave: int = 1,
 ):
     """Epochs of (user, context (B, K), positive, negative) for models that read recent items.
 
@@ -65,7 +65,8 @@ def next_item_batches(
     negatives = NegativeDraw(train, n_items)
 
     def source(rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
-        extra = {} if types is None else {"types": types} | ({} if n_buckets is None else {"n_buckets": n_buckets})
+        extra = {} if types is None else {"types": types, "per_octave": per_octave} | (
+            {} if n_buckets is None else {"n_buckets": n_buckets})
         users, ctx, pos = next_item_examples(train, k, horizon, rng, long_prob=long_prob, n_recent=n_recent,
                                              null_id=null_id, **extra)
         perm = rng.permutation(len(users))

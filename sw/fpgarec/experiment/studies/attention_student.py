@@ -136,6 +136,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--gain", type=float, default=10.0, help="attention: learning-rate gain of q and biases")
     ap.add_argument("--q-frac-bits", type=int, default=5, help="attention: query scale 2^-Q")
     ap.add_argument("--buckets", type=int, default=8, help="attention: recency buckets")
+    ap.add_argument("--per-octave", type=int, default=1, help="attention: recency buckets per doubling of the rank")
     ap.add_argument("--n-recent", type=int, default=None,
                     help="context slots given to the most recent items (default: the demo's 12; 0: all K)")
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -152,7 +153,7 @@ def main(argv: list[str]) -> int:
     st = StudentSettings(bits=args.bits, n_recent=n_recent, long_context_prob=cfg.long_context_prob,
                          distill_weight=cfg.distill_weight if args.distill_weight is None else args.distill_weight,
                          distill_temperature=cfg.distill_temperature, att_gain=args.gain,
-                         att_q_frac_bits=args.q_frac_bits, att_buckets=args.buckets, lr=args.lr,
+                         att_q_frac_bits=args.q_frac_bits, att_buckets=args.buckets, att_per_octave=args.per_octave, lr=args.lr,
                          patience=args.patience)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     out = run(cfg, models, st, args.new, args.distill, args.teacher_dir, args.save)
