@@ -257,7 +257,8 @@ def _serve_config(args: argparse.Namespace, **overrides):
                   port=getattr(args, "port", 0),
                   max_batch=args.max_batch, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
                   max_body_bytes=args.max_body_bytes, max_items=args.max_items, backend_thread=args.backend_thread,
-                  blas_threads=args.blas_threads or None)
+                  blas_threads=args.blas_threads or None, read_timeout_s=args.read_timeout,
+                  shutdown_timeout_s=args.shutdown_timeout)
     fields.update(overrides)
     return ServeConfig(**fields)
 
@@ -311,6 +312,10 @@ def _add_serve_commands(sub) -> None:
         p.add_argument("--max-items", type=int, default=1024, help="longest item list a request may carry")
         p.add_argument("--backend-thread", action="store_true", help="run batches in a worker thread")
         p.add_argument("--blas-threads", type=int, default=1, help="BLAS threads of the server (0: unchanged)")
+        p.add_argument("--read-timeout", type=float, default=10.0,
+                       help="seconds a request body may take to arrive (then 408 and the connection closed)")
+        p.add_argument("--shutdown-timeout", type=float, default=5.0,
+                       help="seconds unfinished requests get at shutdown (then 503)")
 
     p = sub.add_parser("serve", help="HTTP recommendation service: POST /recommend, GET /healthz, GET /metrics")
     service_options(p)
