@@ -132,6 +132,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(results[args.model], indent=2))
         log.info("metrics of %s written to %s", args.model, out)
+        for name in names:  # the teacher it trained first, too
+            if name != args.model and name in results:
+                (out.parent / f"{name}.json").write_text(json.dumps(results[name], indent=2))
     if joined:
         torch.distributed.destroy_process_group()
     return 0
