@@ -29,11 +29,23 @@ class Lookup(FinnLookup):
     but ``DuplicateStreams`` passes float32 copies on, so a Lookup behind a DuplicateStreams
     (the ids fan out to the two lookups and the aggregation kernel) fails there; here the ids
     (exact integers) are converted first. A real-valued table is gathered as it is.
+
+    ``IdBits`` (0: the input word is the id): the id is the word's low ``IdBits`` bits (the
+    attention design's input words pack id | type | bucket; ``transform.py``).
     """
+
+    def get_nodeattr_types(self):
+        return {**super().get_nodeattr_types(), "IdBits": ("i", False, 0)}
+
+    def id_bits(self) -> int:
+        """Bits of the id the table is indexed with (``IdBits``, else the input's width)."""
+        return self.get_nodeattr("IdBits") or parse_datatype("InputType", self.get_nodeattr("InputType"))[0]
 
     def execute_node(self, context, graph):
         node = self.onnx_node
         ids = np.rint(np.asarray(context[node.input[0]], dtype=np.float64)).astype(np.int64)
+        if self.get_nodeattr("IdBits"):
+            ids = ids & ((1 << self.get_nodeattr("IdBits")) - 1)
         table = np.asarray(context[node.input[1]])
         if DataType[self.get_nodeattr("EmbeddingType")].is_integer():
             rows = golden.lookup(np.rint(table).astype(np.int64), ids)
@@ -77,7 +89,7 @@ class Lookup_rtl(finn_common.RTLKernel, Lookup, RTLBackend):  # noqa: N801 - FIN
 
     def core_parameters(self) -> dict[str, int | str]:
         bits, _ = parse_datatype("EmbeddingType", self.get_nodeattr("EmbeddingType"))
-        id_bits, _ = parse_datatype("InputType", self.get_nodeattr("InputType"))
+        id_bits = self.id_bits()
         d = self.get_nodeattr("EmbeddingDim")
         return {"N_ENTRIES": self.get_nodeattr("NumEmbeddings"), "D": d, "PE": d, "BITS": bits,
                 "ID_BITS": id_bits, "TABLE_FILE": f'"{self._mem_name()}"'}
@@ -99,7 +111,7 @@ class Lookup_rtl(finn_common.RTLKernel, Lookup, RTLBackend):  # noqa: N801 - FIN
         ports = finn_common.axis_port("in0_V", pi, "in") + finn_common.axis_port("out0_V", po, "out")
         body, out_expr = finn_common.padded_output("out0_V", wo, po)
         body += finn_common.unused_padding([("in0_V", wi, pi)])
-        conns = [f".in0_V_TDATA(in0_V_TDATA[{wi - 1}:0])", ".in0_V_TVALID(in0_V_TVALID)",
+        conns = [f".in0_V_TDATA(in0_V_TDATA[{self.id_bits() - 1}:0])",  # the id field (IdBits) ".in0_V_TVALID(in0_V_TVALID)",
                  ".in0_V_TREADY(in0_V_TREADY)", f".out0_V_TDATA({out_expr})", ".out0_V_TVALID(out0_V_TVALID)",
                  ".out0_V_TREADY(out0_V_TREADY)"]
         return finn_common.render_wrapper(top, self.CORE, self.core_parameters(), ports, conns, body)

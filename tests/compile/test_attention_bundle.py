@@ -57,3 +57,103 @@ def test_input_words_pack_the_context(attention_student):
     words = input_words(student, ctx)
     assert words.shape == (16, 4) and words.dtype == np.int64
     assert np.array_equal(unpack_meta(kernel_parameters(student)[1], words), ctx)
+
+
+@pytest.fixture(scope="module")
+def attention_bundle(tmp_path_factory, attention_student):
+    """The small attention student's bundle for PYNQ-Z2 (the build checks every step against the
+    student's exact integers and the bundle's emulation against FINN's execution)."""
+    from fpgarec.compile.flow import build
+    from small_design import small_build_config
+
+    tmp = tmp_path_factory.mktemp("attention_build")
+    return build(attention_student[1], small_build_config(tmp, design="small_attention"))
+
+
+def test_bundle_has_the_attention_layer(attention_bundle):
+    """The aggregation layer is AttentionAggregate_rtl fed by the fused vectors and the meta
+    words (a DuplicateStreams copy of the design input), the Lookups read the id field, the
+    model record says how to build the words, and the layer's cycles are the kernel's formula."""
+    from kernels.attention_aggregate.golden import cycles, params_from_attrs
+
+    from fpgarec.runtime.bundle import load_bundle
+
+    m = load_bundle(attention_bundle).manifest
+    layers = {layer["name"]: layer for layer in m["layers"]}
+    att = layers["AttentionAggregate_rtl_0"]
+    assert att["impl"] == "rtl" and att["in_dtype"] == "INT4" and att["out_dtype"] == "INT8"
+    dup = next(layer for layer in m["layers"] if layer["op"] == "DuplicateStreams")
+    assert dup["inputs"] == ["ids"] and att["inputs"][1] in dup["outputs"]
+    assert [layer["attrs"]["IdBits"] for layer in m["layers"] if layer["op"] == "Lookup"] == [8, 8]
+    agg = m["model"]["aggregation"]
+    assert agg["bucket_edges"] == [0, 1, 3, 7, 15, 31, 63, 127] and agg["n_types"] == 3
+    assert m["io"]["input"]["datatype"] == "UINT13"
+    p = params_from_attrs(lambda a: att["attrs"][a])
+    assert att["cycles"] == cycles(p).per_query == p.k + p.w_bits + p.g_bits + p.k * p.d // p.pe + 8
+
+
+def test_emulation_finn_and_student_agree(attention_bundle, attention_student):
+    """fpgarec verify: emulation == FINN's execution == the Brevitas student on 2,000 queries
+    (a third null-padded cold-start users, random types and buckets); FINN on 300 of them."""
+    from fpgarec.compile.verify import compare
+
+    out = compare(attention_bundle, attention_student[0], n_queries=2000, finn_queries=300, progress=False)
+    assert out["emulation_vs_finn"]["any"] == 0 and out["emulation_vs_brevitas"]["any"] == 0
+
+
+def test_types_and_buckets_change_the_ranking(attention_bundle):
+    """The same ids with other types / buckets give other scores (the meta reaches the kernel),
+    and words outside the fields' ranges are refused."""
+    from fpgarec.compile import checks
+    from fpgarec.runtime.emulation import EmulationBackend
+
+    emu = EmulationBackend(attention_bundle)
+    agg = emu.bundle.attention
+    ids = np.random.default_rng(1).integers(0, 200, (64, 4))
+    zero = checks.pack_meta_words(np.stack([ids, 0 * ids, 0 * ids], -1), agg)
+    other = checks.pack_meta_words(np.stack([ids, ids % 3, ids % 8], -1), agg)
+    assert (emu.scores(zero) != emu.scores(other)).any(axis=1).mean() > 0.5
+    with pytest.raises(ValueError, match="behaviour types"):
+        emu.scores(checks.pack_meta_words(np.array([[[0, 3, 0]] * 4]), agg))
+
+
+def test_schema_refuses_a_record_that_disagrees(attention_bundle):
+    import copy
+    import json
+
+    from fpgarec.runtime.bundle_schema import SchemaError, check_manifest
+
+    m = json.loads((attention_bundle / "manifest.json").read_text())
+    check_manifest(copy.deepcopy(m))
+    for edit, match in ((lambda m: m["model"]["aggregation"].update(n_types=4), "TypeBias"),
+                        (lambda m: m["model"]["aggregation"].update(bucket_edges=[0, 1]), "bucket_edges"),
+                        (lambda m: m["model"]["aggregation"].update(mode="mean"), "AttentionAggregate layer"),
+                        (lambda m: m["layers"][1]["attrs"].update(IdBits=13), "IdBits")):
+        bad = copy.deepcopy(m)
+        edit(bad)
+        with pytest.raises(SchemaError, match=match):
+            check_manifest(bad)
+
+
+def test_host_sampler_builds_the_training_meta_words(attention_bundle):
+    """HostSampler.from_manifest gives the words of fpgarec.data.sampler.recent_items_meta
+    (types from the history, recency buckets from the record's edges, null slots 0)."""
+    from fpgarec.compile import checks
+    from fpgarec.data.sampler import recent_items_meta
+    from fpgarec.data.split import UserSequences
+    from fpgarec.runtime.bundle import load_bundle
+    from fpgarec.runtime.sampler import History, HostSampler
+
+    m = load_bundle(attention_bundle).manifest
+    rng = np.random.default_rng(2)
+    lists = [list(rng.integers(0, 200, n)) for n in (1, 3, 4, 9, 40, 200)]
+    types = rng.integers(0, 3, sum(map(len, lists)))
+    hist = History.from_lists(lists, 200)
+    seqs = UserSequences(hist.indptr, hist.items)
+    sampler = HostSampler.from_manifest(m, hist, types=types)
+    users = np.arange(len(lists))
+    want = recent_items_meta(seqs, types, users, 4, None, 200, 8, 1)
+    agg = m["model"]["aggregation"]
+    assert np.array_equal(sampler.users(users), checks.pack_meta_words(want, agg))
+    got = checks.unpack_meta_words(sampler.items(lists), agg)  # item lists: type 0 (no types sent)
+    assert np.array_equal(got[..., [0, 2]], want[..., [0, 2]]) and not got[..., 1].any()

@@ -44,7 +44,10 @@ LAYER_ATTRS = ("PE", "SIMD", "MW", "MH", "K", "Labels", "ActVal", "noActivation"
                "mem_mode", "ram_style", "resType", "NumOutputStreams",
                # the kernels (kernels/*/finn_op.py)
                "Mode", "FracBits", "NullId", "Weights", "WeightBits", "inputDataType", "idDataType",
-               "outputDataType", "SeenMode", "NumValidLabels", "LanesPerSorter")
+               "outputDataType", "SeenMode", "NumValidLabels", "LanesPerSorter",
+               # attention_aggregate's learned constants and settings; Lookup's id field
+               "Query", "TypeBias", "PosBias", "QueryBits", "BiasBits", "ExpMult", "ExpShift", "ExpFracBits",
+               "ExpBits", "GuardBits", "OutBits", "EmitWeights", "IdBits")
 #: parameter role of each extra input, by generic op
 PARAM_ROLES = {"Lookup": {1: "table"}, "Thresholding": {1: "thresholds"}, "MVAU": {1: "weights", 2: "thresholds"}}
 #: FINN's reports copied into the bundle

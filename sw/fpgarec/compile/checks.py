@@ -68,6 +68,39 @@ def sample_queries(n_items: int, k: int, n: int, seed: int = 0, null_id: int | N
     return np.concatenate([rand, np.stack(special)]).astype(np.int64)
 
 
+def pack_meta_words(ctx: np.ndarray, aggregation: dict) -> np.ndarray:
+    """(B, K, 3) [id, type, bucket] -> (B, K) meta words id | type << id_bits | bucket <<
+    (id_bits + type_bits), the fields of an attention design's ``aggregation`` record."""
+    ctx = np.asarray(ctx, np.int64)
+    ib, tb = int(aggregation["id_bits"]), int(aggregation["type_bits"])
+    return ctx[..., 0] | (ctx[..., 1] << ib) | (ctx[..., 2] << (ib + tb))
+
+
+def unpack_meta_words(words: np.ndarray, aggregation: dict) -> np.ndarray:
+    """Inverse of :func:`pack_meta_words`: (B, K) words -> (B, K, 3)."""
+    w = np.asarray(words, np.int64)
+    ib, tb, bb = (int(aggregation[f]) for f in ("id_bits", "type_bits", "bucket_bits"))
+    return np.stack([w & ((1 << ib) - 1), (w >> ib) & ((1 << tb) - 1), (w >> (ib + tb)) & ((1 << bb) - 1)], -1)
+
+
+def is_attention(meta: dict) -> bool:
+    """Whether a model's metadata / bundle's model info is an attention design (meta-word input)."""
+    return (meta.get("aggregation") or {}).get("mode") == "attention"
+
+
+def sample_inputs(meta: dict, n_items: int, k: int, n: int, seed: int = 0) -> np.ndarray:
+    """The design inputs of :func:`sample_queries`: the ids, or for an attention design the meta
+    words of those ids with random behaviour types and recency buckets. Shape (Q, K) int64."""
+    ids = sample_queries(n_items, k, n, seed, null_id_of(meta))
+    if not is_attention(meta):
+        return ids
+    agg = meta["aggregation"]
+    rng = np.random.default_rng(seed + 1)
+    types = rng.integers(0, int(agg["n_types"]), ids.shape)
+    buckets = rng.integers(0, int(agg["n_buckets"]), ids.shape)
+    return pack_meta_words(np.stack([ids, types, buckets], -1), agg)
+
+
 def null_id_of(meta: dict) -> int | None:
     """The null id of a model's metadata / a bundle's model info (None: cyclic padding)."""
     padding = meta.get("padding") or {}

@@ -45,7 +45,7 @@ from fpgarec.errors import FpgarecError
 log = logging.getLogger(__name__)
 
 #: which quantizer feeds from which producer op in the streamlined graph
-PRODUCERS = {"agg": ("NeighborAggregate",), "relu": ("MatMul", "MVAU")}
+PRODUCERS = {"agg": ("NeighborAggregate", "AttentionAggregate"), "relu": ("MatMul", "MVAU")}
 
 
 def level_threshold(k: int, a: Fraction, b: Fraction, s: Fraction) -> int:
@@ -135,13 +135,13 @@ def apply(model, quantizers: dict | None):
 
 
 def near_tie_queries(student, queries: np.ndarray, tol: float = 1e-3) -> np.ndarray:
-    """Which queries (Q, K) bring a quantizer's exact input v = (a x + b) / s within ``tol``
+    """Which queries (Q, K) (or the attention's (Q, K, 3)) bring a quantizer's exact input v = (a x + b) / s within ``tol``
     steps of a rounding boundary k + 1/2 inside its output range, for either quantizer. Float32
     graphs (the QONNX export and FINN's steps before the exact thresholds) may round those
     either way; every other query they must compute exactly. Shape (Q,) bool."""
     import torch
 
-    from fpgarec.compile.export import quantizer_metadata
+    from fpgarec.compile.export import aggregated_integers, quantizer_metadata
 
     meta = quantizer_metadata(student)
     student = student.eval()
@@ -163,8 +163,7 @@ def near_tie_queries(student, queries: np.ndarray, tol: float = 1e-3) -> np.ndar
 
     with torch.no_grad():
         ctx = torch.as_tensor(np.asarray(queries), dtype=torch.int64)
-        f_int, _ = student.fused_integers(ctx)
-        m_int = student.aggregate(f_int, ctx).double().numpy()
+        m_int = aggregated_integers(student, ctx).double().numpy()
         a, s = scale_of("agg")
         q_int = np.rint(student.agg_quant(student.mean_feature(ctx)).numpy() / s)
         qw = student.transform.quant_weight()

@@ -239,9 +239,16 @@ def aggregation_metadata(student: QuantStudent, agg) -> dict:
     what the host needs to build the meta words (types, recency buckets, field widths)."""
     if not student.attention:
         return {"mode": agg.mode, "frac_bits": agg.frac_bits}
+    from fpgarec.data.sampler import recency_bucket
+
     s = student.shape
+    ranks = np.arange(1 << 16)
+    buckets = recency_bucket(ranks, s.att_buckets, s.att_per_octave)
+    # bucket r holds the ranks edges[r] <= rank < edges[r+1] (rank 0: the most recent item); an unused
+    # bucket (per_octave > 1) repeats the next edge
+    edges = [int(np.searchsorted(buckets, r)) for r in range(s.att_buckets)]
     return {"mode": "attention", "frac_bits": agg.frac_bits, "n_types": s.att_types, "n_buckets": s.att_buckets,
-            "per_octave": s.att_per_octave, "id_bits": agg.id_bits, "type_bits": agg.type_bits,
+            "bucket_edges": edges, "per_octave": s.att_per_octave, "id_bits": agg.id_bits, "type_bits": agg.type_bits,
             "bucket_bits": agg.bucket_bits, "meta_datatype": agg.meta_datatype,
             "input": "meta words: id | type << id_bits | bucket << (id_bits + type_bits)"}
 

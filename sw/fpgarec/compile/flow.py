@@ -165,7 +165,7 @@ def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> 
     n_items = int(meta.get("n_items") or model.get_tensor_shape(model.graph.output[0].name)[-1])
     k = int(meta.get("k") or model.get_tensor_shape(model.graph.input[0].name)[-1])
     scale = meta.get("score_scale")
-    queries = checks.sample_queries(n_items, k, cfg.check_queries, cfg.seed, checks.null_id_of(meta))
+    queries = checks.sample_inputs(meta, n_items, k, cfg.check_queries, cfg.seed)
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -215,9 +215,10 @@ def _student_references(model, student, queries: np.ndarray, first: checks.Probe
     from fpgarec.compile import export
     from fpgarec.compile.exact_rounding import near_tie_queries
 
-    ref = export.integer_scores(student, queries)
-    ref_float = export.integer_scores(student, queries, exact=False)  # what Brevitas exported
-    near_tie = near_tie_queries(student, queries)
+    ctx = export.student_contexts(student, queries)  # the ids, or the attention's (Q, K, 3)
+    ref = export.integer_scores(student, ctx)
+    ref_float = export.integer_scores(student, ctx, exact=False)  # what Brevitas exported
+    near_tie = near_tie_queries(student, ctx)
     if near_tie.any():
         log.info("%d of %d check queries are within 1e-3 of a rounding tie: float32 steps skip them, "
                  "exact steps check them", int(near_tie.sum()), len(queries))

@@ -12,6 +12,8 @@ Query path and what each part becomes::
     ids (1,K) UINTn -> Gather x2 (E_id, E_txt) -> Lookup x2       (tables in BRAM, one id per cycle)
                     -> ModalityFusion          -> ModalityFusion  (kernels/modality_fusion)
                     -> NeighborAggregate       -> NeighborAggregate (kernels/neighbor_aggregate)
+                       or AttentionAggregate   -> AttentionAggregate (kernels/attention_aggregate;
+                       the input is then meta words, Mod -> Gather -> Lookup with IdBits)
                     -> Mul + Quant             -> Thresholding    (agg_quant, scale folded in;
                                                                    exact thresholds, step_exact_thresholds)
                     -> Gemm                    -> MVAU            (W q, integer)
@@ -49,6 +51,7 @@ SEEN_NAME = "seen"
 #: source ops this flow maps to HW layers (others make the build stop, naming the node)
 SUPPORTED_OPS = {
     "Gather": "Lookup (constant table, integer ids)",
+    "Mod": "(the id field of the attention's meta words: absorbed into the Lookups, IdBits)",
     **registry.source_ops(),  # the kernels' QONNX-level ops (kernels/registry.py)
     "Unsqueeze": "Unsqueeze",
     "Squeeze": "Squeeze",
@@ -267,11 +270,12 @@ def step_convert_to_hw(model, cfg: BuildConfig):
     from finn.transformation.fpgadataflow.convert_to_hw.unsqueeze import InferUnsqueeze
     from finn.transformation.move_reshape import RemoveCNVtoFCFlatten
     from finn.transformation.streamline.absorb import AbsorbConsecutiveTransposes
+    from kernels.lookup.transform import InferIdFieldLookupLayer
     from qonnx.custom_op.registry import getCustomOp
 
     from fpgarec.compile.export import read_metadata
 
-    model = _transform(model, *registry.transforms(), InferThresholdingLayer(),
+    model = _transform(model, *registry.transforms(), InferIdFieldLookupLayer(), InferThresholdingLayer(),
                        InferQuantizedMatrixVectorActivation(), InferLabelSelectLayer(), InferGlobalAccPoolLayer(),
                        InferLookupLayer(), InferUnsqueeze(), InferSqueeze(), InferDuplicateStreamsLayer(),
                        AbsorbConsecutiveTransposes(), RemoveCNVtoFCFlatten())

@@ -116,9 +116,9 @@ def _worker_run(chunk: tuple[np.ndarray, np.ndarray | None]):
 
 def brevitas_reference(student, ids: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
     """(top-k, integer scores) of the Brevitas student under the tie rule."""
-    from fpgarec.compile.export import integer_scores
+    from fpgarec.compile.export import integer_scores, student_contexts
 
-    s = integer_scores(student, ids)
+    s = integer_scores(student, student_contexts(student, ids))  # ids: the design inputs (meta words)
     return tie_rule_topk(s, top_k), s
 
 
@@ -132,10 +132,11 @@ def compare(bundle_dir: Path, student=None, n_queries: int = 10_000, finn_querie
             seed: int = 0, batch: int = 1024, workers: int = 1, progress: bool = True) -> dict:
     """Emulation vs FINN execution (on ``finn_queries``, default all) vs Brevitas (if a student
     is given), on ``n_queries`` random contexts (a third of them null-padded cold-start users
-    when the bundle pads with a null id). Returns counts of mismatching queries."""
+    when the bundle pads with a null id; an attention design's with random behaviour types and
+    recency buckets, as meta words). Returns counts of mismatching queries."""
     bundle = load_bundle(bundle_dir)
     m = bundle.manifest["model"]
-    ids = checks.sample_queries(int(m["n_items"]), int(m["k"]), n_queries, seed, checks.null_id_of(m))[:n_queries]
+    ids = checks.sample_inputs(m, int(m["n_items"]), int(m["k"]), n_queries, seed)[:n_queries]
     emu = EmulationBackend(bundle)
     t0 = time.perf_counter()
     parts = [emu.run_with_scores(ids[i:i + batch]) for i in range(0, n_queries, batch)]

@@ -122,10 +122,34 @@ class Bundle:
             raise ValueError(f"ids must have shape (B, {k}), got {ids.shape}")
         if not np.issubdtype(ids.dtype, np.integer):
             raise ValueError(f"ids must be integers, got {ids.dtype}")
+        agg = self.attention
+        if agg is not None:
+            return self._check_words(ids, agg)
         if ids.size and (ids.min() < 0 or ids.max() > self.max_id):
             null = f" ({self.max_id} = the null id of an empty slot)" if self.null_id is not None else ""
             raise ValueError(f"ids must lie in [0, {self.max_id}]{null}")
         return ids
+
+    @property
+    def attention(self) -> dict | None:
+        """The model's ``aggregation`` record when the design is an attention design (its input
+        is one meta word per slot, id | type << id_bits | bucket << (id_bits + type_bits)), else None."""
+        agg = self.manifest["model"].get("aggregation")
+        return agg if isinstance(agg, dict) and agg.get("mode") == "attention" else None
+
+    def _check_words(self, words: np.ndarray, agg: dict) -> np.ndarray:
+        """An attention design's meta words: every field inside its range (ids 0..max_id,
+        types < n_types, buckets < n_buckets), nothing above the top field."""
+        ib, tb, bb = (int(agg[f]) for f in ("id_bits", "type_bits", "bucket_bits"))
+        if words.size and (words.min() < 0 or words.max() >= 1 << (ib + tb + bb)):
+            raise ValueError(f"meta words must lie in [0, 2^{ib + tb + bb})")
+        fields = ((words & ((1 << ib) - 1), self.max_id + 1, "ids"),
+                  ((words >> ib) & ((1 << tb) - 1), int(agg["n_types"]), "behaviour types"),
+                  (words >> (ib + tb), int(agg["n_buckets"]), "recency buckets"))
+        for values, limit, what in fields:
+            if values.size and values.max() >= limit:
+                raise ValueError(f"meta words: {what} must lie in [0, {limit - 1}]")
+        return words
 
 
 def verify_files(root: Path, manifest: dict, max_bytes: int = MAX_FILE_BYTES) -> None:

@@ -186,6 +186,57 @@ def check_layers(m: dict, max_id: int) -> None:
     lo, hi = datatype_bounds(first["in_dtype"], f"layer {first['name']}.in_dtype")
     if lo > 0 or hi < max_id:
         raise SchemaError(f"layer {first['name']}: in_dtype {first['in_dtype']} cannot hold the ids 0..{max_id}")
+    check_attention(model, layers, max_id)
+
+
+def _bits(n: int) -> int:
+    return max(1, (n - 1).bit_length())
+
+
+def check_attention(model: dict, layers: list[dict], max_id: int) -> None:
+    """An attention design (``model.aggregation.mode`` "attention", or an AttentionAggregate
+    layer): the record says how the host builds the meta words (n_types, n_buckets and their
+    rank edges, the field widths), and the layers agree with it: the design input is
+    UINT(id_bits + type_bits + bucket_bits), every Lookup reads the id field (IdBits), the one
+    AttentionAggregate layer has K slots, a D-long Query, n_types TypeBias, n_buckets PosBias and
+    ids of id_bits."""
+    agg = model.get("aggregation")
+    att = [layer for layer in layers if layer["op"] == "AttentionAggregate"]
+    is_att = isinstance(agg, dict) and agg.get("mode") == "attention"
+    if not att and not is_att:
+        return
+    if not is_att or len(att) != 1:
+        raise SchemaError(f"{len(att)} AttentionAggregate layer(s) with model.aggregation {_short(agg)}: an "
+                          "attention design has one, and a model.aggregation record of mode 'attention'")
+    where = "model.aggregation"
+    t = _int(agg.get("n_types"), f"{where}.n_types", high=256)
+    r = _int(agg.get("n_buckets"), f"{where}.n_buckets", high=256)
+    ib = _int(agg.get("id_bits"), f"{where}.id_bits", low=(max_id).bit_length(), high=32)
+    tb = _int(agg.get("type_bits"), f"{where}.type_bits", low=_bits(t), high=8)
+    bb = _int(agg.get("bucket_bits"), f"{where}.bucket_bits", low=_bits(r), high=8)
+    edges = agg.get("bucket_edges")
+    if (not isinstance(edges, list) or len(edges) != r or any(isinstance(e, bool) or not isinstance(e, int)
+                                                                for e in edges)
+            or edges[0] != 0 or any(b < a for a, b in zip(edges, edges[1:], strict=False))):
+        raise SchemaError(f"{where}.bucket_edges is {_short(edges)}, expected {r} non-decreasing ints from 0")
+    first = layers[0]
+    if first["in_dtype"] != f"UINT{ib + tb + bb}":
+        raise SchemaError(f"layer {first['name']}: in_dtype {first['in_dtype']}, the meta words are "
+                          f"UINT{ib + tb + bb} (id {ib} + type {tb} + bucket {bb} bits)")
+    for layer in layers:
+        if layer["op"] == "Lookup" and layer.get("attrs", {}).get("IdBits") != ib:
+            raise SchemaError(f"layer {layer['name']}: IdBits {_short(layer.get('attrs', {}).get('IdBits'))}, "
+                              f"the meta words' id field is {ib} bits")
+    layer = att[0]
+    a, lw = layer.get("attrs", {}), f"layer {layer['name']}"
+    want = {"K": model["k"], "idDataType": f"UINT{ib}"}
+    lengths = {"Query": a.get("NumChannels"), "TypeBias": t, "PosBias": r}
+    for key, value in want.items():
+        if a.get(key) != value:
+            raise SchemaError(f"{lw}: {key} {_short(a.get(key))}, expected {value}")
+    for key, n in lengths.items():
+        if not isinstance(a.get(key), list) or len(a[key]) != n:
+            raise SchemaError(f"{lw}: {key} {_short(a.get(key))}, expected a list of {n} ints")
 
 
 def _check_layer(layer: dict, where: str, model: dict, max_id: int) -> None:

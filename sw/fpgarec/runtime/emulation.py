@@ -239,7 +239,8 @@ class EmulationBackend:
         if op == "Lookup":
             table = arr(p["table"])
             t = table.astype(exact_dtype(float(np.abs(table).max(initial=0))))
-            return lambda x: t[x].reshape((len(x),) + out_shape)
+            mask = (1 << int(attrs["IdBits"])) - 1 if attrs.get("IdBits") else -1  # the id field of meta words
+            return lambda x: t[np.bitwise_and(x, mask)].reshape((len(x),) + out_shape)
         if op in ("Unsqueeze", "Squeeze", "Reshape"):
             return lambda x: x.reshape((len(x),) + out_shape)
         if op == "GlobalAccPool":

@@ -206,7 +206,14 @@ class HostSampler:
     """
 
     def __init__(self, k: int, n_items: int, padding: Padding | None = None, n_recent: int | None = None,
-                 history: History | None = None, max_items: int = 4096, cache_entries: int = 1 << 24):
+                 history: History | None = None, max_items: int = 4096, cache_entries: int = 1 << 24,
+                 attention: dict | None = None, types: np.ndarray | None = None):
+        #: an attention design's ``aggregation`` record: the sampler then returns meta words
+        #: (:meth:`_meta_words`); ``types``: behaviour types aligned with ``history.items``
+        self.attention = attention if isinstance(attention, dict) and attention.get("mode") == "attention" else None
+        self.types = None if types is None else np.asarray(types, np.int64)
+        if self.types is not None and (history is None or len(self.types) != len(history.items)):
+            raise FpgarecError("types must be aligned with the history's items")
         self.k = int(k)
         self.n_items = int(n_items)
         self.padding = padding or Padding()
@@ -238,11 +245,13 @@ class HostSampler:
         return table
 
     @classmethod
-    def from_manifest(cls, manifest: dict, history: History | None = None, max_items: int = 4096) -> HostSampler:
-        """The sampler a bundle's model was trained with (K, N, padding, n_recent)."""
+    def from_manifest(cls, manifest: dict, history: History | None = None, max_items: int = 4096,
+                      types: np.ndarray | None = None) -> HostSampler:
+        """The sampler a bundle's model was trained with (K, N, padding, n_recent; an attention
+        design's meta words: its ``aggregation`` record, ``types`` aligned with the history)."""
         model = manifest["model"]
         return cls(int(model["k"]), int(model["n_items"]), Padding.from_manifest(manifest),
-                   model.get("n_recent"), history, max_items)
+                   model.get("n_recent"), history, max_items, attention=model.get("aggregation"), types=types)
 
     @property
     def n_users(self) -> int:
@@ -304,7 +313,27 @@ class HostSampler:
             short = length < self.k
             if short.any():
                 ctx[self._pad[length - 1]] = self.padding.null_id
+        if self.attention is not None:
+            return self._meta_words(ctx, pos, ends, length, flat)
         return ctx
+
+    def _meta_words(self, ctx: np.ndarray, pos: np.ndarray, ends: np.ndarray, length: np.ndarray,
+                    flat: np.ndarray) -> np.ndarray:
+        """An attention design's input: id | type << id_bits | bucket << (id_bits + type_bits)
+        per slot. The bucket of a slot ``rank`` places before the sequence's end (0: the most
+        recent) is the last r with ``bucket_edges[r] <= rank`` (the training's recency buckets,
+        :func:`fpgarec.data.sampler.recency_bucket`); the type comes from ``types`` for the
+        history's own sequences (0, a view, for item lists and without types). Null slots carry
+        type 0, bucket 0. Shapes: (B, K) -> (B, K) int64."""
+        a = self.attention
+        ib, tb = int(a["id_bits"]), int(a["type_bits"])
+        bucket = np.searchsorted(np.asarray(a["bucket_edges"], np.int64), ends[:, None] - 1 - pos, side="right") - 1
+        types = np.zeros_like(ctx)
+        if self.types is not None and self.history is not None and flat is self.history.items:
+            types = self.types[pos]
+        null = np.arange(self.k)[None, :] >= length[:, None] if self._any_pad else np.zeros_like(ctx, bool)
+        bucket[null], types[null] = 0, 0
+        return ctx | (types << ib) | (bucket << (ib + tb))
 
     def users(self, users) -> np.ndarray:
         """Context ids of known users. Shapes: (B,) -> (B, K) int64. Unknown users raise."""
