@@ -7,9 +7,10 @@ of ``lanes`` elements of ``bits`` bits per beat (lane 0 in the least significant
 
     op                  module                kernel room                   ports (lanes)
     DuplicateStreams    axis_dup              kernels/stream                in0 (PE) -> M x (PE)
-    Lookup              lookup_rom            kernels/lookup                in0 (1 id) -> out0 (D)
+    Lookup              lookup_rom            kernels/lookup                in0 (1 id or meta word) -> out0 (D)
     ModalityFusion      modality_fusion       kernels/modality_fusion       M x (PE) -> out0 (PE)
     NeighborAggregate   neighbor_aggregate    kernels/neighbor_aggregate    in0 (PE), in1 (1 id) -> out0 (PE)
+    AttentionAggregate  attention_aggregate   kernels/attention_aggregate   in0 (PE), in1 (1 meta word) -> out0 (PE)
     Thresholding        thresholding_stream   kernels/thresholding          in0 (PE) -> out0 (PE)
     MVAU                mvau_stream           kernels/matrix_vector         in0 (SIMD) -> out0 (PE)
     LabelSelect         topk_select           kernels/topk_select           in0 (PE)[, in1 (1 id)] -> out0 (1)
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from kernels.attention_aggregate import golden as attention_golden
 from kernels.lookup import golden as lookup_golden
 from kernels.matrix_vector import golden as mvau_golden
 from kernels.modality_fusion import golden as fusion_golden
@@ -66,6 +68,9 @@ class Port:
     lanes: int
     bits: int
     index: int | None = None
+    #: the module's port takes only the low ``used_bits`` of the (one-lane) stream, e.g. a
+    #: Lookup's id field of the attention design's meta words (None: all ``bits``)
+    used_bits: int | None = None
 
     @property
     def width(self) -> int:
@@ -110,13 +115,15 @@ def _lookup(layer: dict, bundle: Bundle) -> RtlLayer:
     table = bundle.array(layer["params"]["table"]).astype(np.int64)
     n, d = table.shape
     bits, _ = parse_dtype(layer["param_dtypes"]["table"])
-    id_bits, _ = parse_dtype(layer["in_dtype"])
+    word_bits, _ = parse_dtype(layer["in_dtype"])
+    id_bits = int(a.get("IdBits") or word_bits)  # IdBits: the id field of the attention's meta words
     pe = int(a.get("PE", d))
     mem = f"{layer['name']}.table.mem"
     return RtlLayer(layer["name"], layer["op"], "lookup_rom",
                     {"N_ENTRIES": n, "D": d, "PE": pe, "BITS": bits, "ID_BITS": id_bits,
                      "TABLE_FILE": f'"{mem}"'},
-                    [Port("in0_V", 1, id_bits)], [Port("out0_V", pe, bits)],
+                    [Port("in0_V", 1, word_bits, used_bits=id_bits if id_bits < word_bits else None)],
+                    [Port("out0_V", pe, bits)],
                     hwtools.SOURCES["lookup_rom"], int(np.prod(layer["in_shape"][1:])) * (d // pe),
                     mem_files={mem: lookup_golden.table_mem_lines(table, bits)})
 
@@ -136,6 +143,16 @@ def _aggregate(layer: dict, bundle: Bundle) -> RtlLayer:
                     [Port("in0_V", p.pe, p.in_bits), Port("in1_V", 1, p.id_bits)],
                     [Port("out0_V", p.pe, p.out_bits)], hwtools.SOURCES["neighbor_aggregate"],
                     p.k * p.d // p.pe)
+
+
+def _attention(layer: dict, bundle: Bundle) -> RtlLayer:
+    """attention_aggregate: in0 the fused vectors (PE lanes), in1 the meta words (one per slot);
+    out0 u; the weight stream out1 (EMIT_WEIGHTS) is a second output when the layer has one."""
+    p = attention_golden.params_from_attrs(lambda k: _attrs(layer)[k])
+    outputs = [Port("out0_V", p.pe, p.out_bits)] + ([Port("out1_V", 1, p.weight_bits)] if p.emit_weights else [])
+    return RtlLayer(layer["name"], layer["op"], "attention_aggregate", attention_golden.hdl_params(p),
+                    [Port("in0_V", p.pe, p.in_bits), Port("in1_V", 1, p.meta_bits)], outputs,
+                    hwtools.SOURCES["attention_aggregate"], attention_golden.cycles(p).per_query)
 
 
 def _thresholding(layer: dict, bundle: Bundle) -> RtlLayer:
@@ -221,6 +238,7 @@ BACKENDS: dict[str, Callable[..., RtlLayer]] = {
     "Lookup": _lookup,
     "ModalityFusion": _fusion,
     "NeighborAggregate": _aggregate,
+    "AttentionAggregate": _attention,
     "Thresholding": _thresholding,
     "MVAU": _mvau,
     "LabelSelect": _labelselect,

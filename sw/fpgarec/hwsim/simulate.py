@@ -186,7 +186,17 @@ def _queries(bundle: Bundle, n: int, seed: int) -> np.ndarray:
     m = bundle.manifest["model"]
     pad = m.get("padding", {})
     null_id = pad.get("null_id") if pad.get("scheme") == "null" else None
-    return generate_queries(n, int(m["k"]), int(m["n_items"]), null_id, seed)
+    ids = generate_queries(n, int(m["k"]), int(m["n_items"]), null_id, seed)
+    agg = bundle.attention
+    if agg is None:
+        return ids
+    # an attention design's input: meta words with random behaviour types and recency buckets
+    from fpgarec.compile.checks import pack_meta_words
+
+    rng = np.random.default_rng(seed + 104729)
+    types = rng.integers(0, int(agg["n_types"]), ids.shape)
+    buckets = rng.integers(0, int(agg["n_buckets"]), ids.shape)
+    return pack_meta_words(np.stack([ids, types, buckets], -1), agg)
 
 
 def simulate(bundle_dir: Path | str, queries: int = 1000, cache: Path = Path("build/rtlsim"),

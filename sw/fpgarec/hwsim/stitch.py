@@ -291,10 +291,13 @@ def _instances(layers: list[RtlLayer]) -> list[str]:
                 continue
             seen.add(p.prefix)
             base = f"l{li}_{p.prefix}"
-            conns.append(f".{p.prefix}_TDATA({base}_TDATA), .{p.prefix}_TVALID({base}_TVALID), "
+            data = f"{base}_TDATA" if p.used_bits is None else f"{base}_TDATA[{p.used_bits - 1}:0]"
+            conns.append(f".{p.prefix}_TDATA({data}), .{p.prefix}_TVALID({base}_TVALID), "
                          f".{p.prefix}_TREADY({base}_TREADY)")
         if r.module == "topk_select" and len(r.inputs) == 1:  # no seen-items input: tie it off
             conns.append(".in1_V_TDATA('0), .in1_V_TVALID(1'b0), .in1_V_TREADY()")
+        if r.module == "attention_aggregate" and len(r.outputs) == 1:  # no weight stream: always ready
+            conns.append(".out1_V_TDATA(), .out1_V_TVALID(), .out1_V_TREADY(1'b1)")
         params = _param_text(r.params)
         lines.append(f"  // {r.name}: {r.op}, {r.cycles} cycles per query\n"
                      f"  {r.module} #({params}) u_{r.name} (\n    .ap_clk, .ap_rst_n,\n    "
