@@ -162,9 +162,8 @@ def test_training_examples_carry_the_same_meta():
     users, ctx, pos = next_item_examples(hist, 6, 1, rng, null_id=999, types=types)
     assert ctx.shape == (len(users), 6, 3)
     ends = np.array([np.flatnonzero(hist.items[hist.indptr[u]:hist.indptr[u + 1]] == p)[0]
-                     for u, p in zip(users, pos)])  # horizon 1: the context ends before the target
-    sub = UserSequences.from_pairs(np.zeros(0, np.int64), np.zeros(0, np.int64), 0)
-    for row, (u, e) in enumerate(zip(users, ends)):
+                     for u, p in zip(users, pos, strict=True)])  # horizon 1: the context ends before the target
+    for row, (u, e) in enumerate(zip(users, ends, strict=True)):
         seq = hist.items[hist.indptr[u]:hist.indptr[u] + e]
         t = types[hist.indptr[u]:hist.indptr[u] + e]
         sub = UserSequences.from_pairs(np.zeros(len(seq), np.int64), seq, 1)

@@ -86,6 +86,8 @@ class StudentSettings:
     #: attention: recency buckets R and buckets per doubling of the rank (data/sampler.py recency_bucket).
     att_buckets: int = 8
     att_per_octave: int = 1
+    #: attention start: "uniform" (q = 0, biases 0: the mean) or "relevance" (:func:`init_attention`).
+    att_init: str = "uniform"
     #: learning rate and early-stopping patience of the student's loop.
     lr: float = 1e-3
     patience: int = 5
@@ -164,8 +166,45 @@ def train_student(prep: Prepared, split: Split, s: TrainSettings, st: StudentSet
         null_id=student.shape.null_id, types=types, n_buckets=st.att_buckets,
         per_octave=st.att_per_octave,
     )
+    if student.attention and st.att_init == "relevance":
+        init_attention(student, batches, s.seed)
     hist = fit(objective, split, batches, s.loop(st.lr, st.patience, 1), f"student_w{st.bits}")
     return student, hist
+
+
+def init_attention(student: QuantStudent, batches, rng_seed: int, steps: int = 200, lr: float = 1e-2) -> float:
+    """A learned start for the attention's q and biases (``StudentSettings.att_init = "relevance"``):
+    fit the real-unit logits l_j = q·x_j + b_type[τ_j] + b_pos[r_j] of the (unquantized) fused
+    vectors x_j = α_id E_id[c_j] + α_txt E_txt[c_j] to each training example's slot relevance,
+
+        min_θ  Σ_examples KL(softmax_j(x_pos · x_j) || softmax_j(l_j))      (real slots only)
+
+    with x_pos the target's scoring vector (the teacher's item vector at the start), by Adam on θ
+    (q, b_type, b_pos) only, ``steps`` batches; the rest of the student is not touched. Returns
+    the last batch's loss. Shapes: batches as :func:`next_item_batches` with types: ctx (B, K, 3)."""
+    agg = student.aggregate
+    opt = torch.optim.Adam([agg.q, agg.b_type, agg.b_pos], lr=lr)
+    with torch.no_grad():
+        a = student.modality_weights()
+        table = a[0] * student.id_table.weight + a[1] * student.text_table.weight
+        table = torch.cat([table, torch.zeros_like(table[:1])])  # the null id's row
+        target_vec = student.scorer.weight
+    loss = torch.zeros(())
+    for step, (_, ctx, pos, _neg) in enumerate(batches(np.random.default_rng(rng_seed))):
+        if step >= steps:
+            break
+        x = table[ctx[..., 0]]                                               # (B, K, D)
+        real = ctx[..., 0] != student.shape.null_id
+        r = torch.einsum("bd,bkd->bk", target_vec[pos], x).masked_fill(~real, -1e30)
+        q, bt, bp = agg.real_parameters()
+        lg = (x @ q + bt[ctx[..., 1]] + bp[ctx[..., 2]]).masked_fill(~real, -1e30)
+        p = torch.softmax(r, 1)
+        loss = (p * (torch.log_softmax(r, 1) - torch.log_softmax(lg, 1))).masked_fill(~real, 0).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    log.info("attention start fitted to slot relevance: KL %.4f", float(loss.detach()))
+    return float(loss.detach())
 
 
 class SequenceScores:

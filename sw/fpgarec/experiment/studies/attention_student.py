@@ -139,6 +139,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--per-octave", type=int, default=1, help="attention: recency buckets per doubling of the rank")
     ap.add_argument("--n-recent", type=int, default=None,
                     help="context slots given to the most recent items (default: the demo's 12; 0: all K)")
+    ap.add_argument("--att-init", choices=("uniform", "relevance"), default="uniform",
+                    help="attention start: the mean (q = 0) or fitted to slot relevance")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--patience", type=int, default=5)
     ap.add_argument("--distill-weight", type=float, default=None)
@@ -153,7 +155,7 @@ def main(argv: list[str]) -> int:
     st = StudentSettings(bits=args.bits, n_recent=n_recent, long_context_prob=cfg.long_context_prob,
                          distill_weight=cfg.distill_weight if args.distill_weight is None else args.distill_weight,
                          distill_temperature=cfg.distill_temperature, att_gain=args.gain,
-                         att_q_frac_bits=args.q_frac_bits, att_buckets=args.buckets, att_per_octave=args.per_octave, lr=args.lr,
+                         att_q_frac_bits=args.q_frac_bits, att_buckets=args.buckets, att_per_octave=args.per_octave, att_init=args.att_init, lr=args.lr,
                          patience=args.patience)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
     out = run(cfg, models, st, args.new, args.distill, args.teacher_dir, args.save)
