@@ -157,3 +157,24 @@ def test_host_sampler_builds_the_training_meta_words(attention_bundle):
     assert np.array_equal(sampler.users(users), checks.pack_meta_words(want, agg))
     got = checks.unpack_meta_words(sampler.items(lists), agg)  # item lists: type 0 (no types sent)
     assert np.array_equal(got[..., [0, 2]], want[..., [0, 2]]) and not got[..., 1].any()
+
+
+def test_attention_design_with_seen_filter(attention_student, tmp_path):
+    """exclude_seen on an attention design: the default seen bitmap is the id field of the
+    query's meta words (none of the context items comes back), emulation == FINN == student."""
+    from fpgarec.compile import checks
+    from fpgarec.compile.flow import build
+    from fpgarec.compile.verify import compare
+    from fpgarec.runtime.emulation import EmulationBackend
+    from small_design import small_build_config
+
+    bundle = build(attention_student[1], small_build_config(tmp_path, design="att_seen", exclude_seen=True))
+    emu = EmulationBackend(bundle)
+    agg = emu.bundle.attention
+    words = checks.sample_inputs(emu.bundle.manifest["model"], 200, 4, 300, seed=4)
+    ids = checks.unpack_meta_words(words, agg)[..., 0]
+    top = emu.run(words)
+    for row, ctx in zip(top, ids, strict=True):
+        assert not set(row.tolist()) & set(ctx[ctx < 200].tolist())
+    out = compare(bundle, attention_student[0], n_queries=500, finn_queries=60, progress=False)
+    assert out["emulation_vs_finn"]["any"] == 0 and out["emulation_vs_brevitas"]["any"] == 0

@@ -338,8 +338,11 @@ class EmulationBackend:
             out = np.zeros((len(ids), n_labels), dtype=bool)
             out[:, : seen.shape[1]] = seen
             return out
+        ids = np.asarray(ids, dtype=np.int64)
+        if self.bundle.attention is not None:  # meta words: their id field
+            ids = ids & ((1 << int(self.bundle.attention["id_bits"])) - 1)
         out = np.zeros((len(ids), n_labels + 1), dtype=bool)
-        np.put_along_axis(out, np.minimum(np.asarray(ids, dtype=np.int64), n_labels), True, axis=1)
+        np.put_along_axis(out, np.minimum(ids, n_labels), True, axis=1)
         return out[:, :n_labels]
 
     def select_from_scores(self, scores: np.ndarray, ids: np.ndarray, seen=None) -> np.ndarray:
