@@ -228,7 +228,9 @@ def simulate(bundle_dir: Path | str, queries: int = 1000, cache: Path = Path("bu
     seen = None
     if sim.emulation.seen_input is not None:
         m = bundle.manifest["model"]
-        seen = generate_seen(ids, int(m["n_items"]), m.get("padding", {}).get("null_id"), seed)
+        agg = bundle.attention  # an attention design's queries are meta words: their id field
+        ctx = ids if agg is None else ids & ((1 << int(agg["id_bits"])) - 1)
+        seen = generate_seen(ctx, int(m["n_items"]), m.get("padding", {}).get("null_id"), seed)
     want = sim.emulation.run(ids, seen=seen)
     mismatches, first = 0, None
     for name, kw in (("random", {"gap": gap, "backpressure": backpressure, "seed": seed + 1}),
