@@ -225,3 +225,19 @@ def test_sequence_scores_read_the_window_before_the_context_end():
     want = sequence_context(hist.items, types, blog.timestamp, hist.indptr[users], np.array(ends), 6)
     for field in ("items", "types", "dt", "mask"):
         np.testing.assert_array_equal(getattr(fake.seen, field), getattr(want, field))
+
+
+def test_attention_student_checkpoint_round_trip(tmp_path):
+    from fpgarec.train.checkpoint import load_student, save_student
+
+    _, att = _pair()
+    meta = _meta(np.random.default_rng(11))
+    with torch.no_grad():
+        att.aggregate.q.normal_(0, 0.1)
+        att.aggregate.b_pos.normal_(0, 0.1)
+        want = att.integer_scores(meta)
+    save_student(att, tmp_path / "s")
+    back = load_student(tmp_path / "s")
+    assert back.shape == att.shape and back.attention
+    with torch.no_grad():
+        assert torch.equal(back.integer_scores(meta), want)
