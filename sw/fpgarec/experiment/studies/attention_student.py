@@ -143,7 +143,8 @@ def main(argv: list[str]) -> int:
                     help="attention start: the mean (q = 0) or fitted to slot relevance")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--patience", type=int, default=5)
-    ap.add_argument("--distill-weight", type=float, default=None)
+    ap.add_argument("--distill-weight", type=float, default=None, help="λ (default: the demo's 0.5)")
+    ap.add_argument("--distill-temperature", type=float, default=None, help="τ (default: the demo's 1)")
     ap.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-progress", action="store_true")
@@ -154,7 +155,8 @@ def main(argv: list[str]) -> int:
     n_recent = cfg.n_recent if args.n_recent is None else (args.n_recent or None)
     st = StudentSettings(bits=args.bits, n_recent=n_recent, long_context_prob=cfg.long_context_prob,
                          distill_weight=cfg.distill_weight if args.distill_weight is None else args.distill_weight,
-                         distill_temperature=cfg.distill_temperature, att_gain=args.gain,
+                         distill_temperature=(cfg.distill_temperature if args.distill_temperature is None
+                                              else args.distill_temperature), att_gain=args.gain,
                          att_q_frac_bits=args.q_frac_bits, att_buckets=args.buckets, att_per_octave=args.per_octave, att_init=args.att_init, lr=args.lr,
                          patience=args.patience)
     models = tuple(m.strip() for m in args.models.split(",") if m.strip())
