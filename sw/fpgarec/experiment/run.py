@@ -80,12 +80,9 @@ def train_models(prep: Prepared, cfg: DemoConfig, names: list[str]) -> tuple[dic
                      failures=failures)
     pop_new = popularity_new(prep)
     results, curves = assemble(done, names, pop_new)
-    if "popularity" in names:
-        results = {"popularity": popularity_entry(prep, cfg, pop_new), **results}
-        # the few-shot references of the new-user bar (seconds; λ chosen without test items)
-        fewshot = fewshot_references(prep.standard, prep.new, seed=cfg.seed)
-        fewshot["fewshot_ridge"] |= {"all": None, "cold": None}
-        results = {"popularity": results.pop("popularity"), **fewshot, **results}
+    if "popularity" in names:  # with the few-shot references of the new-user bar (seconds)
+        results = {"popularity": popularity_entry(prep, cfg, pop_new),
+                   **fewshot_references(prep.standard, prep.new, seed=cfg.seed), **results}
     for name in names:
         if name in results:
             r = results[name]
@@ -149,7 +146,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     prep = prepare(cfg)
     results, curves, trained, extra = train_models(prep, cfg, model_names(cfg))
     report = dict(results)
-    report.update({k: v for k, v in extra.items() if k not in ("design", "explanations")})
+    report.update(extra)
     report["multimodal"] = _multimodal_entry(prep)
     report["curves"] = curves
     report["bars"] = all_bars(results, extra)
@@ -157,9 +154,6 @@ def run_demo(cfg: DemoConfig) -> dict:
     if is_main_process():
         for name, model in trained.items():
             save_student(model, cfg.out / "models" / name, results[name])
-        for key in ("design", "explanations"):  # the design task's (it ran beside the training)
-            if key in extra:
-                report[key] = extra[key]
         report["meta"]["total_seconds"] = round(time.perf_counter() - t0, 1)
         html = write_report(report, cfg.out)
         log.info("report written: %s", html)

@@ -210,8 +210,6 @@ task_lora.single_process = True  # under torchrun: rank 0 runs it, the others ge
 
 #: the standard sequential baselines (GRU4Rec, SASRec; fpgarec.train.sequential_baselines)
 SEQUENTIAL = ("gru4rec", "sasrec")
-#: per-run budget of the sequential baselines in --quick runs (200 users), seconds
-QUICK_SEQ_SECONDS = 15.0
 
 
 def _choice_path(cfg: DemoConfig, model: str, variant: int) -> Path:
@@ -224,7 +222,7 @@ def task_sequential(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -
     the best standard validation NDCG@10 (needs every standard point; ties: the first point)."""
     from dataclasses import replace
 
-    from fpgarec.train.sequential_baselines import GRID, train_point
+    from fpgarec.train.sequential_baselines import GRID, QUICK_MAX_SECONDS, train_point
 
     prep = prep or prepared(cfg)
     grid = GRID[task.model]
@@ -237,7 +235,7 @@ def task_sequential(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -
             valid.append(_KEPT[path] if path in _KEPT else json.loads(path.read_text())["valid"])
         variant = max(range(len(grid)), key=lambda v: (valid[v], -v))
     st = replace(grid[variant], seed=cfg.seed, epochs=min(grid[variant].epochs, cfg.max_epochs),
-                 **({"max_seconds": QUICK_SEQ_SECONDS} if cfg.quick else {}))
+                 **({"max_seconds": QUICK_MAX_SECONDS} if cfg.quick else {}))
     model, hist = train_point(task.model, _split(prep, task.split), st, progress=cfg.progress)
     if task.split == STANDARD:
         path = _choice_path(cfg, task.model, variant)

@@ -81,17 +81,18 @@ def resources(design: Mapping[str, Any]) -> list[dict[str, Any]]:
     ref_res = ref.get("resources") if isinstance(ref.get("resources"), Mapping) else {}
     rows = []
     for key in RESOURCES:
-        finn = as_float(used.get(key))
+        finn, reference = as_float(used.get(key)), False
         if as_float(measured.get(key)) is not None:
             value, source = as_float(measured[key]), YOSYS
         elif as_float(ref_res.get(key)) is not None:
             value, source = as_float(ref_res[key]), f"{YOSYS}, committed bundle {ref.get('bundle', '')}".rstrip()
+            reference = True
         else:
             value, source = finn, estimate
         cap = as_float(avail.get(key))
         share = value / cap if value is not None and cap else None
         rows.append({"name": key, "used": value, "available": cap, "share": share, "source": source,
-                     "finn": finn if source != estimate else None})
+                     "finn": finn if source != estimate else None, "reference": reference})
     return rows
 
 
@@ -150,7 +151,7 @@ def _timing_html(design: Mapping[str, Any]) -> list[str]:
 def _resource_note(rows: list[dict[str, Any]], design: Mapping[str, Any]) -> str:
     notes = []
     ref = design.get("reference_synthesis") if isinstance(design.get("reference_synthesis"), Mapping) else {}
-    if any(r["source"].startswith(f"{YOSYS}, committed") for r in rows):
+    if any(r.get("reference") for r in rows):
         notes.append(f"Resources: {esc(ref.get('source', ''))}; this run did not synthesize its own design "
                      f"({SYNTH_HINT}). FINN's estimate counts DSP48 multipliers for FINN's own MVU, which "
                      "Vivado's stitching would build; fpgarec's RTL puts 4-bit products in LUTs.")

@@ -78,8 +78,8 @@ def tune_ridge(known: UserSequences, n_items: int, grid: tuple[float, ...] = RID
 
 def fewshot_references(standard: Split, new: Split, seed: int = 0) -> dict[str, dict]:
     """The report's few-shot entries: ``{"ease": {"all", "cold", "new", "lambda", ...},
-    "fewshot_ridge": {"new", "lambda", ...}}`` (the ridge serves only users it has first
-    items of: the new-user protocol)."""
+    "fewshot_ridge": {"all": None, "cold": None, "new", "lambda", ...}}`` (the ridge serves
+    only users it has first items of: the new-user protocol)."""
 
     t0 = time.perf_counter()
     lam, valid = tune_ease(standard)
@@ -90,7 +90,8 @@ def fewshot_references(standard: Split, new: Split, seed: int = 0) -> dict[str, 
     t1 = time.perf_counter()
     known = new.train.concat(new.valid)  # everything the training users did (no new user in it)
     r_lam, pseudo = tune_ridge(known, new.n_items, seed=seed)
-    ridge = {"new": evaluate_new(FewShotRidge(known, new.n_items, r_lam), new), "lambda": r_lam,
+    ridge = {"all": None, "cold": None,  # it serves new users only (a report model row, new column)
+             "new": evaluate_new(FewShotRidge(known, new.n_items, r_lam), new), "lambda": r_lam,
              "pseudo_new_ndcg@10_by_lambda": pseudo, "train_seconds": time.perf_counter() - t1,
              "about": "ridge regression from a user's first 5 items to the rest of its items; λ chosen on "
                       "held-out training users (pseudo-new users); serves new users only"}

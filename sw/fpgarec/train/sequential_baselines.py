@@ -41,6 +41,8 @@ from fpgarec.train.loop import TrainConfig, fit
 log = logging.getLogger(__name__)
 
 MODELS = ("gru4rec", "sasrec")
+#: per-run budget in seconds of ``--quick`` runs (the demo's 200-user subsample)
+QUICK_MAX_SECONDS = 15.0
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,6 @@ REFERENCE = {
 }
 
 #: per-run budget of ``--quick`` (200 users), seconds.
-QUICK_SECONDS = 15.0
 
 
 def splits(cfg: DemoConfig):
@@ -48,14 +47,18 @@ def run(cfg: DemoConfig, models: tuple[str, ...], seconds: float | None = -1.0,
     """Both baselines on ``cfg``'s data: {model: sequential_baseline_entry(...)} and the
     reference figures. ``seconds``: per-run budget instead of the grid's (None: no budget, -1:
     the grid's own); ``point``: train only this grid point (no tuning); ``patience``: override."""
-    from fpgarec.train.sequential_baselines import GRID, sequential_baseline_entry
+    from fpgarec.train.sequential_baselines import (
+        GRID,
+        QUICK_MAX_SECONDS,
+        sequential_baseline_entry,
+    )
 
     data, standard, new = splits(cfg)
     out: dict = {"data": data.summary(), "threads": cfg.threads, "seed": cfg.seed, "quick": cfg.quick}
     for name in models:
         grid = GRID[name]
         if cfg.quick:
-            grid = tuple(dataclasses.replace(p, max_seconds=QUICK_SECONDS) for p in grid)
+            grid = tuple(dataclasses.replace(p, max_seconds=QUICK_MAX_SECONDS) for p in grid)
         if seconds is None or seconds >= 0:
             grid = tuple(dataclasses.replace(p, max_seconds=seconds) for p in grid)
         if patience is not None:
