@@ -111,7 +111,8 @@ class Lookup_rtl(finn_common.RTLKernel, Lookup, RTLBackend):  # noqa: N801 - FIN
         ports = finn_common.axis_port("in0_V", pi, "in") + finn_common.axis_port("out0_V", po, "out")
         body, out_expr = finn_common.padded_output("out0_V", wo, po)
         body += finn_common.unused_padding([("in0_V", wi, pi)])
-        conns = [f".in0_V_TDATA(in0_V_TDATA[{self.id_bits() - 1}:0])",  # the id field (IdBits) ".in0_V_TVALID(in0_V_TVALID)",
+        # the core reads the id field (the low IdBits) of each input word
+        conns = [f".in0_V_TDATA(in0_V_TDATA[{self.id_bits() - 1}:0])", ".in0_V_TVALID(in0_V_TVALID)",
                  ".in0_V_TREADY(in0_V_TREADY)", f".out0_V_TDATA({out_expr})", ".out0_V_TVALID(out0_V_TVALID)",
                  ".out0_V_TREADY(out0_V_TREADY)"]
         return finn_common.render_wrapper(top, self.CORE, self.core_parameters(), ports, conns, body)
