@@ -93,6 +93,11 @@ class DemoConfig:
     extended_models: bool = True
     #: train the standard sequential recommenders GRU4Rec and SASRec (docs/sequence.md).
     sequential_baselines: bool = True
+    #: train the 4-bit student with the attention aggregation too (``student_w4_attention``:
+    #: kernels/attention_aggregate, docs/sequence.md).
+    attention_student: bool = True
+    #: the attention student's distillation weight λ (docs/sequence.md, attempt 6).
+    attention_distill_weight: float = 0.25
     #: show progress bars.
     progress: bool = True
     #: started by torchrun (WORLD_SIZE set): train with DDP over gloo.

@@ -60,3 +60,28 @@ def test_the_student_is_held_against_the_strongest_sequential_recommender_per_gr
     assert set(bars) == {"student_w4 / best sequential recommender (sequence) NDCG@10, all",
                          "student_w4 / best sequential recommender (gru4rec) NDCG@10, cold"}
     assert not any(b["passed"] for b in bars.values())
+
+
+def test_the_attention_student_gets_the_same_bars_and_the_lift_over_the_mean():
+    """student_w4_attention is held against the same few-shot and sequential references as
+    student_w4, and against 1.10 x the mean student of the run (all and cold)."""
+    results = {"student_w4": _entry(0.5), "student_w4_attention": _entry(0.5), "gru4rec": _entry(0.5),
+               "fewshot_ridge": _entry(0.55)}
+    results["student_w4"]["all"]["ndcg@10"], results["student_w4_attention"]["all"]["ndcg@10"] = 0.16, 0.18
+    names = {b["name"]: b for b in check_bars(results)}
+    for n in ("student_w4_attention / best few-shot method (fewshot_ridge) NDCG@10, new",
+              "student_w4_attention / best sequential recommender (gru4rec) NDCG@10, all",
+              "student_w4_attention / best sequential recommender (gru4rec) NDCG@10, cold"):
+        assert n in names
+    lift = names["student_w4_attention / student_w4 (mean aggregation) NDCG@10, all"]
+    assert lift["target"] == 1.10 and abs(lift["value"] - 0.18 / 0.16) < 1e-12 and lift["passed"]
+    assert not names["student_w4_attention / student_w4 (mean aggregation) NDCG@10, cold"]["passed"]
+
+
+def test_student_task_names():
+    from fpgarec.experiment.tasks import NODISTILL, TASK_FUNCTIONS, student_spec
+
+    assert student_spec("student_w4") == (4, True, "mean")
+    assert student_spec("student_w2_attention") == (2, True, "attention")
+    assert student_spec(NODISTILL) == (4, False, "mean")
+    assert all(TASK_FUNCTIONS[f"student_w{b}_attention"] is TASK_FUNCTIONS["student_w4"] for b in (8, 4, 2))

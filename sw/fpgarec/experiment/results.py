@@ -98,6 +98,8 @@ def _ratio(a: float, b: float) -> float:
 FEWSHOT = ("popularity", "ease", "fewshot_ridge")
 #: the sequential recommenders the accelerator's student is held against
 SEQUENTIAL_REFERENCES = ("gru4rec", "sasrec", "sequence")
+#: the students the accelerator runs: mean aggregation, attention aggregation
+ACCELERATED = ("student_w4", "student_w4_attention")
 
 
 def check_bars(results: dict) -> list[dict]:
@@ -119,21 +121,26 @@ def check_bars(results: dict) -> list[dict]:
             bar(f"teacher / best(BPR, LightGCN) NDCG@10, {group}", _ratio(nd("teacher", group), best), target,
                 f"teacher {nd('teacher', group):.4f} vs {best:.4f}")
     fewshot = [m for m in FEWSHOT if m in results]
-    if "student_w4" in results and fewshot:
-        # the new-user bar: the strongest few-shot method of the same run (the old 1.5 x
-        # popularity bar was set without a measurement and is retired, docs/protocol.md)
-        best = max(fewshot, key=lambda m: nd(m, "new"))
-        bar(f"student_w4 / best few-shot method ({best}) NDCG@10, new", _ratio(nd("student_w4", "new"), nd(best, "new")),
-            1.0, versus("student_w4", best, "new") + f"; few-shot methods: {', '.join(fewshot)}")
     sequential = [m for m in SEQUENTIAL_REFERENCES if m in results]
-    if "student_w4" in results and sequential:
+    for student in [m for m in ACCELERATED if m in results]:
+        if fewshot:
+            # the new-user bar: the strongest few-shot method of the same run (the old 1.5 x
+            # popularity bar was set without a measurement and is retired, docs/protocol.md)
+            best = max(fewshot, key=lambda m: nd(m, "new"))
+            bar(f"{student} / best few-shot method ({best}) NDCG@10, new", _ratio(nd(student, "new"), nd(best, "new")),
+                1.0, versus(student, best, "new") + f"; few-shot methods: {', '.join(fewshot)}")
         # a model that reads the user's recent items is a sequential recommender: the bar is the
         # strongest of the standard ones and of the host's own `sequence` model (issue 15)
-        for group in ("all", "cold"):
+        for group in ("all", "cold") if sequential else ():
             best = max(sequential, key=lambda m: nd(m, group))
-            bar(f"student_w4 / best sequential recommender ({best}) NDCG@10, {group}",
-                _ratio(nd("student_w4", group), nd(best, group)), 1.0,
-                versus("student_w4", best, group) + f"; sequential models: {', '.join(sequential)}")
+            bar(f"{student} / best sequential recommender ({best}) NDCG@10, {group}",
+                _ratio(nd(student, group), nd(best, group)), 1.0,
+                versus(student, best, group) + f"; sequential models: {', '.join(sequential)}")
+    if all(m in results for m in ACCELERATED):
+        for group in ("all", "cold"):
+            bar(f"{ACCELERATED[1]} / {ACCELERATED[0]} (mean aggregation) NDCG@10, {group}",
+                _ratio(nd(ACCELERATED[1], group), nd(ACCELERATED[0], group)), 1.10,
+                versus(ACCELERATED[1], ACCELERATED[0], group))
     if "sequence" in results and "teacher" in results:
         bar("sequence / teacher (no sequences) NDCG@10, all", _ratio(nd("sequence", "all"), nd("teacher", "all")), 1.0,
             versus("sequence", "teacher", "all"))

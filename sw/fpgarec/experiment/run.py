@@ -50,7 +50,8 @@ BASELINES = ("popularity", "bpr", "lightgcn")
 def model_names(cfg: DemoConfig) -> list[str]:
     extended = ["sequence", "hetero"] if cfg.extended_models else []
     extended += list(SEQUENTIAL) if cfg.sequential_baselines else []
-    return [*BASELINES, "teacher", *(f"student_w{b}" for b in cfg.student_bits), *extended]
+    attention = ["student_w4_attention"] if cfg.attention_student else []
+    return [*BASELINES, "teacher", *(f"student_w{b}" for b in cfg.student_bits), *attention, *extended]
 
 
 def in_workers(cfg: DemoConfig) -> bool:

@@ -53,9 +53,23 @@ def train_settings(cfg: DemoConfig) -> TrainSettings:
                          max_epochs=cfg.max_epochs, teacher_kg=cfg.teacher_kg, progress=cfg.progress)
 
 
-def student_settings(cfg: DemoConfig, bits: int) -> StudentSettings:
+def student_settings(cfg: DemoConfig, bits: int, aggregation: str = "mean") -> StudentSettings:
+    distill = cfg.attention_distill_weight if aggregation == "attention" else cfg.distill_weight
     return StudentSettings(bits=bits, n_recent=cfg.n_recent, long_context_prob=cfg.long_context_prob,
-                           distill_weight=cfg.distill_weight, distill_temperature=cfg.distill_temperature)
+                           distill_weight=distill, distill_temperature=cfg.distill_temperature, aggregation=aggregation)
+
+
+#: suffix of the students with the attention aggregation (``student_w4_attention``)
+ATTENTION = "_attention"
+
+
+def student_spec(model: str) -> tuple[int, bool, str]:
+    """(bits, distilled, aggregation) of a student task's model name: ``student_w<bits>``,
+    ``student_w<bits>_attention`` or the undistilled :data:`NODISTILL`."""
+    if model == NODISTILL:
+        return 4, False, "mean"
+    aggregation = "attention" if model.endswith(ATTENTION) else "mean"
+    return int(model.removeprefix("student_w").removesuffix(ATTENTION)), True, aggregation
 
 
 _PREPARED: dict[str, Prepared] = {}
@@ -154,11 +168,10 @@ def task_teacher(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> d
 
 def task_student(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> dict:
     prep = prep or prepared(cfg)
-    distilled = task.model != NODISTILL
-    bits = int(task.model.removeprefix("student_w")) if distilled else 4
+    bits, distilled, aggregation = student_spec(task.model)
     teacher = load_teacher(prep, task.split, cfg) if distilled else None
-    model, hist = train_student(prep, _split(prep, task.split), train_settings(cfg), student_settings(cfg, bits),
-                                teacher)
+    model, hist = train_student(prep, _split(prep, task.split), train_settings(cfg),
+                                student_settings(cfg, bits, aggregation), teacher)
     path = student_path(cfg, task.model, task.split)
     _checkpoint(path, student_state(model), lambda: save_student(model, path))
     return _outcome(model, hist, task, prep, cfg, modality_weights=[float(x) for x in model.modality_weights().detach()])
@@ -275,6 +288,9 @@ TASK_FUNCTIONS = {
     "student_w8": task_student,
     "student_w4": task_student,
     "student_w2": task_student,
+    "student_w8_attention": task_student,
+    "student_w4_attention": task_student,
+    "student_w2_attention": task_student,
     NODISTILL: task_student,
 }
 
