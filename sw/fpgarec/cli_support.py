@@ -189,6 +189,7 @@ def build_config(args: argparse.Namespace):
     flags = dict(board=args.board, clock_mhz=args.clock_mhz, target_qps=args.target_qps,
                  folding_file=args.folding_file, output_dir=args.out, design=args.design, top_k=args.top_k,
                  pad_items_multiple=args.pad_items_multiple, exclude_seen=args.exclude_seen,
+                 emit_weights=args.emit_weights,
                  check_fit=False if args.no_fit_check else None)
     values.update({k: v for k, v in flags.items() if v is not None})
     try:

@@ -93,6 +93,10 @@ class BuildConfig:
     #: chip before selection (kernels/topk_select, SeenMode 2); without a bitmap the runtime
     #: sends the query's context ids as seen
     exclude_seen: bool = False
+    #: attention students only: the design gets a second output stream, each query's K attention
+    #: weights a_j (integers 0..2^W, W+1 bits, slot order; kernels/attention_aggregate ``EmitWeights``)
+    #: beside its top-k. Refused for a student that does not aggregate with attention
+    emit_weights: bool = False
     #: implementation preference of the matrix-vector units
     mvau_impl: ImplStyle = ImplStyle.AUTO
     #: widest weight stream per PE (bits) ``SetFolding`` may choose (FINN's ``mvau_wwidth_max``)
