@@ -174,6 +174,8 @@ class Probe:
     queries: np.ndarray = field(repr=False, default_factory=lambda: np.zeros((0, 0), np.int64))
     #: the graph's top-k differs from the tie rule on these query rows (integer scores only)
     tie_rule_violations: list = field(default_factory=list)
+    #: the attention weights (Q, K) int64 of a graph that outputs them (``emit_weights``), else None
+    weights: np.ndarray | None = None
 
     def rows(self, keep: np.ndarray | None) -> Probe:
         """The probe restricted to the query rows where ``keep`` (Q,) bool is true (None: all)."""
@@ -187,7 +189,16 @@ class Probe:
 
         return Probe(take(self.scores), take(self.approx), self.raw_scores[idx], take(self.topk), self.scores_name,
                      self.topk_name, self.integer_typed, self.queries[idx] if len(self.queries) else self.queries,
-                     [remap[q] for q in self.tie_rule_violations if q in remap])
+                     [remap[q] for q in self.tie_rule_violations if q in remap], take(self.weights))
+
+
+def weights_tensor(model) -> str | None:
+    """The name of the attention weights tensor (an AttentionAggregate node's second output, the
+    design's weight stream with ``emit_weights``), or None."""
+    for node in model.graph.node:
+        if node.op_type.startswith("AttentionAggregate") and len(node.output) > 1:
+            return node.output[1]
+    return None
 
 
 def probe(model, queries: np.ndarray, score_scale: float | None) -> Probe:
@@ -198,12 +209,15 @@ def probe(model, queries: np.ndarray, score_scale: float | None) -> Probe:
     topk_name = None
     if node is not None:
         topk_name = node.output[1] if node.op_type == "TopK" else node.output[0]
-    raw, tops = [], []
+    weights_name = weights_tensor(runnable)
+    raw, tops, weights = [], [], []
     for q in queries:
         ctx = execute(runnable, q)
         raw.append(np.asarray(ctx[scores_name], dtype=np.float64).reshape(-1))
         if topk_name is not None:
             tops.append(np.asarray(ctx[topk_name]).reshape(-1).astype(np.int64))
+        if weights_name is not None:
+            weights.append(np.rint(np.asarray(ctx[weights_name], dtype=np.float64)).reshape(-1).astype(np.int64))
     raw_scores = np.stack(raw)
     integer_typed = runnable.get_tensor_datatype(scores_name).is_integer()
     approx = raw_scores if integer_typed else (raw_scores / score_scale if score_scale else None)
@@ -223,7 +237,7 @@ def probe(model, queries: np.ndarray, score_scale: float | None) -> Probe:
             else:
                 topk = rule
     return Probe(ints, approx, raw_scores, topk, scores_name, topk_name, integer_typed,
-                 np.asarray(queries), violations)
+                 np.asarray(queries), violations, np.stack(weights) if weights else None)
 
 
 def _locate(prev_model, new_model, prev: Probe, new: Probe, query: int) -> tuple[str, str]:
@@ -296,6 +310,14 @@ def compare(step: str, prev_model, new_model, prev: Probe, new: Probe, n_items: 
             q = int(bad[0])
             problem = (f"top-k differs on {len(bad)} of {len(prev.topk)} sample queries "
                        f"(query {q}: {prev.topk[q].tolist()} -> {new.topk[q].tolist()})")
+    if problem is None and (prev.weights is None) != (new.weights is None):
+        problem = "the attention weights output " + ("disappeared" if new.weights is None else "appeared")
+    if problem is None and prev.weights is not None:
+        bad = np.flatnonzero((prev.weights != new.weights).any(axis=1))
+        if len(bad):
+            q = int(bad[0])
+            problem = (f"attention weights differ on {len(bad)} of {len(prev.weights)} sample queries "
+                       f"(query {q}: {prev.weights[q].tolist()} -> {new.weights[q].tolist()})")
     if problem is not None:
         node, op = _locate(generic_view(prev_model), generic_view(new_model), prev, new, q)
         raise StepCheckError(step, node, op, problem)

@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 #: names of the graph input and output in every exported file
 INPUT_NAME = "ids"
 OUTPUT_NAME = "scores"
+#: the attention's weight stream, a second graph output (``emit_weights``)
+WEIGHTS_NAME = "weights"
 #: metadata keys written into the QONNX graph
 META_PREFIX = "fpgarec."
 
@@ -92,9 +94,9 @@ def kernel_parameters(student: QuantStudent, pe: int = 1, emit_weights: bool = F
 
 
 def _aggregate_nodes(student: QuantStudent, agg) -> list:
-    """The aggregation node(s) of the head: ``NeighborAggregate(fused, ids)``, or for the
-    attention ``Mod(words, 2^ID_BITS)`` (the item ids of the packed meta words the graph input
-    carries) feeding the Gathers and ``AttentionAggregate(fused, words)``."""
+    """The aggregation node of the head: ``NeighborAggregate(fused, ids)``, or for the attention
+    ``AttentionAggregate(fused, words)`` (with ``agg.emit_weights`` a second output, the weights
+    a (1, K) UINT(W+1))."""
     from kernels.attention_aggregate.golden import node_attrs
     from kernels.qonnx_ops import DOMAIN
     from onnx import helper
@@ -104,7 +106,8 @@ def _aggregate_nodes(student: QuantStudent, agg) -> list:
                                  domain=DOMAIN, K=student.shape.k, Mode=agg.mode, FracBits=agg.frac_bits,
                                  NullId=agg.null_id)]
     attrs = {a: v for a, v in node_attrs(agg).items() if a != "inputDataType"}
-    return [helper.make_node("AttentionAggregate", ["fused", INPUT_NAME], ["mean_int"], name="AttentionAggregate_0",
+    outputs = ["mean_int", WEIGHTS_NAME] if agg.emit_weights else ["mean_int"]
+    return [helper.make_node("AttentionAggregate", ["fused", INPUT_NAME], outputs, name="AttentionAggregate_0",
                              domain=DOMAIN, inputDataType=agg.in_datatype, **attrs)]
 
 
@@ -116,14 +119,15 @@ def integer_tables(student: QuantStudent) -> list[np.ndarray]:
     return [np.concatenate([t.numpy().astype(np.int64), zero]) for t in tables]
 
 
-def _prepend_head(model, student: QuantStudent) -> None:
-    """Put the integer head in front of the exported tail (whose input is ``m``)."""
+def _prepend_head(model, student: QuantStudent, emit_weights: bool = False) -> None:
+    """Put the integer head in front of the exported tail (whose input is ``m``); with
+    ``emit_weights`` (an attention student) the attention weights become a second graph output."""
     from kernels.qonnx_ops import DOMAIN
     from onnx import TensorProto, helper, numpy_helper
     from qonnx.core.datatype import DataType
 
     shape = student.shape
-    fusion, agg = kernel_parameters(student)
+    fusion, agg = kernel_parameters(student, emit_weights=emit_weights)
     graph = model.graph
     tail_in = graph.input[0].name
     ids = helper.make_tensor_value_info(INPUT_NAME, TensorProto.INT64, [1, shape.k])
@@ -163,6 +167,45 @@ def _prepend_head(model, student: QuantStudent) -> None:
     int_dt = DataType[fusion.in_datatype]
     for name in ("table_id", "table_text", "emb_id", "emb_text"):
         model.set_tensor_datatype(name, int_dt)
+    if emit_weights:
+        _declare_weights_output(model, shape.k, agg.weight_datatype)
+
+
+def _declare_weights_output(model, k: int, datatype: str) -> None:
+    """Make the tensor :data:`WEIGHTS_NAME` the second graph output: shape (1, K), ``datatype``
+    (FINN's shape inference sees only a custom op's first output, so the graph declares it)."""
+    from onnx import TensorProto, helper
+    from qonnx.core.datatype import DataType
+
+    if not any(o.name == WEIGHTS_NAME for o in model.graph.output):
+        model.graph.output.append(helper.make_tensor_value_info(WEIGHTS_NAME, TensorProto.FLOAT, [1, k]))
+    model.set_tensor_shape(WEIGHTS_NAME, [1, k])
+    model.set_tensor_datatype(WEIGHTS_NAME, DataType[datatype])
+
+
+def add_weights_output(model):
+    """A QONNX/FINN model of an attention student with the weight stream: its
+    AttentionAggregate node gets ``EmitWeights`` 1 and the second output :data:`WEIGHTS_NAME`
+    (1, K) UINT(W+1), a second graph output; the ``fpgarec.aggregation`` metadata says so.
+    Unchanged when the node has it already; refuses a model without an AttentionAggregate."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    nodes = [n for n in model.graph.node if n.op_type.startswith("AttentionAggregate")]
+    if len(nodes) != 1:
+        raise FpgarecError("emit_weights needs an attention student (aggregation: attention); "
+                           f"the model has {len(nodes)} AttentionAggregate nodes")
+    node = nodes[0]
+    inst = getCustomOp(node)
+    if len(node.output) == 1:
+        inst.set_nodeattr("EmitWeights", 1)
+        node.output.append(WEIGHTS_NAME)
+    p = inst.params()
+    _declare_weights_output(model, p.k, p.weight_datatype)
+    meta = read_metadata(model).get("aggregation")
+    if isinstance(meta, dict):
+        meta.update(emit_weights=True, weight_bits=p.w_bits)
+        model.set_metadata_prop(META_PREFIX + "aggregation", json.dumps(meta))
+    return model
 
 
 @torch.no_grad()
@@ -224,6 +267,17 @@ def aggregated_integers(student: QuantStudent, ctx: torch.Tensor) -> torch.Tenso
     return student.aggregate(f_int, ctx)
 
 
+@torch.no_grad()
+def attention_weights(student: QuantStudent, ctx: torch.Tensor) -> torch.Tensor:
+    """The attention student's weights a (B, K) int64 for contexts ``ctx`` (B, K, 3): the
+    kernel's a_j ≈ 2^W · softmax_j, 0 on padding slots (what the weight stream carries)."""
+    if not student.attention:
+        raise FpgarecError("attention weights need an attention student (aggregation: attention)")
+    f_int, s_f = student.fused_integers(ctx)
+    student.aggregate.set_feature_scale(s_f.detach())
+    return student.aggregate(f_int, ctx)[1].long()
+
+
 def student_contexts(student: QuantStudent, words: np.ndarray) -> np.ndarray:
     """Inverse of :func:`input_words`: design inputs (B, K) -> the student's contexts (the ids,
     or (B, K, 3) [id, type, bucket] for the attention)."""
@@ -250,7 +304,9 @@ def aggregation_metadata(student: QuantStudent, agg) -> dict:
     return {"mode": "attention", "frac_bits": agg.frac_bits, "n_types": s.att_types, "n_buckets": s.att_buckets,
             "bucket_edges": edges, "per_octave": s.att_per_octave, "id_bits": agg.id_bits, "type_bits": agg.type_bits,
             "bucket_bits": agg.bucket_bits, "meta_datatype": agg.meta_datatype,
-            "input": "meta words: id | type << id_bits | bucket << (id_bits + type_bits)"}
+            "input": "meta words: id | type << id_bits | bucket << (id_bits + type_bits)",
+            # the weight stream (a second design output, K integers 0..2^W per query, slot order)
+            "emit_weights": bool(agg.emit_weights), "weight_bits": agg.w_bits}
 
 
 @torch.no_grad()
@@ -263,24 +319,31 @@ def check_export(model, student: QuantStudent, n: int = 32, seed: int = 0) -> No
     m_int = aggregated_integers(student, ctx).numpy()
     scores = student(ctx, exact=False).numpy()  # the float32 forward Brevitas exported
     agg = next(node for node in model.graph.node if node.op_type in ("NeighborAggregate", "AttentionAggregate"))
+    weights = attention_weights(student, ctx).numpy() if len(agg.output) > 1 else None
     words = input_words(student, ctx.numpy())
     for b in range(n):
         out = execute_onnx(model, {INPUT_NAME: words[b:b + 1]}, return_full_exec_context=True)
         if not np.array_equal(out[agg.output[0]].reshape(-1), m_int[b]):
             raise FpgarecError(f"exported head differs from the student on query {b} (aggregated integers)")
+        if weights is not None and not np.array_equal(out[agg.output[1]].reshape(-1), weights[b]):
+            raise FpgarecError(f"exported head differs from the student on query {b} (attention weights)")
         if not np.allclose(out[OUTPUT_NAME].reshape(-1), scores[b], rtol=1e-5, atol=1e-5 * np.abs(scores[b]).max()):
             raise FpgarecError(f"exported scores differ from the student on query {b}")
 
 
-def export_qonnx(student: QuantStudent, path: Path, metadata: dict | None = None) -> Path:
+def export_qonnx(student: QuantStudent, path: Path, metadata: dict | None = None, emit_weights: bool = False) -> Path:
     """Write the student as a cleaned QONNX file (graph in the module docstring), check it
     (:func:`check_export`) and return its path. ``metadata`` (JSON-able values) is stored as
-    ``fpgarec.<key>`` metadata properties."""
+    ``fpgarec.<key>`` metadata properties. ``emit_weights`` (attention students only): the
+    attention weights a (1, K) UINT(W+1) are a second graph output :data:`WEIGHTS_NAME`."""
     from brevitas.export import export_qonnx as brevitas_export
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.transformation.infer_datatypes import InferDataTypes
     from qonnx.util.cleanup import cleanup_model
 
+    if emit_weights and not student.attention:
+        raise FpgarecError(f"emit_weights needs an attention student (aggregation: attention); this student's "
+                           f"aggregation is {student.shape.aggregation}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     student = student.eval()
@@ -293,12 +356,14 @@ def export_qonnx(student: QuantStudent, path: Path, metadata: dict | None = None
         )
         model = cleanup_model(ModelWrapper(str(path)))
     model.rename_tensor(model.graph.output[0].name, OUTPUT_NAME)
-    _prepend_head(model, student)
+    _prepend_head(model, student, emit_weights)
     model = cleanup_model(model).transform(InferDataTypes())
     model.rename_tensor(model.graph.input[0].name, INPUT_NAME)
     model.rename_tensor(model.graph.output[0].name, OUTPUT_NAME)
+    if emit_weights:
+        model.rename_tensor(model.graph.output[1].name, WEIGHTS_NAME)
     check_export(model, student)
-    fusion, agg = kernel_parameters(student)
+    fusion, agg = kernel_parameters(student, emit_weights=emit_weights)
     meta = {
         "score_scale": score_scale(student), "n_items": shape.n_items, "dim": shape.dim,
         "k": shape.k, "weight_bits": shape.weight_bits, "act_bits": shape.act_bits,

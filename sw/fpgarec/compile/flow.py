@@ -110,8 +110,10 @@ def run_steps(model, cfg: BuildConfig, steps, work_dir: Path, queries: np.ndarra
     return model, prev_probe, timings
 
 
-def _load_source(source: Path, work_dir: Path):
-    """(QONNX ModelWrapper, student or None, metrics) for a .onnx or a student (.safetensors/.json)."""
+def _load_source(source: Path, work_dir: Path, emit_weights: bool = False):
+    """(QONNX ModelWrapper, student or None, metrics) for a .onnx or a student (.safetensors/.json).
+    ``emit_weights``: the attention weights as a second graph output (refused for a student or
+    model without attention)."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     from fpgarec.compile import export
@@ -120,11 +122,12 @@ def _load_source(source: Path, work_dir: Path):
         if not source.is_file():
             raise FpgarecError(f"{source}: file not found")
         try:
-            return ModelWrapper(str(source)), None, {}
+            model = ModelWrapper(str(source))
         except Exception as exc:  # noqa: BLE001
             raise FpgarecError(f"{source}: not an ONNX model ({exc})") from exc
+        return (export.add_weights_output(model) if emit_weights else model), None, {}
     student = export.load_student(source)
-    path = export.export_qonnx(student, work_dir / "export.qonnx.onnx")
+    path = export.export_qonnx(student, work_dir / "export.qonnx.onnx", emit_weights=emit_weights)
     metrics = {}
     metrics_file = source.with_suffix(".metrics.json")
     if metrics_file.is_file():
@@ -160,7 +163,7 @@ def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> 
              cfg.clock(), cfg.target_qps,
              f", latency <= {cfg.target_latency_us:g} us" if cfg.target_latency_us else "")
 
-    model, student, source_metrics = _load_source(source, work)
+    model, student, source_metrics = _load_source(source, work, cfg.emit_weights)
     meta = export.read_metadata(model)
     n_items = int(meta.get("n_items") or model.get_tensor_shape(model.graph.output[0].name)[-1])
     k = int(meta.get("k") or model.get_tensor_shape(model.graph.input[0].name)[-1])
@@ -247,7 +250,8 @@ def _model_info(model, meta: dict, cfg: BuildConfig, source: Path, n_items: int,
 
 def _check_emulation(out: Path, queries: np.ndarray, last: checks.Probe, n_items: int):
     """The bundle's CPU emulation (returned) on the check queries must equal FINN's execution
-    of the final model (``last``): top-k ids (B, top_k) and integer scores (B, N)."""
+    of the final model (``last``): top-k ids (B, top_k), integer scores (B, N) and, for a design
+    with the weight stream, the attention weights (B, K)."""
     from fpgarec.runtime.emulation import EmulationBackend
 
     emu = EmulationBackend(out)
@@ -258,4 +262,8 @@ def _check_emulation(out: Path, queries: np.ndarray, last: checks.Probe, n_items
     if not (np.array_equal(top, want) and np.array_equal(scores, last.scores[:, :n_items])):
         raise checks.StepCheckError("bundle", "emulation", "EmulationBackend",
                                     "CPU emulation of the bundle differs from FINN's execution of the final model")
+    if (emu.weights_output is None) != (last.weights is None) or (
+            last.weights is not None and not np.array_equal(emu.run_with_weights(queries)[1], last.weights)):
+        raise checks.StepCheckError("bundle", "emulation", "EmulationBackend", "the CPU emulation's attention "
+                                    "weights differ from FINN's execution of the final model")
     return emu

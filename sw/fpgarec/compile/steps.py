@@ -36,7 +36,7 @@ import numpy as np
 
 from fpgarec.compile import _finn
 from fpgarec.compile.config import BuildConfig, FoldingStrategy
-from fpgarec.compile.export import INPUT_NAME, OUTPUT_NAME
+from fpgarec.compile.export import INPUT_NAME, OUTPUT_NAME, WEIGHTS_NAME
 from fpgarec.compile.finn_builder import finn_config
 from fpgarec.compile.fit import check_fit
 from fpgarec.errors import FpgarecError
@@ -89,16 +89,32 @@ def _transform(model, *transformations):
 
 
 def restore_io_names(model):
-    """Give the graph inputs and output their public names (cleanups rename them)."""
+    """Give the graph inputs and outputs their public names (cleanups rename them): the scores
+    or top-k first, then the attention weights (``emit_weights``, :data:`WEIGHTS_NAME`)."""
     if model.graph.input and model.graph.input[0].name != INPUT_NAME:
         model.rename_tensor(model.graph.input[0].name, INPUT_NAME)
     if len(model.graph.input) > 1 and model.graph.input[1].name != SEEN_NAME:
         model.rename_tensor(model.graph.input[1].name, SEEN_NAME)
-    if model.graph.output:
-        want = TOPK_NAME if any(n.op_type.startswith(("TopK", "LabelSelect")) for n in model.graph.node) else OUTPUT_NAME
-        if model.graph.output[0].name != want:
-            model.rename_tensor(model.graph.output[0].name, want)
+    if not model.graph.output:
+        return model
+    outs = list(model.graph.output)
+    weights = [o for o in outs if _is_weights_output(model, o.name)]
+    ordered = [o for o in outs if o not in weights] + weights
+    if [o.name for o in ordered] != [o.name for o in outs]:
+        del model.graph.output[:]
+        model.graph.output.extend(ordered)
+    want = TOPK_NAME if any(n.op_type.startswith(("TopK", "LabelSelect")) for n in model.graph.node) else OUTPUT_NAME
+    if model.graph.output[0].name != want:
+        model.rename_tensor(model.graph.output[0].name, want)
+    if weights and weights[0].name != WEIGHTS_NAME:
+        model.rename_tensor(weights[0].name, WEIGHTS_NAME)
     return model
+
+
+def _is_weights_output(model, name: str) -> bool:
+    """Whether graph tensor ``name`` is an attention layer's second output (its weights)."""
+    node = model.find_producer(name)
+    return node is not None and node.op_type.startswith("AttentionAggregate") and list(node.output).index(name) == 1
 
 
 def _tidy(model):
