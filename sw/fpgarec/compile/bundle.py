@@ -84,13 +84,14 @@ def _jsonable(v):
     return v
 
 
-def _io(inst, side: str) -> dict:
+def _io(inst, side: str, ind: int = 0) -> dict:
+    """The ``io`` record of stream ``ind`` of a layer's ``side`` ("input" / "output")."""
     if side == "input":
-        normal, folded = inst.get_normal_input_shape(), inst.get_folded_input_shape()
-        width, dt = inst.get_instream_width_padded(), inst.get_input_datatype()
+        normal, folded = inst.get_normal_input_shape(ind), inst.get_folded_input_shape(ind)
+        width, dt = inst.get_instream_width_padded(ind), inst.get_input_datatype(ind)
     else:
-        normal, folded = inst.get_normal_output_shape(), inst.get_folded_output_shape()
-        width, dt = inst.get_outstream_width_padded(), inst.get_output_datatype()
+        normal, folded = inst.get_normal_output_shape(ind), inst.get_folded_output_shape(ind)
+        width, dt = inst.get_outstream_width_padded(ind), inst.get_output_datatype(ind)
     packed = [*list(folded)[:-1], math.ceil(width / 8)]
     return {"datatype": dt.name, "shape_normal": [int(x) for x in normal], "shape_folded": [int(x) for x in folded],
             "shape_packed": [int(x) for x in packed], "stream_width_bits": int(width)}
@@ -136,6 +137,19 @@ def describe_layers(model, weights_dir: Path) -> list[dict]:
 
 
 SEEN = "seen"
+
+
+def _weights_io(model) -> dict | None:
+    """The ``io.weights`` record of a design with the attention weight stream (``emit_weights``:
+    the AttentionAggregate layer's second output, a graph output of K beats of W+1 bits per
+    query), or None. The stream has no DMA of its own yet (the simulators read it)."""
+    from qonnx.custom_op.registry import getCustomOp
+
+    outputs = {o.name for o in model.graph.output}
+    for node in model.graph.node:
+        if node.op_type.startswith("AttentionAggregate") and len(node.output) > 1 and node.output[1] in outputs:
+            return {"name": node.output[1], **_io(getCustomOp(node), "output", 1)}
+    return None
 
 
 def add_seen_input(manifest: dict) -> None:
@@ -228,6 +242,9 @@ def write_bundle(bundle_dir: Path, model, *, design: str, board: Board, clock_mh
     }
     if build_config.get("exclude_seen"):
         add_seen_input(manifest)
+    weights = _weights_io(model)
+    if weights is not None:
+        manifest["io"]["weights"] = weights
     write_report(manifest, bundle_dir / "reports")
     files = {}
     for path in sorted(p for p in bundle_dir.rglob("*") if p.is_file()):

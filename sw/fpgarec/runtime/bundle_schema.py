@@ -187,6 +187,7 @@ def check_layers(m: dict, max_id: int) -> None:
     if lo > 0 or hi < max_id:
         raise SchemaError(f"layer {first['name']}: in_dtype {first['in_dtype']} cannot hold the ids 0..{max_id}")
     check_attention(model, layers, max_id)
+    check_weights_stream(model, layers, m["io"])
 
 
 def _bits(n: int) -> int:
@@ -237,6 +238,45 @@ def check_attention(model: dict, layers: list[dict], max_id: int) -> None:
     for key, n in lengths.items():
         if not isinstance(a.get(key), list) or len(a[key]) != n:
             raise SchemaError(f"{lw}: {key} {_short(a.get(key))}, expected a list of {n} ints")
+
+
+def check_weights_stream(model: dict, layers: list[dict], io: dict) -> None:
+    """The attention weight stream (``emit_weights``): ``model.aggregation.emit_weights`` true
+    exactly when the AttentionAggregate layer has a second output (``EmitWeights`` 1) that no
+    layer reads, described by ``io.weights`` (that tensor, UINT(W+1), shape [1, K]) with
+    ``weight_bits`` = the layer's ``WeightBits`` W. Designs without it have neither."""
+    agg = model.get("aggregation") if isinstance(model.get("aggregation"), dict) else {}
+    emit = agg.get("emit_weights", False)
+    if not isinstance(emit, bool):
+        raise SchemaError(f"model.aggregation.emit_weights is {_short(emit)}, expected true or false")
+    att = [layer for layer in layers if layer["op"] == "AttentionAggregate"]
+    second = [layer["outputs"][1] for layer in att if len(layer.get("outputs", [])) > 1]
+    if not emit:
+        if second or "weights" in io:
+            raise SchemaError(f"{'io.weights' if 'weights' in io else 'a second AttentionAggregate output'} "
+                              "is present but model.aggregation.emit_weights is not true")
+        return
+    if len(att) != 1 or not second:
+        raise SchemaError("model.aggregation.emit_weights is true but no AttentionAggregate layer has a "
+                          "second output (the weights)")
+    layer, name = att[0], second[0]
+    a, lw = layer.get("attrs", {}), f"layer {layer['name']}"
+    if a.get("EmitWeights") != 1:
+        raise SchemaError(f"{lw}: EmitWeights {_short(a.get('EmitWeights'))} with two outputs, expected 1")
+    w = _int(agg.get("weight_bits"), "model.aggregation.weight_bits", high=30)
+    if a.get("WeightBits") != w:
+        raise SchemaError(f"{lw}: WeightBits {_short(a.get('WeightBits'))} differs from "
+                          f"model.aggregation.weight_bits {w}")
+    readers = [x["name"] for x in layers if name in x.get("inputs", [])]
+    if readers:
+        raise SchemaError(f"{lw}: its weights output {name!r} is read by layer {readers[0]}; it is a design output")
+    entry = _type(io.get("weights"), dict, "io.weights")
+    want = {"name": name, "datatype": f"UINT{w + 1}", "shape_normal": [1, model["k"]]}
+    for key, value in want.items():
+        if entry.get(key) != value:
+            raise SchemaError(f"io.weights.{key} is {_short(entry.get(key))}, expected {value!r}")
+    for shape in ("shape_folded", "shape_packed"):
+        _shape(entry.get(shape), f"io.weights.{shape}")
 
 
 def _check_layer(layer: dict, where: str, model: dict, max_id: int) -> None:

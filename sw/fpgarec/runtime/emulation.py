@@ -104,7 +104,8 @@ class EmulationBackend:
     """Executes a bundle's HW layers on the CPU.
 
     ``run(ids)`` -> top-k item ids (B, k); ``scores(ids)`` -> the integer scores (B, N) of the
-    real items (padding removed); ``run_with_scores`` both. ``ids``: (B, K) integers in [0, N).
+    real items (padding removed); ``run_with_scores`` both; ``run_with_weights`` the top-k and the
+    attention weights (B, K) of a design with the weight stream (``emit_weights``). ``ids``: (B, K) integers in [0, N).
     ``threads``: threads for the top-k stage of batches of at least 2 · ``min_chunk`` queries
     (default: the CPU count, at most 4); results do not depend on it.
 
@@ -393,6 +394,32 @@ class EmulationBackend:
         s = self._scores_raw(ids)
         scores = s.reshape(len(s), -1)[:, : self.n_items].astype(np.int64)
         return self._select_parallel(s, self.seen_bitmap(ids, seen)), scores
+
+    @property
+    def weights_output(self) -> str | None:
+        """The tensor of the design's weight stream (the AttentionAggregate layer's second
+        output, a bundle built with ``emit_weights``), or None."""
+        for layer in self.layers:
+            if layer["op"] == "AttentionAggregate" and len(layer["outputs"]) > 1:
+                return layer["outputs"][1]
+        return None
+
+    def run_with_weights(self, ids: np.ndarray, seen=None) -> tuple[np.ndarray, np.ndarray]:
+        """(top-k (B, top_k) int64, attention weights (B, K) int64) from one pass, what the design's
+        two output streams carry. Weights: a_j ≈ 2^W · softmax_j(s_l · l_j) over the real slots,
+        integers 0..2^W (W = the layer's ``WeightBits``), in slot order, 0 on padding slots and for
+        an all-padding query (kernels/attention_aggregate golden.attend). ``seen`` as :meth:`run`.
+        Raises :class:`BundleError` for a bundle built without the weight stream."""
+        name = self.weights_output
+        if name is None:
+            raise BundleError(f"{self.bundle.root}: the design has no attention weight output "
+                              "(build an attention student with `fpgarec build --emit-weights`)")
+        tensors = self._run_steps(self._plan[: self._score_step], {self.input_name: self._check_ids(ids)})
+        if name not in tensors:  # a fast path of the plan skipped the layer (none does for the attention)
+            raise BundleError(f"{self.bundle.root}: the emulation plan does not compute {name}")
+        s, w = tensors[self._plan[self._score_step][1][0]], tensors[name]
+        top = self._select_parallel(s, self.seen_bitmap(ids, seen))
+        return top, np.asarray(w).reshape(len(w), -1).astype(np.int64)
 
 
 def _with_connections(layers: list[dict]) -> list[dict]:
