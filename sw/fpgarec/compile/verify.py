@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fpgarec.compile import checks
-from fpgarec.runtime.bundle import Bundle, load_bundle
+from fpgarec.runtime.bundle import Bundle, BundleError, load_bundle
 from fpgarec.runtime.emulation import EmulationBackend
 from fpgarec.runtime.topk import tie_rule_topk
 
@@ -43,14 +43,22 @@ class FinnBackend:
         self.n_items = int(self.bundle.manifest["model"]["n_items"])
         node = checks._topk_node(self.model)
         self.scores_name, self.topk_name = node.input[0], node.output[0]
+        #: the attention weights tensor of a design with the weight stream (``emit_weights``), or None
+        self.weights_name = checks.weights_tensor(self.model)
         #: the graph has the top-k layer's seen bitmap input (bundles built with --exclude-seen
         #: before it was part of FINN's graph have not)
         self.has_seen_input = len(self.model.graph.input) > 1
 
     def run_with_scores(self, ids: np.ndarray, workers: int = 1, seen: np.ndarray | None = None,
                         progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
-        """(top-k (B, k), integer scores (B, N)). Shapes: ids (B, K); ``seen`` (B, N labels)
-        bool, the bitmap of a graph with a seen input (None: nothing seen).
+        """(top-k (B, k), integer scores (B, N)); see :meth:`run_all`."""
+        return self.run_all(ids, workers, seen, progress)[:2]
+
+    def run_all(self, ids: np.ndarray, workers: int = 1, seen: np.ndarray | None = None,
+                progress: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(top-k (B, k), integer scores (B, N), attention weights (B, K) or None for a design
+        without the weight stream). Shapes: ids (B, K); ``seen`` (B, N labels) bool, the bitmap
+        of a graph with a seen input (None: nothing seen).
 
         ``workers`` > 1 spreads the queries over that many processes (FINN runs one query at a
         time, about 10 ms each for the demo design). ``progress``: a bar over the queries (shown
@@ -72,15 +80,19 @@ class FinnBackend:
                     done.append(part)
                     bar.update(len(part[0]))
             bar.close()
-            return np.concatenate([p[0] for p in done]), np.concatenate([p[1] for p in done])
-        tops, scores = [], []
+            weights = None if done[0][2] is None else np.concatenate([p[2] for p in done])
+            return np.concatenate([p[0] for p in done]), np.concatenate([p[1] for p in done]), weights
+        tops, scores, weights = [], [], []
         for i, row in enumerate(ids):
             ctx = checks.execute(self.model, row, None if seen is None else np.asarray(seen)[i])
             tops.append(np.asarray(ctx[self.topk_name]).reshape(-1))
             scores.append(np.asarray(ctx[self.scores_name]).reshape(-1)[: self.n_items])
+            if self.weights_name is not None:
+                weights.append(np.asarray(ctx[self.weights_name]).reshape(-1))
             bar.update(1)
         bar.close()
-        return np.stack(tops).astype(np.int64), np.rint(np.stack(scores)).astype(np.int64)
+        w = np.rint(np.stack(weights)).astype(np.int64) if weights else None
+        return np.stack(tops).astype(np.int64), np.rint(np.stack(scores)).astype(np.int64), w
 
 
 class FinnServingBackend:
@@ -111,21 +123,46 @@ def _worker_init(root: str) -> None:
 
 def _worker_run(chunk: tuple[np.ndarray, np.ndarray | None]):
     ids, seen = chunk
-    return _WORKER.run_with_scores(ids, seen=seen)
+    return _WORKER.run_all(ids, seen=seen, progress=False)
 
 
-def brevitas_reference(student, ids: np.ndarray, top_k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(top-k, integer scores) of the Brevitas student under the tie rule."""
-    from fpgarec.compile.export import integer_scores, student_contexts
+def brevitas_reference(student, ids: np.ndarray, top_k: int, weights: bool = False) -> tuple:
+    """(top-k, integer scores) of the Brevitas student under the tie rule; with ``weights``
+    (an attention student) also its attention weights (B, K)."""
+    import torch
 
-    s = integer_scores(student, student_contexts(student, ids))  # ids: the design inputs (meta words)
-    return tie_rule_topk(s, top_k), s
+    from fpgarec.compile.export import attention_weights, integer_scores, student_contexts
+
+    ctx = student_contexts(student, ids)  # ids: the design inputs (meta words)
+    s = integer_scores(student, ctx)
+    if not weights:
+        return tie_rule_topk(s, top_k), s
+    return tie_rule_topk(s, top_k), s, attention_weights(student, torch.as_tensor(ctx)).numpy()
 
 
-def _mismatches(a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray]) -> dict:
+def _mismatches(a: tuple, b: tuple) -> dict:
+    """Queries whose top-k, scores or (where both sides have them, a third element) attention
+    weights differ: ``{"topk", "scores", ["weights",] "any"}``."""
     top = (a[0] != b[0]).any(axis=1)
     sc = (a[1] != b[1]).any(axis=1)
-    return {"topk": int(top.sum()), "scores": int(sc.sum()), "any": int((top | sc).sum())}
+    out = {"topk": int(top.sum()), "scores": int(sc.sum())}
+    bad = top | sc
+    if len(a) > 2 and len(b) > 2 and a[2] is not None and b[2] is not None:
+        w = (a[2] != b[2]).any(axis=1)
+        out["weights"] = int(w.sum())
+        bad = bad | w
+    return {**out, "any": int(bad.sum())}
+
+
+def _emulate(emu: EmulationBackend, ids: np.ndarray, batch: int) -> tuple:
+    """(top-k, scores, weights or None) of the emulation, in batches of ``batch`` queries."""
+    parts = []
+    for i in range(0, len(ids), batch):
+        top, scores = emu.run_with_scores(ids[i:i + batch])
+        weights = emu.run_with_weights(ids[i:i + batch])[1] if emu.weights_output is not None else None
+        parts.append((top, scores, weights))
+    weights = None if emu.weights_output is None else np.concatenate([p[2] for p in parts])
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), weights
 
 
 def compare(bundle_dir: Path, student=None, n_queries: int = 10_000, finn_queries: int | None = None,
@@ -133,30 +170,32 @@ def compare(bundle_dir: Path, student=None, n_queries: int = 10_000, finn_querie
     """Emulation vs FINN execution (on ``finn_queries``, default all) vs Brevitas (if a student
     is given), on ``n_queries`` random contexts (a third of them null-padded cold-start users
     when the bundle pads with a null id; an attention design's with random behaviour types and
-    recency buckets, as meta words). Returns counts of mismatching queries."""
+    recency buckets, as meta words). Returns counts of mismatching queries; a design with the
+    attention weight stream also compares the weights (a ``weights`` count, part of ``any``)."""
     bundle = load_bundle(bundle_dir)
     m = bundle.manifest["model"]
     ids = checks.sample_inputs(m, int(m["n_items"]), int(m["k"]), n_queries, seed)[:n_queries]
     emu = EmulationBackend(bundle)
     t0 = time.perf_counter()
-    parts = [emu.run_with_scores(ids[i:i + batch]) for i in range(0, n_queries, batch)]
-    e = (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    e = _emulate(emu, ids, batch)
     out = {"queries": n_queries, "emulation_seconds": time.perf_counter() - t0}
     nf = n_queries if finn_queries is None else min(finn_queries, n_queries)
     if nf:
         t0 = time.perf_counter()
         finn = FinnBackend(bundle)
         seen = emu.seen_bitmap(ids[:nf]) if finn.has_seen_input else None  # FINN's own seen filter
-        f = finn.run_with_scores(ids[:nf], workers=workers, seen=seen, progress=progress)
+        f = finn.run_all(ids[:nf], workers=workers, seen=seen, progress=progress)
         out["finn_queries"] = nf
         out["finn_seconds"] = time.perf_counter() - t0
         if emu.seen_input is not None and not finn.has_seen_input:  # an older graph: same rule on its scores
-            f = (emu.select_from_scores(f[1], ids[:nf]), f[1])
-        out["emulation_vs_finn"] = _mismatches((e[0][:nf], e[1][:nf]), f)
+            f = (emu.select_from_scores(f[1], ids[:nf]), f[1], f[2])
+        if (f[2] is None) != (e[2] is None):
+            raise BundleError(f"{bundle.root}: the emulation and FINN's graph disagree on the weight output")
+        out["emulation_vs_finn"] = _mismatches(tuple(x if x is None else x[:nf] for x in e), f)
     if student is not None:
-        b = brevitas_reference(student, ids, int(m["top_k"]))
+        b = brevitas_reference(student, ids, int(m["top_k"]), weights=e[2] is not None)
         if emu.seen_input is not None:
-            b = (emu.select_from_scores(b[1], ids), b[1])
+            b = (emu.select_from_scores(b[1], ids), *b[1:])
         out["emulation_vs_brevitas"] = _mismatches(e, b)
     log.info("bit-exactness on %d queries: %s", n_queries, out)
     return out
