@@ -10,7 +10,7 @@ of ``lanes`` elements of ``bits`` bits per beat (lane 0 in the least significant
     Lookup              lookup_rom            kernels/lookup                in0 (1 id or meta word) -> out0 (D)
     ModalityFusion      modality_fusion       kernels/modality_fusion       M x (PE) -> out0 (PE)
     NeighborAggregate   neighbor_aggregate    kernels/neighbor_aggregate    in0 (PE), in1 (1 id) -> out0 (PE)
-    AttentionAggregate  attention_aggregate   kernels/attention_aggregate   in0 (PE), in1 (1 meta word) -> out0 (PE)
+    AttentionAggregate  attention_aggregate   kernels/attention_aggregate   in0 (PE), in1 (1 meta word) -> out0 (PE)[, out1 (1 weight)]
     Thresholding        thresholding_stream   kernels/thresholding          in0 (PE) -> out0 (PE)
     MVAU                mvau_stream           kernels/matrix_vector         in0 (SIMD) -> out0 (PE)
     LabelSelect         topk_select           kernels/topk_select           in0 (PE)[, in1 (1 id)] -> out0 (1)

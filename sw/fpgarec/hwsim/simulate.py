@@ -4,7 +4,10 @@
 runs three passes of the same C++ testbench:
 
 1. **random**: all N queries back to back with random input gaps (``gap``) and output
-   back-pressure (``backpressure``): every output beat is compared with the emulation;
+   back-pressure (``backpressure``, drawn independently for each output stream): every output
+   beat is compared with the emulation (the top-k; a design built with ``emit_weights`` also
+   has the attention weights on out1, compared with :meth:`EmulationBackend.run_with_weights`;
+   a query counts once whichever stream differs);
 2. **steady**: all N queries with no gaps and no back-pressure: steady-state cycles per query
    = (t_last(N-1) - t_last(w)) / (N-1-w) over the last output beats after a warm-up of w
    queries; outputs compared again;
@@ -88,6 +91,9 @@ class SimResult:
     fifo_peaks: dict[str, int]
     first_mismatch: str | None = None
     layer_cycles: dict[str, int] = field(default_factory=dict)
+    #: queries whose attention weights (out1) differ from the emulation's (part of ``mismatches``);
+    #: None for a design without the weight stream
+    weight_mismatches: int | None = None
 
     @property
     def latency_us(self) -> float:
@@ -102,7 +108,8 @@ class SimResult:
                 "latency_cycles": self.latency_cycles, "latency_us": round(self.latency_us, 4),
                 "cycles_per_query": round(self.cycles_per_query, 3),
                 "queries_per_s": round(self.queries_per_s, 1), "clock_mhz": self.clock_mhz,
-                "sim_seconds": round(self.sim_seconds, 2)}
+                "sim_seconds": round(self.sim_seconds, 2),
+                **({} if self.weight_mismatches is None else {"weight_mismatches": self.weight_mismatches})}
 
 
 def _stall_message(design: Design, stats: dict, where: str) -> str:
@@ -155,6 +162,32 @@ class Simulator:
 
     def topk(self, res: vl.RunResult, n: int) -> np.ndarray:
         return res.outputs.reshape(n, -1)
+
+    def weights(self, res: vl.RunResult, n: int) -> np.ndarray | None:
+        """The out1 stream (the attention weights) as (n, K) int64, None without it."""
+        return None if res.out1 is None else res.out1.reshape(n, -1)
+
+    def expected(self, ids: np.ndarray, seen: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """The emulation's (top-k (B, top_k), attention weights (B, K) or None)."""
+        if self.design.out1 is None:
+            return self.emulation.run(ids, seen=seen), None
+        return self.emulation.run_with_weights(ids, seen=seen)
+
+    def mismatches(self, res: vl.RunResult, ids: np.ndarray, want: tuple, name: str) -> tuple[int, int, str | None]:
+        """(queries whose top-k or weights differ, those whose weights differ, a description of
+        the first) of run ``res`` of ``ids`` against the emulation's ``want`` (:meth:`expected`)."""
+        got, got_w = self.topk(res, len(ids)), self.weights(res, len(ids))
+        bad_top = np.any(got != want[0], axis=1)
+        bad_w = np.zeros(len(ids), bool) if want[1] is None else np.any(got_w != want[1], axis=1)
+        bad = np.nonzero(bad_top | bad_w)[0]
+        if not len(bad):
+            return 0, 0, None
+        q = int(bad[0])
+        if bad_top[q]:
+            what = f"top-k: RTL {got[q].tolist()}, emulation {want[0][q].tolist()}"
+        else:
+            what = f"attention weights: RTL {got_w[q].tolist()}, emulation {want[1][q].tolist()}"
+        return len(bad), int(bad_w.sum()), f"{name} pass, query {q} (ids {ids[q].tolist()}): {what}"
 
 
 def size_fifos(bundle: Bundle, cache: Path, queries: int = 200, seed: int = 1) -> dict[str, int]:
@@ -231,19 +264,15 @@ def simulate(bundle_dir: Path | str, queries: int = 1000, cache: Path = Path("bu
         agg = bundle.attention  # an attention design's queries are meta words: their id field
         ctx = ids if agg is None else ids & ((1 << int(agg["id_bits"])) - 1)
         seen = generate_seen(ctx, int(m["n_items"]), m.get("padding", {}).get("null_id"), seed)
-    want = sim.emulation.run(ids, seen=seen)
-    mismatches, first = 0, None
+    want = sim.expected(ids, seen)
+    mismatches, bad_weights, first = 0, 0, None
     for name, kw in (("random", {"gap": gap, "backpressure": backpressure, "seed": seed + 1}),
                      ("steady", {})):
         bar.set_postfix_str(f"{name} pass, {len(ids)} queries")
         res = sim.run(ids, seen, **kw)
         bar.update(1)
-        got = sim.topk(res, len(ids))
-        bad = np.nonzero(np.any(got != want, axis=1))[0]
-        mismatches += len(bad)
-        if len(bad) and first is None:
-            q = int(bad[0])
-            first = f"{name} pass, query {q} (ids {ids[q].tolist()}): RTL {got[q].tolist()}, emulation {want[q].tolist()}"
+        n_bad, n_w, where = sim.mismatches(res, ids, want, name)
+        mismatches, bad_weights, first = mismatches + n_bad, bad_weights + n_w, first or where
         if name == "steady":
             last = np.asarray(res.stats["last_out"], dtype=np.int64)
             w = min(max(1, len(ids) // 10), 50)
@@ -254,13 +283,13 @@ def simulate(bundle_dir: Path | str, queries: int = 1000, cache: Path = Path("bu
     res = sim.run(ids[:nl], None if seen is None else seen[:nl], isolate=True)
     bar.update(1)
     bar.close()
-    got = sim.topk(res, nl)
-    bad = int(np.any(got != want[:nl], axis=1).sum())
-    mismatches += bad
+    n_bad, n_w, where = sim.mismatches(res, ids[:nl], tuple(None if w is None else w[:nl] for w in want), "latency")
+    mismatches, bad_weights, first = mismatches + n_bad, bad_weights + n_w, first or where
     lat = int(np.max(np.asarray(res.stats["last_out"]) - np.asarray(res.stats["first_in"]) + 1))
     return SimResult(queries=len(ids), mismatches=mismatches, latency_cycles=lat, cycles_per_query=cpq,
                      clock_mhz=float(bundle.manifest["clock_mhz"]), sim_seconds=time.perf_counter() - t0,
                      build_seconds=sim.build.seconds, build_cached=sim.build.cached,
                      fifo_depths={f.key: f.depth for f in sim.design.fifos}, fifo_peaks=peaks,
-                     first_mismatch=first, layer_cycles={r.name: r.cycles for r in sim.design.layers})
+                     first_mismatch=first, layer_cycles={r.name: r.cycles for r in sim.design.layers},
+                     weight_mismatches=None if want[1] is None else bad_weights)
 

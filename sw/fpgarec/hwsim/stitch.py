@@ -16,7 +16,10 @@ layer (:mod:`fpgarec.hwsim.layers`) it writes ``design_top.sv``:
   peak occupancies and name the layer at which a stalled design waits.
 
 The top's ports: ``ap_clk``, ``ap_rst_n`` (active low, synchronous), ``in0_V_TDATA`` (the
-graph input's lanes x bits, no byte padding), ``out0_V_TDATA`` (the top-k ids), valid/ready.
+graph input's lanes x bits, no byte padding), ``out0_V_TDATA`` (the top-k ids), valid/ready;
+``out1_V_TDATA`` where a layer writes a tensor no layer reads besides the top-k (the attention
+weights of a design built with ``emit_weights``: W+1 bits, K beats per query), through its own
+FIFO (``<layer>->output:<tensor>``).
 ROM contents are written beside the top as ``.mem`` files that ``$readmemh`` reads from the
 working folder of the simulator or synthesizer.
 """
@@ -75,7 +78,8 @@ class TopInput:
 class Design:
     """A stitched design: the top's source, ROM files, RTL sources, FIFOs and the stream
     shapes of the top's ports (``inputs``: in0 the context ids, in1 a seen-items bitmap where
-    the design has one; out0 lanes x bits, beats per query)."""
+    the design has one; out0 lanes x bits, beats per query; ``out1``: the second output, the
+    attention weights, where the design has one)."""
 
     top_sv: str
     mem_files: dict[str, list[str]]
@@ -86,6 +90,7 @@ class Design:
     out_lanes: int
     out_bits: int
     out_beats: int
+    out1: TopInput | None = None
 
     @property
     def out_width(self) -> int:
@@ -102,7 +107,9 @@ class Design:
                 "layers": [{"name": r.name, "op": r.op, "module": r.module, "cycles": r.cycles}
                            for r in self.layers],
                 "in": [[i.tensor, i.lanes, i.bits, i.beats] for i in self.inputs],
-                "out": [self.out_lanes, self.out_bits, self.out_beats]}
+                "out": [self.out_lanes, self.out_bits, self.out_beats],
+                "out1": None if self.out1 is None else [self.out1.tensor, self.out1.lanes, self.out1.bits,
+                                                        self.out1.beats]}
         (folder / "design.json").write_text(json.dumps(info, indent=1))
         return [*self.sources, folder / f"{TOP}.sv"]
 
@@ -147,13 +154,25 @@ def stitch(bundle: Bundle, depths: dict[str, int] | None = None, default_depth: 
         edges.add(tensor, (f"in{ti}_V_TDATA", f"in{ti}_V_TVALID", f"in{ti}_V_TREADY", s.port.lanes, s.port.bits,
                            f"input:{tensor}"),
                   (s.data, s.valid, s.ready, s.port.lanes, s.port.bits, layers[ci].name))
+    out1 = None
     for tensor, (pl, pp) in producer.items():
         if tensor == graph_out:
             continue
+        a = sig[("out", pl, pp)]
         if tensor not in consumer:
-            raise FpgarecError(f"tensor {tensor} of layer {layers[pl].name} is read by no layer")
+            if out1 is not None:
+                raise FpgarecError(f"tensors {out1.tensor} and {tensor} are read by no layer: the top has "
+                                   "one output besides the top-k")
+            shape = [1, *_second_output_shape(bundle, manifest_layers[pl], tensor)]
+            out1 = TopInput(tensor, a.port.lanes, a.port.bits, _beats(shape, a.port.lanes))
+            port_decl.append(f"  output logic [{a.port.width - 1}:0] out1_V_TDATA, output logic out1_V_TVALID, "
+                             "input logic out1_V_TREADY,")
+            edges.add(tensor, (a.data, a.valid, a.ready, a.port.lanes, a.port.bits, layers[pl].name),
+                      ("out1_V_TDATA", "out1_V_TVALID", "out1_V_TREADY", a.port.lanes, a.port.bits,
+                       f"output:{tensor}"))
+            continue
         cl, cp = consumer[tensor]
-        a, b = sig[("out", pl, pp)], sig[("in", cl, cp)]
+        b = sig[("in", cl, cp)]
         edges.add(tensor, (a.data, a.valid, a.ready, a.port.lanes, a.port.bits, layers[pl].name),
                   (b.data, b.valid, b.ready, b.port.lanes, b.port.bits, layers[cl].name))
     pl, pp = producer[graph_out]
@@ -177,7 +196,17 @@ def stitch(bundle: Bundle, depths: dict[str, int] | None = None, default_depth: 
     ]
     top = "\n".join(header + decl + lines + ["endmodule", ""])
     out_beats = _beats(manifest_layers[-1]["out_shape"], out_port.lanes)
-    return Design(top, mem_files, sources, edges.fifos, layers, inputs, out_port.lanes, out_port.bits, out_beats)
+    return Design(top, mem_files, sources, edges.fifos, layers, inputs, out_port.lanes, out_port.bits, out_beats,
+                  out1)
+
+
+def _second_output_shape(bundle: Bundle, layer: dict, tensor: str) -> list[int]:
+    """The per-query shape (batch axis dropped) of a layer output no layer reads: the io record
+    naming it (``io.weights``: the attention weights, [K])."""
+    for entry in bundle.manifest["io"].values():
+        if isinstance(entry, dict) and entry.get("name") == tensor:
+            return [int(x) for x in entry["shape_normal"][1:]]
+    raise FpgarecError(f"tensor {tensor} of layer {layer['name']} is read by no layer and is no design output")
 
 
 def _graph(manifest_layers: list[dict]):

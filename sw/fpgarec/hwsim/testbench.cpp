@@ -2,7 +2,7 @@
 // out0 with cycle stamps, random input gaps and output back-pressure, stall detection.
 //
 // Usage: tb IN.bin N_QUERIES OUT.bin STATS.json GAP BACKPRESSURE SEED ISOLATE STALL_CYCLES MAX_CYCLES
-//           INTERVAL
+//           INTERVAL [OUT1.bin]
 //   IN.bin:   for each input stream i (in0, in1, ...) in turn, N_QUERIES * IN_BEATS[i] beats of
 //             IN_WORDS[i] little-endian uint32 words
 //   OUT.bin:  every output beat, OUT_WORDS uint32 words each
@@ -10,13 +10,16 @@
 //             beat, peak FIFO occupancies, total cycles; on a stall the FIFO occupancies
 //   GAP:      probability that a beat not yet presented is held back in a cycle, per input
 //             stream (AXI: a presented beat stays until accepted)
-//   BACKPRESSURE: probability that out0_TREADY is low in a cycle
+//   BACKPRESSURE: probability that out0_TREADY is low in a cycle (drawn anew for out1_TREADY)
+//   OUT1.bin: (designs built with -DHAS_OUT1, a second output such as the attention weights)
+//             every out1 beat, OUT1_WORDS uint32 words each; OUT1_BEATS beats per query
 //   ISOLATE:  1 = present query q+1 only after query q's last output beat (batch-1 latency)
 //   INTERVAL: query q's first beat is presented no earlier than cycle q * INTERVAL (0: at once;
 //             the FIFO sizing paces the input at the design's rate)
 // Exit codes: 0 done, 3 stalled (no beat in or out for STALL_CYCLES cycles), 4 MAX_CYCLES hit.
 // N_INPUTS, IN_BEATS[], IN_WORDS[], OUT_BEATS, OUT_WORDS, N_FIFOS and the port helpers
-// (set_valid, get_ready, set_in, get_out, get_occupancy) come from the generated tb_config.h.
+// (set_valid, get_ready, set_in, get_out, get_occupancy) come from the generated tb_config.h;
+// with HAS_OUT1 also OUT1_BEATS, OUT1_WORDS and get_out1.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -36,9 +39,16 @@ static inline uint64_t xorshift() {
 }
 static inline bool chance(double p) { return p > 0 && (double)(xorshift() >> 11) * (1.0 / 9007199254740992.0) < p; }
 
+#ifdef HAS_OUT1
+static const int N_ARGS = 13;
+#else
+static const int N_ARGS = 12;
+#endif
+
 int main(int argc, char** argv) {
-  if (argc != 12) {
-    std::fprintf(stderr, "usage: tb IN.bin N OUT.bin STATS.json GAP BP SEED ISOLATE STALL MAX INTERVAL\n");
+  if (argc != N_ARGS) {
+    std::fprintf(stderr, "usage: tb IN.bin N OUT.bin STATS.json GAP BP SEED ISOLATE STALL MAX INTERVAL%s\n",
+                 N_ARGS == 13 ? " OUT1.bin" : "");
     return 2;
   }
   const long nq = std::atol(argv[2]);
@@ -62,6 +72,14 @@ int main(int argc, char** argv) {
   std::vector<uint32_t> out((size_t)nq * OUT_BEATS * OUT_WORDS);
   std::vector<long> first_in(nq, -1), last_out(nq, -1);
   std::vector<unsigned> peak(N_FIFOS, 0), occ(N_FIFOS, 0);
+#ifdef HAS_OUT1
+  std::vector<uint32_t> out1((size_t)nq * OUT1_BEATS * OUT1_WORDS);
+  const long out1_total = nq * OUT1_BEATS;
+  long out1_got = 0;
+#define OUT1_PENDING (out1_got < out1_total)
+#else
+#define OUT1_PENDING false
+#endif
 
   auto ctx = std::make_unique<VerilatedContext>();
   ctx->commandArgs(argc, argv);
@@ -70,6 +88,9 @@ int main(int argc, char** argv) {
   top->ap_rst_n = 0;
   for (int i = 0; i < N_INPUTS; i++) set_valid(top.get(), i, false);
   top->out0_V_TREADY = 0;
+#ifdef HAS_OUT1
+  top->out1_V_TREADY = 0;
+#endif
   for (int i = 0; i < 8; i++) {
     top->ap_clk = 0; top->eval();
     top->ap_clk = 1; top->eval();
@@ -80,7 +101,7 @@ int main(int argc, char** argv) {
   long in_sent[N_INPUTS] = {0}, out_got = 0, cycle = 0, idle = 0;
   bool presenting[N_INPUTS] = {false};
   int rc = 0;
-  while (out_got < out_total) {
+  while (out_got < out_total || OUT1_PENDING) {
     // drive this cycle's inputs
     for (int i = 0; i < N_INPUTS; i++) {
       if (!presenting[i] && in_sent[i] < nq * IN_BEATS[i]) {
@@ -93,6 +114,10 @@ int main(int argc, char** argv) {
     }
     const bool ready = !chance(bp);
     top->out0_V_TREADY = ready;
+#ifdef HAS_OUT1
+    const bool ready1 = OUT1_PENDING && !chance(bp);  // independent of out0's
+    top->out1_V_TREADY = ready1;
+#endif
     top->ap_clk = 0;
     top->eval();
     // sample the settled handshakes: a transfer happens at the coming edge
@@ -111,6 +136,13 @@ int main(int argc, char** argv) {
       out_got++;
       progress = true;
     }
+#ifdef HAS_OUT1
+    if (ready1 && top->out1_V_TVALID) {
+      get_out1(top.get(), &out1[(size_t)out1_got * OUT1_WORDS]);
+      out1_got++;
+      progress = true;
+    }
+#endif
     get_occupancy(top.get(), occ.data());
     for (int i = 0; i < N_FIFOS; i++) if (occ[i] > peak[i]) peak[i] = occ[i];
     top->ap_clk = 1;
@@ -125,8 +157,16 @@ int main(int argc, char** argv) {
   FILE* o = std::fopen(argv[3], "wb");
   std::fwrite(out.data(), 4, (size_t)out_got * OUT_WORDS, o);
   std::fclose(o);
+#ifdef HAS_OUT1
+  FILE* o1 = std::fopen(argv[12], "wb");
+  std::fwrite(out1.data(), 4, (size_t)out1_got * OUT1_WORDS, o1);
+  std::fclose(o1);
+#endif
   FILE* s = std::fopen(argv[4], "w");
   std::fprintf(s, "{\"status\": %d, \"cycles\": %ld, \"in_beats\": %ld, \"out_beats\": %ld,\n", rc, cycle, in_sent[0], out_got);
+#ifdef HAS_OUT1
+  std::fprintf(s, " \"out1_beats\": %ld,\n", out1_got);
+#endif
   std::fprintf(s, " \"occupancy\": [");
   for (int i = 0; i < N_FIFOS; i++) std::fprintf(s, "%s%u", i ? ", " : "", occ[i]);
   std::fprintf(s, "],\n \"peak\": [");

@@ -76,6 +76,7 @@ def tb_config(design: Design) -> str:
         "}",
         "static inline void get_out(Vdesign_top* t, uint32_t* w) { "
         + _ctype_access("out0_V_TDATA", design.out_width, "w", False) + " }",
+        *_out1_config(design),
         "static inline void get_occupancy(Vdesign_top* t, unsigned* occ) {",
         f"  uint32_t w[{_words(occ_w)}];",
         "  " + _ctype_access("dbg_occupancy", occ_w, "w", False),
@@ -84,6 +85,17 @@ def tb_config(design: Design) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _out1_config(design: Design) -> list[str]:
+    """tb_config.h lines of the second output (``HAS_OUT1`` designs): its beats per query, words
+    per beat and reader; none for a design without it."""
+    o = design.out1
+    if o is None:
+        return []
+    return [f"#define OUT1_BEATS {o.beats}", f"#define OUT1_WORDS {_words(o.width)}",
+            "static inline void get_out1(Vdesign_top* t, uint32_t* w) { "
+            + _ctype_access("out1_V_TDATA", o.width, "w", False) + " }"]
 
 
 def design_hash(design: Design) -> str:
@@ -125,7 +137,8 @@ def build(design: Design, cache: Path, jobs: int = 2) -> Build:
     cmd = [str(hwtools.verilator_root() / "bin" / "verilator"), "--cc", "--exe", "--build",
            "-O3", "--x-assign", "fast", "--x-initial", "unique", "-Wno-fatal", "-Wno-lint",
            "-Wno-style", "--top-module", TOP, "-Mdir", "obj", "-o", "tb", "-j", str(jobs),
-           "-CFLAGS", "-O2", "-CFLAGS", f"-I{folder}", *srcs, str(TESTBENCH)]
+           "-CFLAGS", "-O2", "-CFLAGS", f"-I{folder}",
+           *(["-CFLAGS", "-DHAS_OUT1=1"] if design.out1 is not None else []), *srcs, str(TESTBENCH)]
     log.info("verilating %s (%d sources) in %s", TOP, len(srcs), folder)
     t0 = time.perf_counter()
     out = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, check=False)
@@ -183,21 +196,25 @@ class RunResult:
     outputs: np.ndarray          # (beats, lanes) int64
     stats: dict
     seconds: float
+    out1: np.ndarray | None = None  # the second output's beats (beats, lanes) int64, where the design has one
 
 
 def run(b: Build, design: Design, in_words: list[np.ndarray], n_queries: int, *, gap: float = 0.0,
         backpressure: float = 0.0, seed: int = 0, isolate: bool = False,
         stall_cycles: int = 20_000, max_cycles: int | None = None, interval: int = 0) -> RunResult:
     """Run the testbench on ``in_words`` (per top input, ``n_queries`` x beats of uint32
-    words); see testbench.cpp for the options."""
+    words); see testbench.cpp for the options. A design with a second output (out1) gets its
+    own output file and independent random back-pressure (``backpressure``)."""
     tag = f"run-{seed}-{int(isolate)}-{gap}-{backpressure}"
     fin, fout, fstats = b.folder / f"{tag}.in", b.folder / f"{tag}.out", b.folder / f"{tag}.json"
+    fout1 = b.folder / f"{tag}.out1"
     with open(fin, "wb") as f:
         for words in in_words:
             np.ascontiguousarray(words, dtype="<u4").tofile(f)
     limit = max_cycles or 10_000_000 + 5_000 * n_queries
     cmd = [str(b.exe), fin.name, str(n_queries), fout.name, fstats.name, repr(gap), repr(backpressure),
-           str(seed), str(int(isolate)), str(stall_cycles), str(limit), str(interval)]
+           str(seed), str(int(isolate)), str(stall_cycles), str(limit), str(interval),
+           *([fout1.name] if design.out1 is not None else [])]
     t0 = time.perf_counter()
     out = subprocess.run(cmd, cwd=b.folder, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - t0
@@ -206,6 +223,11 @@ def run(b: Build, design: Design, in_words: list[np.ndarray], n_queries: int, *,
     stats = json.loads(fstats.read_text())
     words = np.fromfile(fout, dtype="<u4").reshape(-1, _words(design.out_width))
     outputs = unpack_beats(words, design.out_lanes, design.out_bits, signed=False)
-    for f in (fin, fout, fstats):
+    out1 = None
+    if design.out1 is not None:
+        o = design.out1
+        out1 = unpack_beats(np.fromfile(fout1, dtype="<u4").reshape(-1, _words(o.width)), o.lanes, o.bits,
+                            signed=False)
+    for f in (fin, fout, fstats, fout1):
         f.unlink(missing_ok=True)
-    return RunResult(outputs, stats, seconds)
+    return RunResult(outputs, stats, seconds, out1)
