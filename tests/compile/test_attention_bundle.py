@@ -87,6 +87,7 @@ def test_bundle_has_the_attention_layer(attention_bundle):
     assert [layer["attrs"]["IdBits"] for layer in m["layers"] if layer["op"] == "Lookup"] == [8, 8]
     agg = m["model"]["aggregation"]
     assert agg["bucket_edges"] == [0, 1, 3, 7, 15, 31, 63, 127] and agg["n_types"] == 3
+    assert agg["type_names"] == ["view", "like", "comment"]
     assert m["io"]["input"]["datatype"] == "UINT13"
     p = params_from_attrs(lambda a: att["attrs"][a])
     assert att["cycles"] == cycles(p).per_query == p.k + p.w_bits + p.g_bits + p.k * p.d // p.pe + 8
@@ -127,6 +128,7 @@ def test_schema_refuses_a_record_that_disagrees(attention_bundle):
     check_manifest(copy.deepcopy(m))
     for edit, match in ((lambda m: m["model"]["aggregation"].update(n_types=4), "TypeBias"),
                         (lambda m: m["model"]["aggregation"].update(bucket_edges=[0, 1]), "bucket_edges"),
+                        (lambda m: m["model"]["aggregation"].update(type_names=["view"]), "type_names"),
                         (lambda m: m["model"]["aggregation"].update(mode="mean"), "AttentionAggregate layer"),
                         (lambda m: m["layers"][1]["attrs"].update(IdBits=13), "IdBits")):
         bad = copy.deepcopy(m)

@@ -78,7 +78,25 @@ def test_interest_shift_by_hand():
     shift = interest_shift(np.array([0, 0, 2, 3]), np.array([0, 86400, 2 * 86400, 3 * 86400]), genres, windows=2)
     assert shift.groups == ["a", "b", "c"]
     np.testing.assert_allclose(shift.mix, [[1, 0, 0], [0.25, 0.25, 0.5]])
-    assert len(shift.labels) == 2 and "1970-01-01" in shift.labels[0]
+    assert shift.labels == ["items 1-2 (1970-01-01..1970-01-02)", "items 3-4 (1970-01-03..1970-01-04)"]
+
+
+def test_the_page_shows_the_attention_weights_heaviest_first():
+    """An attention design's explanation page lists each past item with its behaviour type,
+    recency bucket and the weight the design computed, heaviest first."""
+    from fpgarec.explain.attribution import Explanation
+    from fpgarec.explain.page import render_page
+
+    ex = Explanation(context=[3, 1, 9], recommendations=[5], scores=[7], neighbours=[3, 1], neighbour_weight=0.5,
+                     neighbour_effect=[[2, 1]], modality_weights=[8, 8], modality_frac_bits=4,
+                     modality_names=["id", "text"], modality_effect=[[1, 1]], attention_weights=[0.25, 0.75],
+                     neighbour_types=[2, 0], neighbour_buckets=[1, 0], weights_source="the design's weight output")
+    shift = interest_shift(np.array([3, 1]), np.array([0, 0]), [["g"]] * 10, windows=1)
+    page = render_page(ex, shift, [f"T{i}" for i in range(10)], "p.png", "u", "b", ["view", "like", "comment"])
+    table = page[page.index("What the accelerator weighed"):]
+    assert table.index("T1") < table.index("T3") and "0.750" in table and "comment" in table
+    assert "What the accelerator weighed" not in render_page(
+        Explanation(**{**ex.as_dict(), "attention_weights": None}), shift, [f"T{i}" for i in range(10)], "p", "u", "b")
 
 
 @pytest.mark.slow

@@ -293,6 +293,7 @@ def aggregation_metadata(student: QuantStudent, agg) -> dict:
     what the host needs to build the meta words (types, recency buckets, field widths)."""
     if not student.attention:
         return {"mode": agg.mode, "frac_bits": agg.frac_bits}
+    from fpgarec.data.behaviour import BEHAVIOURS
     from fpgarec.data.sampler import recency_bucket
 
     s = student.shape
@@ -305,6 +306,8 @@ def aggregation_metadata(student: QuantStudent, agg) -> dict:
             "bucket_edges": edges, "per_octave": s.att_per_octave, "id_bits": agg.id_bits, "type_bits": agg.type_bits,
             "bucket_bits": agg.bucket_bits, "meta_datatype": agg.meta_datatype,
             "input": "meta words: id | type << id_bits | bucket << (id_bits + type_bits)",
+            # behaviour type t's name (data/behaviour.py: derived from ratings for MovieLens)
+            "type_names": list(BEHAVIOURS) if s.att_types == len(BEHAVIOURS) else [f"type {t}" for t in range(s.att_types)],
             # the weight stream (a second design output, K integers 0..2^W per query, slot order)
             "emit_weights": bool(agg.emit_weights), "weight_bits": agg.w_bits}
 

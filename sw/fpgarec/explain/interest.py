@@ -66,7 +66,9 @@ def feature_clusters(features: np.ndarray, n_clusters: int = 8, seed: int = 0, i
 
 def interest_shift(items: np.ndarray, times: np.ndarray, genres: list[list[str]], windows: int = 4,
                    kind: str = "genres") -> InterestShift:
-    """Genre mix per window of a time-ordered history. Shapes: items, times (n,)."""
+    """Genre mix per window of a time-ordered history: ``windows`` equal runs of positions in
+    the sequence (not of dates), each labelled with its positions and dates. Shapes: items,
+    times (n,)."""
     import datetime as dt
 
     items = np.asarray(items)
@@ -84,5 +86,7 @@ def interest_shift(items: np.ndarray, times: np.ndarray, genres: list[list[str]]
             mix[w] /= total
         a, b = (dt.datetime.fromtimestamp(float(times[idx[0]]), dt.UTC),
                 dt.datetime.fromtimestamp(float(times[idx[-1]]), dt.UTC))
-        labels.append(f"{a:%Y-%m-%d}..{b:%Y-%m-%d} ({len(idx)} items)")
+        # windows by position in the sequence (MovieLens users often rate everything on one day)
+        days = f"{a:%Y-%m-%d}" if a.date() == b.date() else f"{a:%Y-%m-%d}..{b:%Y-%m-%d}"
+        labels.append(f"items {idx[0] + 1}-{idx[-1] + 1} ({days})")
     return InterestShift(mix, labels, names, kind)

@@ -102,7 +102,30 @@ def plot_explanation(ex: Explanation, shift: InterestShift, titles: list[str], p
     plt.close(fig)
 
 
-def render_page(ex: Explanation, shift: InterestShift, titles: list[str], png: str, user: str, bundle: str) -> str:
+def _attention_table(ex: Explanation, titles: list[str], type_names: list[str]) -> str:
+    """The "what the accelerator weighed" section of an attention design (empty otherwise)."""
+    if ex.attention_weights is None:
+        return ""
+    esc = html.escape
+    order = sorted(range(len(ex.neighbours)), key=lambda j: -ex.attention_weights[j])
+    rows = "".join(
+        f"<tr><td>{esc(titles[ex.neighbours[j]])}</td><td>{esc(_type_name(ex.neighbour_types[j], type_names))}</td>"
+        f"<td>{ex.neighbour_buckets[j]}</td><td>{ex.attention_weights[j]:.3f}</td>"
+        f"<td><div style=\"background:#4a7;height:10px;width:{300 * ex.attention_weights[j]:.0f}px\"></div></td></tr>"
+        for j in order)
+    return f"""<h2>What the accelerator weighed</h2>
+<p class="note">The attention layer's weight of each past item for this query ({esc(ex.weights_source or '')}):
+a softmax over the real context slots of a learned query, the item's behaviour type and its recency bucket
+(0 = the most recent items); the user vector is the weighted sum. Heaviest first.</p>
+<table><tr><th>past item</th><th>behaviour</th><th>recency bucket</th><th>weight</th><th></th></tr>{rows}</table>"""
+
+
+def _type_name(t: int, names: list[str]) -> str:
+    return names[t] if 0 <= t < len(names) else f"type {t}"
+
+
+def render_page(ex: Explanation, shift: InterestShift, titles: list[str], png: str, user: str, bundle: str,
+                type_names: list[str] | None = None) -> str:
     esc = html.escape
     rows = []
     for r, item in enumerate(ex.recommendations):
@@ -114,6 +137,7 @@ def render_page(ex: Explanation, shift: InterestShift, titles: list[str], png: s
         mods = ", ".join(f"{n} {v:+d}" for n, v in zip(ex.modality_names, ex.modality_effect[r], strict=True))
         rows.append(f"<tr><td>{r + 1}</td><td>{esc(titles[item])}</td><td>{ex.scores[r]}</td><td>{top}</td>"
                     f"<td>{esc(mods)}</td><td>{esc(ex.top_modality(r))}</td></tr>")
+    attention = _attention_table(ex, titles, type_names or [])
     mix_rows = "".join(
         f"<tr><td>{esc(lbl)}</td><td>{esc(', '.join(f'{g} {v:.0%}' for g, v in sorted(zip(shift.groups, m, strict=True), key=lambda t: -t[1])[:4]))}</td></tr>"
         for lbl, m in zip(shift.labels, shift.mix, strict=True)
@@ -133,6 +157,7 @@ modality is set to 0 (weights W = {esc(str(ex.modality_weights))}, / 2^{ex.modal
 <table><tr><th>#</th><th>item</th><th>score</th><th>neighbours that weighed most (effect)</th>
 <th>modality effects</th><th>top modality</th></tr>
 {''.join(rows)}</table>
+{attention}
 <h2>Interest over time ({esc(shift.kind)})</h2>
 <table><tr><th>window</th><th>largest shares</th></tr>{mix_rows}</table>
 </body></html>
@@ -148,7 +173,7 @@ def explain_user(cfg: ExplainConfig, data=None, history=None, explainer: Explain
     from fpgarec.data.dataset import load_interactions
     from fpgarec.data.split import temporal_split
     from fpgarec.runtime.emulation import EmulationBackend
-    from fpgarec.runtime.sampler import HostSampler
+    from fpgarec.runtime.sampler import HostSampler, ItemList
 
     data = data if data is not None else load_interactions(cfg.data)
     if cfg.user not in set(data.user_tokens):
@@ -161,7 +186,15 @@ def explain_user(cfg: ExplainConfig, data=None, history=None, explainer: Explain
         raise FpgarecError(f"{cfg.bundle}: built for {manifest['model']['n_items']} items, the data has {data.n_items}")
     sampler = HostSampler.from_manifest(manifest)
     items = history.of(u)
-    ctx = sampler.items([items.tolist()])
+    query = items.tolist()
+    type_names = None
+    if explainer.attention is not None:  # an attention design reads each item's behaviour type
+        from fpgarec.data.behaviour import BEHAVIOURS, BehaviourLog
+
+        types, _ = BehaviourLog.from_data(data).aligned(history)
+        query = ItemList(query, types[history.indptr[u]:history.indptr[u + 1]].tolist())
+        type_names = list(explainer.attention.get("type_names") or BEHAVIOURS)
+    ctx = sampler.items([query])
     ex = explainer.explain(ctx)[0]
     user_rows = np.flatnonzero(data.user == u)[: len(items)]  # (user, time)-sorted: known part first
     genres = item_genres(data)
@@ -176,7 +209,8 @@ def explain_user(cfg: ExplainConfig, data=None, history=None, explainer: Explain
     out.mkdir(parents=True, exist_ok=True)
     stem = f"user_{cfg.user}"
     plot_explanation(ex, shift, titles, out / f"{stem}.png", cfg.user)
-    (out / f"{stem}.html").write_text(render_page(ex, shift, titles, f"{stem}.png", cfg.user, str(cfg.bundle)))
+    (out / f"{stem}.html").write_text(render_page(ex, shift, titles, f"{stem}.png", cfg.user, str(cfg.bundle),
+                                                  type_names))
     explanation = ex.as_dict()  # items as the data set's ids (internal indices stay inside)
     explanation["recommendations"] = [data.item_tokens[i] for i in ex.recommendations]
     explanation["neighbours"] = [data.item_tokens[i] for i in ex.neighbours]

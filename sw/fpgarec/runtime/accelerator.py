@@ -55,6 +55,7 @@ from fpgarec.runtime.ids import IdMap, IdTypeError, UnknownIdError
 from fpgarec.runtime.sampler import (
     History,
     HostSampler,
+    ItemList,
     QueryError,
     QueryTypeError,
     UnknownItemError,
@@ -230,8 +231,10 @@ class Accelerator:
             raise UnknownUserError(f"user {user!r} has no history")
         return index
 
-    def items_query(self, items) -> list[int]:
-        """A new user's item list (data-set ids, oldest first) -> internal indices, checked.
+    def items_query(self, items, types=None) -> list[int]:
+        """A new user's item list (data-set ids, oldest first) -> internal indices, checked;
+        ``types``: the behaviour type of each item (attention designs; None: all 0, a view),
+        then an :class:`~fpgarec.runtime.sampler.ItemList` carrying them.
         Raises :class:`UnknownItemError` / :class:`QueryTypeError` / :class:`QueryError`."""
         if not isinstance(items, (list, tuple)):
             raise QueryTypeError(f"items must be a list of item ids, got {type(items).__name__}")
@@ -243,7 +246,10 @@ class Accelerator:
             raise UnknownItemError(f"unknown item {exc.token!r}") from None
         except IdTypeError as exc:
             raise QueryTypeError(str(exc)) from None
-        return self.sampler.check_items(indices)
+        checked = self.sampler.check_items(indices)
+        if types is None:
+            return checked
+        return ItemList(checked, self.sampler.check_types(types, len(checked)))
 
     def query(self, q) -> int | list[int]:
         """One query in data-set ids (a user id, or a list of item ids) -> internal, checked."""
@@ -339,6 +345,53 @@ class Accelerator:
             seen[b, self.seen(query)] = True
         top = np.asarray(self.backend.run(self.bundle.check_ids(ctx), seen=seen), dtype=np.int64)
         return np.where(top < self.n_items, top, -1)
+
+    # ---------------------------------------------------------------- attention weights
+    @property
+    def emits_weights(self) -> bool:
+        """Whether the design emits each query's attention weights (an attention design built
+        with ``fpgarec build --emit-weights``) and the backend reads them."""
+        agg = self.bundle.attention
+        return bool(agg and agg.get("emit_weights")) and callable(getattr(self.backend, "run_with_weights", None))
+
+    def behaviour_names(self) -> list[str]:
+        """Names of the design's behaviour types (the bundle's ``model.aggregation.type_names``;
+        ``"type t"`` where it has none; one ``"view"`` for a design without attention)."""
+        agg = self.bundle.attention
+        if agg is None:
+            return ["view"]
+        names = agg.get("type_names")
+        n = int(agg["n_types"])
+        return [str(x) for x in names] if isinstance(names, list) and len(names) == n else [f"type {t}" for t in range(n)]
+
+    def explain_queries_indices(self, queries: list) -> dict[str, np.ndarray]:
+        """Top-``top_k`` and the attention weights the design computed for a mixed batch
+        (queries as for :meth:`recommend_queries_indices`), in one run of the design.
+
+        Returns arrays of shape (B, K) unless noted, slot order (slot 0: the oldest context
+        item): ``top`` (B, top_k) item indices (-1: an empty slot), ``items`` the context item
+        indices (-1: a null slot), ``types`` behaviour types, ``buckets`` recency buckets,
+        ``weights`` the integer weights a_j in [0, 2^W] (Σ_j a_j ≈ 2^W over the real slots;
+        kernels/attention_aggregate golden.attend), and ``weight_bits`` W (a scalar).
+        """
+        if not self.emits_weights:
+            raise QueryError(f"design {self.bundle.manifest.get('design')}: no attention weights to explain with "
+                             "(an attention student built with `fpgarec build --emit-weights` emits them)")
+        agg = self.bundle.attention
+        words = self.bundle.check_ids(self.sampler.contexts(queries))
+        if self.seen_on_chip:
+            seen = np.zeros((len(words), self.n_items), dtype=bool)
+            for b, query in enumerate(queries):
+                seen[b, self.seen(query)] = True
+            top, weights = self.backend.run_with_weights(words, seen=seen)
+        else:
+            top, weights = self.backend.run_with_weights(words)
+        top = np.asarray(top, dtype=np.int64)
+        ib, tb = int(agg["id_bits"]), int(agg["type_bits"])
+        items = words & ((1 << ib) - 1)
+        return {"top": np.where(top < self.n_items, top, -1), "items": np.where(items < self.n_items, items, -1),
+                "types": (words >> ib) & ((1 << tb) - 1), "buckets": words >> (ib + tb),
+                "weights": np.asarray(weights, dtype=np.int64), "weight_bits": int(agg["weight_bits"])}
 
     def throughput_test(self, batch: int = 1000, seconds: float = 2.0, seed: int = 0,
                         max_batches: int = 10_000) -> dict:

@@ -220,6 +220,10 @@ def check_attention(model: dict, layers: list[dict], max_id: int) -> None:
                                                                 for e in edges)
             or edges[0] != 0 or any(b < a for a, b in zip(edges, edges[1:], strict=False))):
         raise SchemaError(f"{where}.bucket_edges is {_short(edges)}, expected {r} non-decreasing ints from 0")
+    names = agg.get("type_names")  # optional (bundles before them show "type t")
+    if names is not None and (not isinstance(names, list) or len(names) != t
+                              or not all(isinstance(n, str) and 0 < len(n) <= 64 for n in names)):
+        raise SchemaError(f"{where}.type_names is {_short(names)}, expected {t} names (strings of 1-64 characters)")
     first = layers[0]
     if first["in_dtype"] != f"UINT{ib + tb + bb}":
         raise SchemaError(f"layer {first['name']}: in_dtype {first['in_dtype']}, the meta words are "

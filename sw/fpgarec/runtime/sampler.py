@@ -31,6 +31,9 @@ oldest first (:meth:`History.save`, :meth:`History.load`). Format ``fpgarec-hist
 the data set's ids: ``user_ids`` (U,) and ``item_ids`` (N,) strings and, where the item file has
 titles, ``item_titles`` (N,) (:mod:`fpgarec.runtime.ids`). A ``fpgarec-history/1`` file (no
 maps) still loads, with a warning: its ids are the internal indices as decimal strings.
+A history may carry ``types`` (nnz,) integer: each interaction's behaviour type (0 view, 1 like,
+2 comment for MovieLens, derived from ratings: :mod:`fpgarec.data.behaviour`), which an attention
+design reads beside each item (its meta words, :meth:`HostSampler._meta_words`).
 """
 
 from __future__ import annotations
@@ -53,6 +56,15 @@ SCHEMES = ("cyclic", "null")
 HISTORY_FORMAT = "fpgarec-history/2"
 #: format tags :meth:`History.load` reads (/1: no id maps)
 HISTORY_FORMATS = ("fpgarec-history/1", HISTORY_FORMAT)
+
+
+class ItemList(list):
+    """A new user's item list (internal indices, oldest first) with the behaviour type of each
+    item (``types``, same length; None: all 0, a view), for attention designs."""
+
+    def __init__(self, items, types: list[int] | None = None):
+        super().__init__(items)
+        self.types = types
 
 
 class QueryError(FpgarecError):
@@ -111,7 +123,7 @@ class History:
     """
 
     def __init__(self, indptr: np.ndarray, items: np.ndarray, n_items: int, source: str = "memory",
-                 ids: IdMap | None = None):
+                 ids: IdMap | None = None, types: np.ndarray | None = None):
         self.indptr = np.ascontiguousarray(indptr, dtype=np.int64)
         self.items = np.ascontiguousarray(items, dtype=np.int64)
         self.n_items = int(n_items)
@@ -124,6 +136,10 @@ class History:
         if self.items.size and (self.items.min() < 0 or self.items.max() >= self.n_items):
             raise FpgarecError(f"{where}: item ids must lie in [0, {self.n_items})")
         self.lengths = np.diff(self.indptr)
+        #: each interaction's behaviour type, aligned with ``items`` (None: not recorded)
+        self.types = None if types is None else np.ascontiguousarray(types, dtype=np.int64)
+        if self.types is not None and (self.types.shape != self.items.shape or (self.types.size and self.types.min() < 0)):
+            raise FpgarecError(f"{where}: types must be {len(self.items)} non-negative integers, one per item")
         if ids is None:
             ids = IdMap.internal_ids(self.n_users, self.n_items, source=where)
         elif ids.n_users != self.n_users or ids.n_items != self.n_items:
@@ -136,13 +152,17 @@ class History:
         return len(self.indptr) - 1
 
     @classmethod
-    def from_lists(cls, lists, n_items: int, ids: IdMap | None = None) -> History:
-        """From one item sequence per user (oldest first); ``ids`` as in the constructor."""
+    def from_lists(cls, lists, n_items: int, ids: IdMap | None = None, types=None) -> History:
+        """From one item sequence per user (oldest first); ``ids`` as in the constructor;
+        ``types``: one behaviour-type list per user, aligned with ``lists`` (None: none)."""
         lens = np.array([len(x) for x in lists], dtype=np.int64)
         indptr = np.zeros(len(lens) + 1, dtype=np.int64)
         np.cumsum(lens, out=indptr[1:])
-        items = np.concatenate([np.asarray(x, dtype=np.int64) for x in lists]) if len(lists) else np.zeros(0, np.int64)
-        return cls(indptr, items, n_items, ids=ids)
+
+        def flat(seqs):
+            return np.concatenate([np.asarray(x, dtype=np.int64) for x in seqs]) if len(seqs) else np.zeros(0, np.int64)
+
+        return cls(indptr, flat(lists), n_items, ids=ids, types=None if types is None else flat(types))
 
     def of(self, user: int) -> np.ndarray:
         """User ``user``'s items, oldest first. Shape (len,)."""
@@ -155,6 +175,8 @@ class History:
         small = self.items.astype(np.int32) if self.n_items < 2**31 else self.items
         with open(path, "wb") as f:
             maps = self.ids.arrays()  # none for internal ids: then a /1 file, as before the maps
+            if self.types is not None:
+                maps["types"] = self.types.astype(np.int8 if self.types.max(initial=0) < 128 else np.int64)
             np.savez(f, format=np.array(HISTORY_FORMAT if maps else HISTORY_FORMATS[0]), indptr=self.indptr, items=small,
                      n_items=np.array(self.n_items, dtype=np.int64), **maps)
         return path
@@ -176,13 +198,16 @@ class History:
                 if not (np.issubdtype(indptr.dtype, np.integer) and np.issubdtype(items.dtype, np.integer)):
                     raise FpgarecError(f"{path}: indptr and items must be integer arrays")
                 ids = IdMap.from_arrays(z, len(indptr) - 1, n_items, source=str(path))
+                types = z["types"] if "types" in z.files else None
+                if types is not None and not np.issubdtype(types.dtype, np.integer):
+                    raise FpgarecError(f"{path}: types must be an integer array")
         except (ValueError, OSError) as exc:  # not a zip / a pickled entry / a truncated file
             raise FpgarecError(f"{path}: not a readable .npz history file ({exc})") from exc
         if ids is None:
             log.warning("%s: no id maps (a fpgarec-history/1 file): user and item ids are internal indices; "
                         "rewrite it with `fpgarec serve BUNDLE --history DATA --save-history FILE` for the data "
                         "set's ids", path)
-        return cls(indptr, items, n_items, source=str(path), ids=ids)
+        return cls(indptr, items, n_items, source=str(path), ids=ids, types=types)
 
 
 def _slot_tables(k: int, null: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -211,9 +236,13 @@ class HostSampler:
         #: an attention design's ``aggregation`` record: the sampler then returns meta words
         #: (:meth:`_meta_words`); ``types``: behaviour types aligned with ``history.items``
         self.attention = attention if isinstance(attention, dict) and attention.get("mode") == "attention" else None
+        if types is None and history is not None:
+            types = history.types
         self.types = None if types is None else np.asarray(types, np.int64)
         if self.types is not None and (history is None or len(self.types) != len(history.items)):
             raise FpgarecError("types must be aligned with the history's items")
+        if self.attention is not None and history is not None:
+            self._check_history_types(history)
         self.k = int(k)
         self.n_items = int(n_items)
         self.padding = padding or Padding()
@@ -257,6 +286,37 @@ class HostSampler:
     def n_users(self) -> int:
         return 0 if self.history is None else self.history.n_users
 
+    @property
+    def n_types(self) -> int:
+        """Behaviour types the design knows (1 for a design without an attention layer)."""
+        return int(self.attention["n_types"]) if self.attention is not None else 1
+
+    def _check_history_types(self, history: History) -> None:
+        """An attention design reads each history item's behaviour type: refuse a history
+        without types (a file written before them) or with types the design has no bias for."""
+        if self.types is None:
+            raise FpgarecError(f"{history.source}: no behaviour types, and this attention design reads one per "
+                               "item (view, like, comment); rewrite the history with `fpgarec serve BUNDLE "
+                               "--history DATA --save-history FILE`")
+        if self.types.size and int(self.types.max()) >= self.n_types:
+            raise FpgarecError(f"{history.source}: behaviour type {int(self.types.max())} outside the design's "
+                               f"{self.n_types} types (0..{self.n_types - 1})")
+
+    def check_types(self, types, n: int) -> list[int]:
+        """A new user's behaviour types (one per item, 0..n_types-1) as ints, else raise
+        :class:`QueryTypeError` / :class:`QueryError` naming ``types``."""
+        if not isinstance(types, (list, tuple)):
+            raise QueryTypeError(f"types must be a list of integers, got {type(types).__name__}")
+        if len(types) != n:
+            raise QueryError(f"types has {len(types)} entries, items {n}: give one type per item")
+        for t in types:
+            if isinstance(t, bool) or not isinstance(t, numbers.Integral):
+                raise QueryTypeError(f"types must be integers, found {type(t).__name__}")
+            if not 0 <= t < self.n_types:
+                raise QueryError(f"behaviour type {t} outside the design's {self.n_types} types "
+                                 f"(0..{self.n_types - 1})")
+        return [int(t) for t in types]
+
     # -------------------------------------------------------------------------- checks
     def check_user(self, user) -> int:
         """``user`` as an int if the history knows it (at least one item), else raise."""
@@ -292,9 +352,12 @@ class HostSampler:
         return list(items)
 
     # ------------------------------------------------------------------------ sampling
-    def _from_spans(self, flat: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """K slots of each sequence ``flat[starts[b]:ends[b]]`` (non-empty).
-        Shapes: flat (nnz,), starts/ends (B,) int64 -> (B, K) int64."""
+    def _from_spans(self, flat: np.ndarray, starts: np.ndarray, ends: np.ndarray,
+                    flat_types: np.ndarray | None = None) -> np.ndarray:
+        """K slots of each sequence ``flat[starts[b]:ends[b]]`` (non-empty); ``flat_types``:
+        the behaviour types aligned with ``flat`` (attention designs; None: the history's
+        types when ``flat`` is the history, else 0). Shapes: flat (nnz,), starts/ends (B,) int64
+        -> (B, K) int64."""
         total = ends - starts
         length = np.minimum(total, self.k)
         pos = self._offsets[length - 1]
@@ -314,23 +377,23 @@ class HostSampler:
             if short.any():
                 ctx[self._pad[length - 1]] = self.padding.null_id
         if self.attention is not None:
-            return self._meta_words(ctx, pos, ends, length, flat)
+            if flat_types is None and self.types is not None and self.history is not None and flat is self.history.items:
+                flat_types = self.types
+            return self._meta_words(ctx, pos, ends, length, flat_types)
         return ctx
 
     def _meta_words(self, ctx: np.ndarray, pos: np.ndarray, ends: np.ndarray, length: np.ndarray,
-                    flat: np.ndarray) -> np.ndarray:
+                    flat_types: np.ndarray | None) -> np.ndarray:
         """An attention design's input: id | type << id_bits | bucket << (id_bits + type_bits)
         per slot. The bucket of a slot ``rank`` places before the sequence's end (0: the most
         recent) is the last r with ``bucket_edges[r] <= rank`` (the training's recency buckets,
-        :func:`fpgarec.data.sampler.recency_bucket`); the type comes from ``types`` for the
-        history's own sequences (0, a view, for item lists and without types). Null slots carry
-        type 0, bucket 0. Shapes: (B, K) -> (B, K) int64."""
+        :func:`fpgarec.data.sampler.recency_bucket`); the type from ``flat_types`` (the
+        history's types, a new user's given types; 0, a view, where none are given). Null slots
+        carry type 0, bucket 0. Shapes: (B, K) -> (B, K) int64."""
         a = self.attention
         ib, tb = int(a["id_bits"]), int(a["type_bits"])
         bucket = np.searchsorted(np.asarray(a["bucket_edges"], np.int64), ends[:, None] - 1 - pos, side="right") - 1
-        types = np.zeros_like(ctx)
-        if self.types is not None and self.history is not None and flat is self.history.items:
-            types = self.types[pos]
+        types = np.zeros_like(ctx) if flat_types is None else flat_types[pos]
         null = np.arange(self.k)[None, :] >= length[:, None] if self._any_pad else np.zeros_like(ctx, bool)
         bucket[null], types[null] = 0, 0
         return ctx | (types << ib) | (bucket << (ib + tb))
@@ -362,7 +425,11 @@ class HostSampler:
         lens = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
         ends = np.cumsum(lens)
         flat = np.fromiter((i for x in lists for i in x), dtype=np.int64, count=int(ends[-1]))
-        return self._from_spans(flat, ends - lens, ends)
+        flat_types = None
+        if self.attention is not None and any(getattr(x, "types", None) is not None for x in lists):
+            flat_types = np.fromiter((t for x in lists for t in (getattr(x, "types", None) or [0] * len(x))),
+                                     dtype=np.int64, count=int(ends[-1]))
+        return self._from_spans(flat, ends - lens, ends, flat_types)
 
     def contexts(self, queries: list) -> np.ndarray:
         """Mixed batch: each query is a user id (int) or an item list, already checked

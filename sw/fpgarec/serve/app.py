@@ -23,6 +23,18 @@ strings, with a warning at start (``/healthz`` says ``"ids": "internal"``).
     is true for a design that drops seen items on chip (``fpgarec build --exclude-seen``, the
     demo's and the committed bundles; ``false`` is refused there with 422) and false otherwise.
     A design that drops seen items on chip may answer short too.
+    ``"types": [1, 0]`` (attention designs) gives the behaviour type of each of a new user's
+    items (0 view, 1 like, 2 comment for the demo data; default all 0); a known user's types
+    come from the history. ``"explain": true`` (a design built with ``--emit-weights``) adds
+    ``"explanation"``: the context items the design's attention layer weighed for this query,
+    as the accelerator computed them, heaviest first::
+
+        "explanation": {"source": "attention weights emitted by the design (backend emulation)",
+                        "weight_bits": 10, "context": [{"id": "302", "title": ..., "type": "like",
+                        "recency_bucket": 0, "weight": 0.4131}, ...]}
+
+    (``weight`` = a_j / 2^W; the weights of a query's real context items sum to 1 within
+    K / 2^W). Explained queries run one at a time, outside the batcher.
 ``GET /healthz``
     ``{"status": "ok", "design", "backend", "k", "top_k", "n_items", "known_users", "ids",
     "titles"}`` (``ids``: ``"dataset"`` or ``"internal"``; ``titles``: the items have titles).
@@ -59,7 +71,7 @@ from starlette.routing import Route
 
 from fpgarec.runtime.accelerator import Accelerator, first_unseen
 from fpgarec.runtime.ids import IdMap
-from fpgarec.runtime.sampler import QueryError, QueryTypeError, UnknownUserError
+from fpgarec.runtime.sampler import ItemList, QueryError, QueryTypeError, UnknownUserError
 from fpgarec.serve.batching import DynamicBatcher, QueueFull
 from fpgarec.serve.config import ServeConfig
 from fpgarec.serve.history import load_history
@@ -71,7 +83,7 @@ log = logging.getLogger(__name__)
 JSON = "application/json"
 #: routes reported by name in the metrics (anything else is "other", bounding label values)
 ROUTES = ("/recommend", "/healthz", "/metrics")
-_FIELDS = {"user", "user_id", "items", "k", "exclude_seen"}
+_FIELDS = {"user", "user_id", "items", "types", "k", "exclude_seen", "explain"}
 #: deepest nesting of arrays and objects a body may have (a query needs 2: an object holding a
 #: list); deeper bodies are refused before parsing (the JSON parser recurses)
 MAX_DEPTH = 32
@@ -110,6 +122,20 @@ class AnswerEncoder:
         n = len(frags)
         return b'{"items":[%s],"k":%d,"returned":%d,"short":%s}' % (
             b",".join(frags), k, n, b"true" if n < k else b"false")
+
+
+def explanation_json(acc: Accelerator, ex: dict, source: str, b: int = 0) -> bytes:
+    """Query ``b`` of :meth:`Accelerator.explain_queries_indices`'s answer as the
+    ``"explanation"`` object (module docstring): real context slots, heaviest first."""
+    names = acc.behaviour_names()
+    scale = float(1 << ex["weight_bits"])
+    slots = [j for j in range(ex["items"].shape[1]) if ex["items"][b, j] >= 0]
+    slots.sort(key=lambda j: (-int(ex["weights"][b, j]), -j))
+    context = [{"id": str(acc.ids.items[ex["items"][b, j]]), "title": acc.ids.title(int(ex["items"][b, j])),
+                "type": names[int(ex["types"][b, j])], "recency_bucket": int(ex["buckets"][b, j]),
+                "weight": round(int(ex["weights"][b, j]) / scale, 6)} for j in slots]
+    return json.dumps({"source": source, "weight_bits": ex["weight_bits"], "context": context},
+                      separators=(",", ":")).encode()
 
 
 def error_body(status: int, message: str) -> bytes:
@@ -258,14 +284,15 @@ def _whitespace_hint(value) -> str:
     return ""
 
 
-def parse_query(payload, acc: Accelerator) -> tuple[int | list, int, bool]:
+def parse_query(payload, acc: Accelerator) -> tuple[int | list, int, bool, bool]:
     """A request body (decoded JSON) -> (checked query in internal indices: a user index or an
-    item index list, k, exclude_seen). Error messages name the field and its value."""
+    item index list, k, exclude_seen, explain). Error messages name the field and its value."""
     if not isinstance(payload, dict):
         raise HTTPError(400, f"the body must be a JSON object, got {type(payload).__name__}")
     unknown = payload.keys() - _FIELDS
     if unknown:
-        raise HTTPError(400, f"unknown field(s) {sorted(unknown)}: expected user or items, k and exclude_seen")
+        raise HTTPError(400, f"unknown field(s) {sorted(unknown)}: expected user or items (with types), k, "
+                             "exclude_seen and explain")
     users = [f for f in ("user", "user_id") if f in payload]
     has_items = "items" in payload
     if len(users) + has_items != 1:
@@ -277,6 +304,14 @@ def parse_query(payload, acc: Accelerator) -> tuple[int | list, int, bool]:
     if acc.seen_on_chip and not exclude:
         raise HTTPError(422, "exclude_seen: false is not possible: this design drops each query's seen items "
                              "on chip (built with --exclude-seen)")
+    explain = payload.get("explain", False)
+    if not isinstance(explain, bool):
+        raise HTTPError(400, f"explain must be true or false, got {type(explain).__name__}")
+    if explain and not acc.emits_weights:
+        raise HTTPError(422, "explain: this design emits no attention weights (an attention student built "
+                             "with `fpgarec build --emit-weights` does)")
+    if "types" in payload and not has_items:
+        raise HTTPError(400, "types: only with items (a known user's types come from the history)")
     try:
         k = acc.check_k(payload.get("k"))
     except QueryTypeError as exc:
@@ -285,14 +320,22 @@ def parse_query(payload, acc: Accelerator) -> tuple[int | list, int, bool]:
         raise HTTPError(422, f"k: {exc}") from None
     try:
         if users:
-            return acc.user_query(payload[field]), k, exclude
-        return acc.items_query(payload["items"]), k, exclude
+            return acc.user_query(payload[field]), k, exclude, explain
+        query = acc.items_query(payload["items"])
     except UnknownUserError as exc:
         raise HTTPError(404, f"{field}: {exc}{_whitespace_hint(payload[field])}") from None
     except QueryTypeError as exc:
         raise HTTPError(400, f"{field}: {exc}") from None
     except QueryError as exc:
         raise HTTPError(422, f"{field}: {exc}{_whitespace_hint(payload[field])}") from None
+    if "types" not in payload:
+        return query, k, exclude, explain
+    try:
+        return ItemList(query, acc.sampler.check_types(payload["types"], len(query))), k, exclude, explain
+    except QueryTypeError as exc:
+        raise HTTPError(400, f"types: {exc}") from None
+    except QueryError as exc:
+        raise HTTPError(422, f"types: {exc}") from None
 
 
 class RecommendEndpoint:
@@ -305,11 +348,14 @@ class RecommendEndpoint:
         self.max_body_bytes = max_body_bytes
         self.read_timeout_s = read_timeout_s
         self.encoder = AnswerEncoder(acc.ids)
+        self.backend_label = f"attention weights emitted by the design (backend {acc.backend_name})"
 
     async def answer(self, scope, receive) -> tuple[int, bytes]:
         try:
             body = await read_body(scope, receive, self.max_body_bytes, self.read_timeout_s)
-            query, k, exclude = parse_query(decode_json(body), self.acc)
+            query, k, exclude, explain = parse_query(decode_json(body), self.acc)
+            if explain:
+                return await self.explained(query, k, exclude)
             try:
                 fut = self.batcher.submit(query)
             except QueueFull as exc:
@@ -322,6 +368,17 @@ class RecommendEndpoint:
         except HTTPError as err:
             return err.status, error_body(err.status, str(err))
         return 200, self.encoder.body(first_unseen(row, self.acc.seen(query), k) if exclude else row[:k], k)
+
+    async def explained(self, query, k: int, exclude: bool) -> tuple[int, bytes]:
+        """One query run with its attention weights (outside the batcher, in a worker thread)."""
+        try:
+            ex = await asyncio.get_running_loop().run_in_executor(None, self.acc.explain_queries_indices, [query])
+        except Exception as exc:
+            log.warning("explained request failed: %r", exc)
+            raise HTTPError(500, "the accelerator failed on this query") from None
+        row = ex["top"][0]
+        body = self.encoder.body(first_unseen(row, self.acc.seen(query), k) if exclude else row[:k], k)
+        return 200, body[:-1] + b',"explanation":' + explanation_json(self.acc, ex, self.backend_label) + b"}"
 
     async def __call__(self, scope, receive, send) -> None:
         status, body = await self.answer(scope, receive)

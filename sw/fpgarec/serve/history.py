@@ -10,7 +10,9 @@ A *history source* is one of
   evaluated with);
 - ``ml-100k``: the demo's data (MovieLens-100k inside the installed recbole package).
 
-The history carries the data set's own user and item ids and its item titles
+The history carries each interaction's behaviour type (:mod:`fpgarec.data.behaviour`: view,
+like, comment from ratings), which attention designs read, and the data set's own user and
+item ids and its item titles
 (:mod:`fpgarec.runtime.ids`); queries and answers use those, internal indices (0 .. U-1,
 0 .. N-1, in the order :func:`fpgarec.data.dataset.load_interactions` assigns, the ids the
 model was trained on) stay inside.
@@ -33,6 +35,7 @@ DEMO_DATA = "ml-100k"
 
 def history_from_data(folder: Path | str | None = None) -> History:
     """Train + valid items of every user of a data folder (None: the demo's MovieLens-100k)."""
+    from fpgarec.data.behaviour import BehaviourLog
     from fpgarec.data.dataset import item_titles, load_interactions
     from fpgarec.data.split import temporal_split
 
@@ -40,7 +43,8 @@ def history_from_data(folder: Path | str | None = None) -> History:
     known = temporal_split(data).known_before_test()
     source = f"{data.folder} (train + valid)"
     ids = IdMap(data.user_tokens, data.item_tokens, item_titles(data), source=source)
-    history = History(known.indptr, known.items, data.n_items, source=source, ids=ids)
+    types, _ = BehaviourLog.from_data(data).aligned(known)  # behaviour types (from ratings), for attention designs
+    history = History(known.indptr, known.items, data.n_items, source=source, ids=ids, types=types)
     log.info("history of %d users, %d interactions, %d items from %s", history.n_users, len(history.items),
              history.n_items, data.folder)
     return history
