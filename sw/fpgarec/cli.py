@@ -190,8 +190,7 @@ def _add_build_command(sub) -> None:
     p.add_argument("--exclude-seen", action="store_true", default=None,
                    help="drop the items a query has seen on chip (a seen-items bitmap streamed with the ids)")
     p.add_argument("--emit-weights", action="store_true", default=None,
-                   help="attention students only: a second output stream with each query's K attention weights "
-                   f"(integers 0..2^W, slot order) beside the top-k {dflt('emit_weights')}")
+                   help=f"attention students: a second output, each query's K attention weights (0..2^W) {dflt('emit_weights')}")
     p.add_argument("--no-fit-check", action="store_true",
                    help="do not refuse a design whose FINN resource estimate exceeds the board (for "
                    "fpgarec's own RTL, measured by `fpgarec sim --synth`: FINN counts DSP48 MACs "
@@ -425,9 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one model and write its metrics (torchrun-aware)")
     _common(p, out=Path("build/train"), out_help="build/train")
     _workers(p)
-    p.add_argument("model", help="the model to train", choices=["bpr", "lightgcn", "teacher", "student_w8", "student_w4",
-                                                                "student_w2", "student_w8_attention",
-                                                                "student_w4_attention", "student_w2_attention", "sequence", "hetero", "gru4rec", "sasrec"])
+    students = [f"student_w{b}{a}" for a in ("", "_attention") for b in (8, 4, 2)]
+    p.add_argument("model", help="the model to train", choices=["bpr", "lightgcn", "teacher", *students, "sequence", "hetero", "gru4rec", "sasrec"])
     p.set_defaults(show_config=lambda args: _train_config(args).as_dict())
     p.add_argument("--metrics", type=Path, default=None, help="where to write the metrics JSON (default: <out>/<model>.json)")
     p.set_defaults(func=cmd_train)

@@ -126,7 +126,7 @@ def test_schema_refuses_a_record_that_disagrees(attention_bundle):
 
     m = json.loads((attention_bundle / "manifest.json").read_text())
     check_manifest(copy.deepcopy(m))
-    for edit, match in ((lambda m: m["model"]["aggregation"].update(n_types=4), "TypeBias"),
+    for edit, match in ((lambda m: m["model"]["aggregation"].update(n_types=4, type_names=list("abcd")), "TypeBias"),
                         (lambda m: m["model"]["aggregation"].update(bucket_edges=[0, 1]), "bucket_edges"),
                         (lambda m: m["model"]["aggregation"].update(type_names=["view"]), "type_names"),
                         (lambda m: m["model"]["aggregation"].update(mode="mean"), "AttentionAggregate layer"),

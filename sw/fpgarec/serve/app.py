@@ -74,6 +74,7 @@ from fpgarec.runtime.ids import IdMap
 from fpgarec.runtime.sampler import ItemList, QueryError, QueryTypeError, UnknownUserError
 from fpgarec.serve.batching import DynamicBatcher, QueueFull
 from fpgarec.serve.config import ServeConfig
+from fpgarec.serve.explanation import explanation_json
 from fpgarec.serve.history import load_history
 from fpgarec.serve.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from fpgarec.serve.metrics import Metrics
@@ -122,20 +123,6 @@ class AnswerEncoder:
         n = len(frags)
         return b'{"items":[%s],"k":%d,"returned":%d,"short":%s}' % (
             b",".join(frags), k, n, b"true" if n < k else b"false")
-
-
-def explanation_json(acc: Accelerator, ex: dict, source: str, b: int = 0) -> bytes:
-    """Query ``b`` of :meth:`Accelerator.explain_queries_indices`'s answer as the
-    ``"explanation"`` object (module docstring): real context slots, heaviest first."""
-    names = acc.behaviour_names()
-    scale = float(1 << ex["weight_bits"])
-    slots = [j for j in range(ex["items"].shape[1]) if ex["items"][b, j] >= 0]
-    slots.sort(key=lambda j: (-int(ex["weights"][b, j]), -j))
-    context = [{"id": str(acc.ids.items[ex["items"][b, j]]), "title": acc.ids.title(int(ex["items"][b, j])),
-                "type": names[int(ex["types"][b, j])], "recency_bucket": int(ex["buckets"][b, j]),
-                "weight": round(int(ex["weights"][b, j]) / scale, 6)} for j in slots]
-    return json.dumps({"source": source, "weight_bits": ex["weight_bits"], "context": context},
-                      separators=(",", ":")).encode()
 
 
 def error_body(status: int, message: str) -> bytes:
