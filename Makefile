@@ -57,7 +57,7 @@ test-board-emu: $(PYNQ_STAMP)
 test: $(STAMP) $(PYNQ_STAMP)
 	command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }  # tests/unit/test_report_browser.py
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup  # two processes; tests/conftest.py groups them
 	$(PYNQ_VENV)/bin/python -m pytest -q tests/board_emu
 
 # the tests that neither train on real data (slow) nor run Verilator (rtlsim); -m replaces

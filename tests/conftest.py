@@ -31,3 +31,20 @@ def text_cache(tmp_path_factory) -> Path:
 def pytest_configure(config):
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+#: test folders whose tests share build folders in the Verilator/Yosys cache build/rtlsim (a build
+#: is cached by its hash; two processes building one hash at once would race): each folder runs
+#: in one process (the kernels' builds, "<top>-<hash>", and the whole designs', "design_top-" /
+#: "synth-", never share a name)
+RTL_FOLDERS = ("kernels", "hwsim")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``make test`` runs ``-n 2 --dist loadgroup``): one group per test file,
+    so a module's fixtures (built designs, trained models) are made once, and one group per RTL
+    folder (:data:`RTL_FOLDERS`). Without xdist the marker does nothing."""
+    for item in items:
+        rel = Path(str(item.path)).resolve().relative_to(REPO / "tests")
+        group = rel.parts[0] if rel.parts[0] in RTL_FOLDERS else rel.as_posix()
+        item.add_marker(pytest.mark.xdist_group(group))

@@ -45,8 +45,11 @@ class TextCache:
         self.dir.mkdir(parents=True, exist_ok=True)
         keys = np.array(list(self.table), dtype="U64")
         vecs = np.stack(list(self.table.values())).astype(np.float32) if self.table else np.zeros((0, DIM), np.float32)
-        np.save(self._keys, keys)
-        np.save(self._vecs, vecs)
+        for path, array in ((self._vecs, vecs), (self._keys, keys)):  # each file replaced whole
+            part = path.with_name(f".{path.name}.{os.getpid()}.part")
+            with part.open("wb") as f:
+                np.save(f, array)
+            part.replace(path)
 
 
 def load_minilm():
