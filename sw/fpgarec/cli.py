@@ -49,8 +49,8 @@ def _config(args: argparse.Namespace):
 
 def _table(report: dict) -> str:
     from fpgarec.train.evaluate import METRIC_NAMES
-
-    rows = [f"{'model':<12}{'group':<6}" + "".join(f"{m:>11}" for m in METRIC_NAMES) + f"{'train s':>9}"]
+    w = 2 + max([5, *(len(n) for n, r in report.items() if isinstance(r, dict) and "all" in r)])
+    rows = [f"{'model':<{w}}{'group':<6}" + "".join(f"{m:>11}" for m in METRIC_NAMES) + f"{'train s':>9}"]
     for name, res in report.items():
         if not (isinstance(res, dict) and "all" in res):
             continue
@@ -59,7 +59,7 @@ def _table(report: dict) -> str:
                 continue
             vals = "".join(f"{res[group][m]:>11.4f}" for m in METRIC_NAMES)
             secs = f"{res.get('train_seconds', 0):>9.1f}" if group == "all" else ""
-            rows.append(f"{name:<12}{group:<6}{vals}{secs}")
+            rows.append(f"{name:<{w}}{group:<6}{vals}{secs}")
     return "\n".join(rows)
 
 

@@ -1,0 +1,14 @@
+"""The demo's printed accuracy table: columns stay aligned whatever the model names."""
+
+from __future__ import annotations
+
+from fpgarec.cli import _table
+
+
+def test_long_model_names_keep_the_columns_apart():
+    res = {g: {"recall@10": 0.1, "ndcg@10": 0.2, "recall@20": 0.3, "ndcg@20": 0.4} for g in ("all", "cold")}
+    rows = _table({"bpr": {**res, "train_seconds": 1.0}, "student_w4_attention": res,
+                   "fewshot_ridge": {"all": None, "new": res["all"]}}).splitlines()
+    starts = {row.index(group) for row in rows[1:] for group in ("all", "cold", "new") if f" {group} " in row}
+    assert len(starts) == 1, rows  # every group column starts at one offset
+    assert all(row.split()[0] in {"model", "bpr", "student_w4_attention", "fewshot_ridge"} for row in rows)
