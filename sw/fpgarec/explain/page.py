@@ -66,13 +66,16 @@ def plot_explanation(ex: Explanation, shift: InterestShift, titles: list[str], p
     if eff.size:
         lim = max(1.0, float(np.abs(eff).max()))
         im = ax.imshow(eff, cmap="RdBu_r", vmin=-lim, vmax=lim, aspect="auto")
-        ax.set_xticks(range(len(ex.neighbours)), [_short(titles[i], 22) for i in ex.neighbours], rotation=70,
+        att = ex.attention_weights  # an attention design's own weights, one per neighbour
+        ax.set_xticks(range(len(ex.neighbours)), [_short(titles[i], 22) + (f" ({att[j]:.2f})" if att else "")
+                                                  for j, i in enumerate(ex.neighbours)], rotation=70,
                       fontsize=7, ha="right")
         fig.colorbar(im, ax=ax, fraction=0.03, label="score drop without the neighbour (integer)")
     else:
         ax.text(0.5, 0.5, "no interactions: popularity-free cold query", ha="center", transform=ax.transAxes)
     ax.set_yticks(range(len(recs)), recs, fontsize=8)
-    ax.set_title(f"neighbour items (aggregation kernel weight {ex.neighbour_weight:.3f} each)")
+    ax.set_title("neighbour items (in brackets: the attention weight the design computed)" if ex.attention_weights
+                 else f"neighbour items (aggregation kernel weight {ex.neighbour_weight:.3f} each)")
     ax = axes[1]
     m_eff = np.asarray(ex.modality_effect, dtype=float)
     y = np.arange(len(recs))
