@@ -7,6 +7,7 @@ to draw (then no file is written).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -143,12 +144,12 @@ def plot_design_layers(design: Mapping[str, Any], path: Path) -> bool:
 
 
 def _bits(name: str) -> int | None:
-    """Weight bits of a model name: teacher/float -> 32, student_w8 -> 8."""
+    """Weight bits of a model name: teacher/float -> 32, student_w8 -> 8,
+    student_w4_attention -> 4 (other suffixes: not a quantized student, None)."""
     if name == "teacher":
         return 32
-    if "_w" in name and name.rsplit("_w", 1)[1].isdigit():
-        return int(name.rsplit("_w", 1)[1])
-    return None
+    match = re.fullmatch(r"student_w(\d+)(_attention)?", name)
+    return int(match.group(1)) if match else None
 
 
 def plot_accuracy_resources(report: Mapping[str, Any], points: Mapping[str, Mapping[str, Any]],
