@@ -47,6 +47,7 @@ def pytest_collection_modifyitems(config, items):
     if not config.pluginmanager.hasplugin("xdist"):
         return
     for item in items:
-        rel = Path(str(item.path)).resolve().relative_to(REPO / "tests")
+        path = Path(str(item.path)).resolve()
+        rel = path.relative_to(REPO / "tests") if path.is_relative_to(REPO / "tests") else path
         group = rel.parts[0] if rel.parts[0] in RTL_FOLDERS else rel.as_posix()
         item.add_marker(pytest.mark.xdist_group(group))

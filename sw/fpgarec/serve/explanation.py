@@ -10,7 +10,7 @@ from fpgarec.runtime.accelerator import Accelerator
 
 def explanation_json(acc: Accelerator, ex: dict, source: str, b: int = 0) -> bytes:
     """Query ``b`` of :meth:`Accelerator.explain_queries_indices`'s answer as the
-    ``"explanation"`` object (module docstring): real context slots, heaviest first."""
+    ``"explanation"`` object (fpgarec.serve.app's docstring): real context slots, heaviest first."""
     names = acc.behaviour_names()
     scale = float(1 << ex["weight_bits"])
     slots = [j for j in range(ex["items"].shape[1]) if ex["items"][b, j] >= 0]
