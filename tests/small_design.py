@@ -69,3 +69,11 @@ def small_build_config(tmp, **overrides):
                 target_qps=1e6, target_latency_us=1.0, vivado="skip", check_queries=6)
     args.update(overrides)
     return BuildConfig(**args)
+
+
+def build_attention_weights_design(student_path, tmp, design: str = "attention_weights"):
+    """The small attention design built with ``emit_weights`` (the weight stream as a second
+    output) from the student at ``student_path``; returns the bundle's folder."""
+    from fpgarec.compile.flow import build
+
+    return build(student_path, small_build_config(tmp, design=design, emit_weights=True))

@@ -10,7 +10,12 @@ import json
 import numpy as np
 import pytest
 
-from small_design import make_attention_student, make_student, small_build_config
+from small_design import (
+    build_attention_weights_design,
+    make_attention_student,
+    make_student,
+    small_build_config,
+)
 
 
 @pytest.fixture(scope="module")
@@ -21,10 +26,7 @@ def student(tmp_path_factory):
 @pytest.fixture(scope="module")
 def weights_bundle(tmp_path_factory, student):
     """The small attention design (tests/small_design.py) built with ``emit_weights``."""
-    from fpgarec.compile.flow import build
-
-    tmp = tmp_path_factory.mktemp("weights_build")
-    return build(student[1], small_build_config(tmp, design="attention_weights", emit_weights=True))
+    return build_attention_weights_design(student[1], tmp_path_factory.mktemp("weights_build"))
 
 
 def test_bundle_has_the_weights_output(weights_bundle):

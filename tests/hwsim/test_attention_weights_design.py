@@ -11,7 +11,7 @@ import pytest
 from fpgarec.hwsim.simulate import Simulator, simulate, stale_depths
 from fpgarec.hwsim.stitch import MIN_DEPTH, stitch
 from fpgarec.runtime.bundle import load_bundle
-from small_design import make_attention_student, small_build_config
+from small_design import build_attention_weights_design, make_attention_student
 
 pytestmark = pytest.mark.rtlsim
 
@@ -21,11 +21,8 @@ OUT1_FIFO = "AttentionAggregate_rtl_0->output:weights"
 
 @pytest.fixture(scope="module")
 def weights_bundle(tmp_path_factory):
-    from fpgarec.compile.flow import build
-
     tmp = tmp_path_factory.mktemp("attention_weights_design")
-    _, path = make_attention_student(tmp)
-    return build(path, small_build_config(tmp, design="attention_weights", emit_weights=True))
+    return build_attention_weights_design(make_attention_student(tmp)[1], tmp)
 
 
 @pytest.fixture(scope="module")

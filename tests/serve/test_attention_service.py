@@ -8,18 +8,15 @@ import httpx
 import numpy as np
 import pytest
 
-from small_design import make_attention_student, small_build_config
+from small_design import build_attention_weights_design, make_attention_student
 
 N_ITEMS = 200
 
 
 @pytest.fixture(scope="module")
 def weights_bundle(tmp_path_factory):
-    from fpgarec.compile.flow import build
-
     tmp = tmp_path_factory.mktemp("attention_weights")
-    _, path = make_attention_student(tmp)
-    return build(path, small_build_config(tmp, design="att_weights", emit_weights=True))
+    return build_attention_weights_design(make_attention_student(tmp)[1], tmp, design="att_weights")
 
 
 def _history(with_types: bool = True, top_type: int = 2):
