@@ -44,7 +44,9 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefau
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or action.nargs == 0:
+        # identity for None / False: 0 == False, and a default of 0 is shown
+        if "default" in text or action.default is None or action.default is False \
+                or action.default == argparse.SUPPRESS or action.nargs == 0:
             return text
         if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
             return f"{text} (default: %(default)s)"

@@ -26,8 +26,8 @@ class DemoConfig:
     out: Path = Path("build/demo")
     #: cache folder for language-model vectors (keyed by text hash).
     cache: Path = Path("build/cache")
-    #: run on a seeded user subsample with short training (smoke test, about 4 minutes, as the
-    #: README says); output in :data:`QUICK_OUT` unless ``out`` is given.
+    #: run on a seeded user subsample with short training (smoke test, a few minutes on 2 cores,
+    #: as the README says); output in :data:`QUICK_OUT` unless ``out`` is given.
     quick: bool = False
     #: users kept by --quick.
     quick_users: int = 200

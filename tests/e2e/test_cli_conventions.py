@@ -53,7 +53,8 @@ def test_help_documents_exit_codes_and_every_subcommand_has_an_example():
         for action in sub._actions:
             if not action.option_strings:  # positionals (and nested subcommands) have help
                 assert action.help, (name, action.dest)
-            elif action.default not in (None, False, argparse.SUPPRESS) and action.help != argparse.SUPPRESS:
+            elif (action.default is not None and action.default is not False  # 0 and 0.0 have a default to show
+                  and action.default != argparse.SUPPRESS and action.help != argparse.SUPPRESS):
                 assert "default" in sub._get_formatter()._expand_help(action) or action.nargs == 0, \
                     (name, action.dest)
 
