@@ -42,7 +42,7 @@ def _step_name(step) -> str:
 def run_steps(model, cfg: BuildConfig, steps, work_dir: Path, queries: np.ndarray,
               score_scale: float | None, n_items: int, previous: checks.Probe | None = None,
               reference: np.ndarray | None = None, float_reference: np.ndarray | None = None,
-              near_tie: np.ndarray | None = None):
+              near_tie: np.ndarray | None = None, progress: bool = True):
     """Run ``steps`` in order; save and check each against the previous model (and, where the
     scores are exact integers, against the student's integer scores (Q, N)). Returns
     (model, last probe, seconds per step).
@@ -69,7 +69,8 @@ def run_steps(model, cfg: BuildConfig, steps, work_dir: Path, queries: np.ndarra
     timings = {}
     from tqdm.auto import tqdm
 
-    bar = tqdm(steps, desc="build", unit="step", disable=None, leave=False)  # a terminal only
+    # a terminal only, and not with --no-progress
+    bar = tqdm(steps, desc="build", unit="step", disable=None if progress else True, leave=False)
     for step in bar:
         name = _step_name(step)
         bar.set_postfix_str(name)
@@ -137,12 +138,13 @@ def _load_source(source: Path, work_dir: Path, emit_weights: bool = False):
     return ModelWrapper(str(path)), student, metrics
 
 
-def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> Path:
+def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None, progress: bool = True) -> Path:
     """Compile ``source`` for ``cfg.board`` and return the bundle folder.
 
     ``source``: a QONNX file written by :func:`fpgarec.compile.export.export_qonnx`, or a trained
     student (``<name>.safetensors`` next to ``<name>.json``; a ``<name>.metrics.json`` is copied
-    into the manifest). ``metrics`` (optional) overrides them.
+    into the manifest). ``metrics`` (optional) overrides them. ``progress``: the steps' bar
+    (shown on a terminal only).
     """
     from fpgarec.compile import export, steps
     from fpgarec.compile.bundle import write_bundle
@@ -175,7 +177,7 @@ def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> 
         first = checks.probe(model, queries, scale)
     ref, ref_float, near_tie = _student_references(model, student, queries, first, n_items)
     model, last, timings = run_steps(model, cfg, steps.STEPS, work, queries, scale, n_items, first, ref, ref_float,
-                                     near_tie)
+                                     near_tie, progress=progress)
 
     finn_cfg = finn_config(cfg)
     bit_files: list[Path] = []
@@ -186,7 +188,8 @@ def build(source: Path | str, cfg: BuildConfig, metrics: dict | None = None) -> 
                     "(XILINX_VIVADO set).", reason, work)
         bitstream = {"built": False, "reason": reason}
     else:
-        model, last, more = run_steps(model, cfg, steps.VIVADO_STEPS, work, queries, scale, n_items, last, ref)
+        model, last, more = run_steps(model, cfg, steps.VIVADO_STEPS, work, queries, scale, n_items, last, ref,
+                                   progress=progress)
         timings.update(more)
         bit_dir = Path(finn_cfg.output_dir) / "bitfile"
         bit_files = sorted([*bit_dir.glob("*.bit"), *bit_dir.glob("*.hwh"), *bit_dir.glob("*.xclbin")])

@@ -36,10 +36,11 @@ def build_and_verify(cfg: DemoConfig, student: QuantStudent, split) -> dict:
                     # fpgarec's RTL puts 4-bit MACs in LUTs where FINN's estimate counts DSPs:
                     # the fixed folding is checked by Yosys (docs/rtl.md), not FINN's estimate
                     check_fit=folding is None),
+        progress=cfg.progress,
     )
     n = cfg.bitexact_queries
     result = compare(bundle, student, n_queries=n, finn_queries=min(n, cfg.finn_queries),
-                     workers=max(1, cfg.threads))
+                     workers=max(1, cfg.threads), progress=cfg.progress)
     mismatches = max(v["any"] for k, v in result.items() if k.startswith("emulation_vs_"))
     out = design_summary(bundle, n, mismatches) | {"bitexact": result}
     out["delivered"] = design_test_metrics(bundle, split)
