@@ -51,13 +51,16 @@ $(PYNQ_STAMP): requirements/pynq.txt pyproject.toml
 	$(PYNQ_VENV)/bin/python -W ignore -c "import numpy, pynq, fpgarec.runtime.pynq_backend; assert numpy.__version__ < '2', numpy.__version__"
 	touch $(PYNQ_STAMP)
 
-test-board-emu: $(PYNQ_STAMP)
+# the board-emulation tests' attention bundle is built in the main environment (FINN), ~15 s
+test-board-emu: $(STAMP) $(PYNQ_STAMP)
+	$(BIN)/python tests/board_emu/build_bundles.py build/board_emu
 	$(PYNQ_VENV)/bin/python -m pytest -q tests/board_emu
 
 test: $(STAMP) $(PYNQ_STAMP)
 	command -v chromium >/dev/null || { apt-get update -q && apt-get install -y -q --no-install-recommends chromium; }  # tests/unit/test_report_browser.py
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup  # two processes; tests/conftest.py groups them
+	$(BIN)/python tests/board_emu/build_bundles.py build/board_emu
 	$(PYNQ_VENV)/bin/python -m pytest -q tests/board_emu
 
 # the tests that neither train on real data (slow) nor run Verilator (rtlsim); -m replaces

@@ -71,9 +71,10 @@ def small_build_config(tmp, **overrides):
     return BuildConfig(**args)
 
 
-def build_attention_weights_design(student_path, tmp, design: str = "attention_weights"):
+def build_attention_weights_design(student_path, tmp, design: str = "attention_weights", **overrides):
     """The small attention design built with ``emit_weights`` (the weight stream as a second
-    output) from the student at ``student_path``; returns the bundle's folder."""
+    output) from the student at ``student_path``; ``overrides``: other BuildConfig fields.
+    Returns the bundle's folder."""
     from fpgarec.compile.flow import build
 
-    return build(student_path, small_build_config(tmp, design=design, emit_weights=True))
+    return build(student_path, small_build_config(tmp, design=design, emit_weights=True, **overrides))

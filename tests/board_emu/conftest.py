@@ -98,3 +98,19 @@ def built_bundle(tmp_path):
         manifest["files"][rel] = {"bytes": (root / rel).stat().st_size, "sha256": sha256_file(root / rel)}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
     return root
+
+
+#: built by tests/board_emu/build_bundles.py (make test runs it first, in the main environment)
+WEIGHTS_BUNDLE = REPO / "build" / "board_emu" / "attention_weights"
+
+
+@pytest.fixture(scope="session")
+def weights_bundle():
+    """The small attention design built with the weight stream: ids are meta words, a second
+    output DMA ``odma1`` writes each query's K attention weights."""
+    from fpgarec.runtime.bundle import load_bundle
+
+    if not (WEIGHTS_BUNDLE / "manifest.json").is_file():
+        pytest.fail(f"{WEIGHTS_BUNDLE} is missing: build it with "
+                    "`.venv/bin/python tests/board_emu/build_bundles.py build/board_emu` (make test does)")
+    return load_bundle(WEIGHTS_BUNDLE)

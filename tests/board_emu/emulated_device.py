@@ -35,11 +35,14 @@ What is emulated, and what stays pynq's own code:
   carries the ids, a second one (a design with ``io["seen"]``) the seen-items bitmap:
   ``EmulationBackend(bundle).run(ids, seen=bitmap)`` computes the top-k (``run(ids)`` with one
   input DMA); the ids are encoded the same way into the output DMA's DDR rows; ``ap_done`` then
-  shows after ``latency_polls`` reads of the output DMA's control register. ``inputs`` holds
+  shows after ``latency_polls`` reads of the output DMA's control register. A design with the
+  attention weight stream (``io["weights"]``) has a second output DMA: ``run_with_weights``
+  computes both outputs, and the weight DMA's ``ap_done`` shows 3 polls after the top-k's. ``inputs`` holds
   the decoded arrays of the last batch, per input DMA.
 
 Modes: ``"ok"``; ``"hang"`` (DMAs start but never finish: ``ap_start`` stays, no ``ap_idle``,
-no ``ap_done``). A DMA address outside every allocation, or a row count the DMAs disagree
+no ``ap_done``); ``dmas_never_done``, a set of output DMA names, leaves those DMAs running
+while the others finish. A DMA address outside every allocation, or a row count the DMAs disagree
 on, is recorded in ``errors`` and hangs the design, like a stalled AXI transaction.
 """
 
@@ -201,10 +204,11 @@ class EmulatedZynqDevice(Device):
         self.bitfile_name = ""
         self.bundle, self.mode, self.latency_polls = bundle, mode, int(latency_polls)
         self.fabric = EmulationBackend(bundle)
-        #: each DMA's io entry (inputs in manifest order: ids, then the seen bitmap; the output)
+        #: each DMA's io entry (in manifest order: inputs ids, then the seen bitmap; outputs top-k,
+        #: then the attention weights)
         self.ios = dma_ios(bundle.manifest)
         self.input_names = list(bundle.manifest["dma"]["input"])
-        self._out = bundle.manifest["io"]["output"]
+        self.output_names = list(bundle.manifest["dma"]["output"])
         self.slcr = np.zeros(SLCR_WORDS, dtype=np.uint32)
         for offset, value in SLCR_RESET.items():
             self.slcr[offset // 4] = value
@@ -217,6 +221,8 @@ class EmulatedZynqDevice(Device):
         self.errors: list[str] = []
         self.batches: list[int] = []
         self.inputs: dict[str, np.ndarray] = {}
+        #: output DMAs whose transfer never ends (``ap_start`` stays, no ``ap_done``)
+        self.dmas_never_done: set[str] = set()
 
     # ----------------------------------------------------------------- bitstream, metadata
     def get_bitfile_metadata(self, bitfile_name: str, partial: bool = False):
@@ -293,16 +299,18 @@ class EmulatedZynqDevice(Device):
         if not self.dmas or not all(d.busy for d in self.dmas.values()) or self.mode == "hang":
             return
         idmas = [self.dmas[name] for name in self.input_names]
-        (odma,) = [d for d in self.dmas.values() if not d.is_input]
+        odmas = [self.dmas[name] for name in self.output_names]
         try:
-            self._transfer(idmas, odma)
+            self._transfer(idmas, odmas)
         except (BusError, ValueError) as exc:
             self.errors.append(f"{type(exc).__name__}: {exc}")
             log.error("emulated fabric stalls: %s", exc)
             return
         for idma in idmas:
             idma.finish(0)
-        odma.finish(self.latency_polls)
+        for i, odma in enumerate(odmas):  # the weight DMA finishes a few polls after the top-k's
+            if odma.name not in self.dmas_never_done:
+                odma.finish(self.latency_polls + 3 * i)
 
     def _read_input(self, idma: IodmaModel, rows: int) -> np.ndarray:
         """The (rows, normal size) integers an input DMA streams from DDR."""
@@ -316,22 +324,29 @@ class EmulatedZynqDevice(Device):
             raise ValueError(f"{idma.name}: packing.unpack disagrees with the scalar stream reader")
         return values.reshape(rows, -1)
 
-    def _transfer(self, idmas: list[IodmaModel], odma: IodmaModel) -> None:
-        rows = odma.count
-        for idma in idmas:
-            if idma.count != rows:
-                raise ValueError(f"{idma.name} numReps {idma.count} != {odma.name} numReps {rows}")
+    def _write_output(self, odma: IodmaModel, rows: int, values: np.ndarray) -> None:
+        """Encode (rows, normal size) integers into the output DMA's DDR rows."""
+        io = self.ios[odma.name]
+        bits, _ = packing.parse_datatype(io["datatype"])
+        word, row = int(io["shape_packed"][-1]), int(np.prod(io["shape_packed"][1:]))
+        words = encode_words(values.reshape(-1, int(io["shape_folded"][-1])), bits, word)
+        self._ddr(odma.address, rows * row)[:] = words.reshape(-1)
+
+    def _transfer(self, idmas: list[IodmaModel], odmas: list[IodmaModel]) -> None:
+        rows = odmas[0].count
+        for dma in (*idmas, *odmas[1:]):
+            if dma.count != rows:
+                raise ValueError(f"{dma.name} numReps {dma.count} != {odmas[0].name} numReps {rows}")
         self.inputs = {idma.name: self._read_input(idma, rows) for idma in idmas}
-        ob, osigned = packing.parse_datatype(self._out["datatype"])
-        out_word, out_row = int(self._out["shape_packed"][-1]), int(np.prod(self._out["shape_packed"][1:]))
-        n_out = int(self._out["shape_folded"][-1])
         ids = self.inputs[idmas[0].name]
-        if len(idmas) > 1:  # the seen-items bitmap: bit i = 1, item i is never returned
-            top = self.fabric.run(ids, seen=self.inputs[idmas[1].name].astype(bool))
+        # the seen-items bitmap: bit i = 1, item i is never returned
+        seen = {"seen": self.inputs[idmas[1].name].astype(bool)} if len(idmas) > 1 else {}
+        if len(odmas) > 1:  # the attention weight stream: the design's second output
+            top, weights = self.fabric.run_with_weights(ids, **seen)
+            self._write_output(odmas[1], rows, weights)
         else:
-            top = self.fabric.run(ids)
-        words = encode_words(top.reshape(-1, n_out), ob, out_word)
-        self._ddr(odma.address, rows * out_row)[:] = words.reshape(-1)
+            top = self.fabric.run(ids, **seen)
+        self._write_output(odmas[0], rows, top)
         self.batches.append(rows)
 
 

@@ -7,7 +7,9 @@ emulated: the device underneath (``emulated_device.py``).
 
 The committed bundle has a seen-items input: two input DMAs (``idma0`` ids, ``idma1`` the seen
 bitmap) and one output DMA; ``single_input_bundle`` is the same design without it (one input
-DMA, as bundles built without ``--exclude-seen``).
+DMA, as bundles built without ``--exclude-seen``). ``weights_bundle`` (built by
+``build_bundles.py``) is a small attention design with the weight stream: two input and two
+output DMAs (``odma1``: each query's attention weights).
 """
 
 from __future__ import annotations
@@ -370,3 +372,118 @@ def test_accelerator_recommend_sends_each_querys_seen_items_through_the_pynq_bac
         np.testing.assert_array_equal(device.inputs["idma1"].astype(bool), seen)  # all given items, not only K
     np.testing.assert_array_equal(got, want)
     assert not any(set(row) & set(seen_items) for row, seen_items in zip(got.tolist(), items, strict=True))
+
+
+def _meta_words(bundle, n: int, seed: int) -> np.ndarray:
+    """(n, K) meta words of an attention design: random ids (a third of the queries null-padded
+    cold-start users, query 0 all padding), behaviour types and recency buckets."""
+    agg, m = bundle.attention, bundle.manifest["model"]
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(0, m["n_items"], size=(n, m["k"]))
+    lengths = rng.integers(0, m["k"], size=n)
+    ids[(np.arange(n) % 3 == 0)[:, None] & (np.arange(m["k"])[None, :] >= lengths[:, None])] = bundle.null_id
+    ids[0] = bundle.null_id
+    types = rng.integers(0, agg["n_types"], size=ids.shape)
+    buckets = rng.integers(0, agg["n_buckets"], size=ids.shape)
+    ib, tb = agg["id_bits"], agg["type_bits"]
+    return ids | types << ib | buckets << (ib + tb)
+
+
+def test_the_weight_stream_comes_back_through_a_second_output_dma(weights_bundle, tmp_path):
+    """An attention design built with ``--exclude-seen --emit-weights``: both output DMAs are
+    armed before the inputs, the batch ends when both are done, and the top-k and the weights
+    read from DDR equal the emulation's, batch after batch (150 queries in batches of 64)."""
+    import emulated_device
+
+    from fpgarec.runtime.emulation import EmulationBackend
+    from fpgarec.runtime.pynq_backend import PynqBackend
+    from fpgarec.runtime.pynq_hwh import write_emulation_overlay
+
+    bundle = weights_bundle
+    assert bundle.manifest["dma"] == {"input": ["idma0", "idma1"], "output": ["odma0", "odma1"]}
+    ov = write_emulation_overlay(bundle, tmp_path)
+    assert 'INSTANCE="odma1"' in ov.hwh.read_text()
+    words = _meta_words(bundle, 150, seed=3)
+    want_top, want_w = EmulationBackend(bundle).run_with_weights(words)
+    device = emulated_device.install(bundle)
+    try:
+        with PynqBackend(bundle, bitfile=ov.bit, batch_size=64, timeout_s=2.0) as backend:
+            top, weights = backend.run_with_weights(words)
+            assert np.array_equal(backend.run(words[:70]), want_top[:70])  # run drains the weights too
+            info = backend.info()
+            obufs = [buf.device_address for buf in backend._obufs]
+    finally:
+        emulated_device.uninstall()
+    np.testing.assert_array_equal(top, want_top)
+    np.testing.assert_array_equal(weights, want_w)
+    assert weights.shape == (150, 4) and weights.dtype == np.int64 and (weights[0] == 0).all()
+    real = (words & 255) != bundle.null_id  # id_bits 8
+    assert ((weights == 0) | real).all() and weights.max() <= 1 << bundle.attention["weight_bits"]
+    assert weights[real.any(axis=1)].sum(axis=1).min() > 1000 and real.any(axis=1).sum() > 100
+    assert device.batches == [64, 64, 22, 64, 6] and not device.errors
+    assert info["weights_output"] == "weights" and info["streams"]["odma1"] == "weights"
+    assert info["dma"] == {"idma0": 0x4000_0000, "idma1": 0x4000_1000, "odma0": 0x4000_2000, "odma1": 0x4000_3000}
+    starts = [(name, value) for name, reg, value in device.writes if reg == 0x00]
+    assert starts[:4] == [("odma0", 1), ("odma1", 1), ("idma0", 1), ("idma1", 1)]
+    assert ("odma1", 0x10, obufs[1]) in device.writes
+
+
+def test_explanations_read_the_weights_the_board_wrote(weights_bundle, tmp_path):
+    """``Accelerator.explain_queries_indices`` on the PYNQ backend: the same top-k and weights
+    as on the emulation backend, the seen items going out through idma1."""
+    import emulated_device
+
+    from fpgarec.runtime.accelerator import Accelerator
+    from fpgarec.runtime.pynq_backend import PynqBackend
+    from fpgarec.runtime.pynq_hwh import write_emulation_overlay
+
+    bundle = weights_bundle
+    ov = write_emulation_overlay(bundle, tmp_path)
+    rng = np.random.default_rng(11)
+    n_items = bundle.manifest["model"]["n_items"]
+    queries = [rng.choice(n_items, size=int(n), replace=False).tolist() for n in rng.integers(1, 9, size=20)]
+    want = Accelerator(bundle, backend="emulation").explain_queries_indices(queries)
+    emulated_device.install(bundle)
+    try:
+        with PynqBackend(bundle, bitfile=ov.bit, batch_size=8) as backend:
+            acc = Accelerator(bundle, backend=backend)
+            assert acc.emits_weights
+            got = acc.explain_queries_indices(queries)
+    finally:
+        emulated_device.uninstall()
+    for key in ("top", "items", "types", "buckets", "weights"):
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+    assert (got["weights"][got["items"] >= 0] > 0).any()
+
+
+def test_run_with_weights_is_refused_where_the_design_has_no_weight_stream(device, overlay, bundle, ids):
+    from fpgarec.runtime.pynq_backend import PynqBackend, PynqBackendError
+
+    with PynqBackend(bundle, bitfile=overlay.bit, batch_size=16) as backend:
+        assert backend.weights_output is None and backend.info()["weights_output"] is None
+        with pytest.raises(PynqBackendError, match="no attention-weight output.*--emit-weights"):
+            backend.run_with_weights(ids[:2])
+        assert not device.batches
+
+
+def test_a_weight_dma_that_never_finishes_times_out_naming_it(weights_bundle, tmp_path):
+    """The top-k DMA finishes, the weight DMA does not (its ap_done never shows): the batch
+    times out naming odma1 only, with every DMA's registers."""
+    import emulated_device
+
+    from fpgarec.runtime.pynq_backend import DmaTimeoutError, PynqBackend
+    from fpgarec.runtime.pynq_hwh import write_emulation_overlay
+
+    bundle = weights_bundle
+    ov = write_emulation_overlay(bundle, tmp_path)
+    device = emulated_device.install(bundle)
+    device.dmas_never_done = {"odma1"}
+    try:
+        with PynqBackend(bundle, bitfile=ov.bit, batch_size=8, timeout_s=0.2) as backend:
+            with pytest.raises(DmaTimeoutError) as err:
+                backend.run(_meta_words(bundle, 8, seed=1))
+    finally:
+        emulated_device.uninstall()
+    msg = str(err.value)
+    assert "output DMA odma1 did not finish a batch of 8 queries" in msg and "odma0," not in msg
+    assert list(err.value.registers) == ["odma0", "odma1", "idma0", "idma1"]

@@ -82,7 +82,9 @@ def test_schema_refuses_a_weights_record_that_disagrees(weights_bundle):
     att = next(i for i, layer in enumerate(m["layers"]) if layer["op"] == "AttentionAggregate")
     for edit, match in ((lambda m: m["model"]["aggregation"].update(emit_weights=False), "emit_weights"),
                         (lambda m: m["model"]["aggregation"].update(weight_bits=9), "WeightBits"),
-                        (lambda m: m["io"].pop("weights"), "io.weights"),
+                        (lambda m: (m["io"].pop("weights"), m["dma"]["output"].pop()), "io.weights"),
+                        (lambda m: m["io"].pop("weights"), "dma.output .*expected a list of 1"),
+                        (lambda m: m["dma"]["output"].pop(), "dma.output .*expected a list of 2"),
                         (lambda m: m["layers"][att]["outputs"].pop(), "second output"),
                         (lambda m: m["layers"][att + 1]["inputs"].append("weights"), "2 inputs"),
                         (lambda m: m["io"]["weights"].update(datatype="UINT10"), "UINT11")):

@@ -142,7 +142,8 @@ SEEN = "seen"
 def _weights_io(model) -> dict | None:
     """The ``io.weights`` record of a design with the attention weight stream (``emit_weights``:
     the AttentionAggregate layer's second output, a graph output of K beats of W+1 bits per
-    query), or None. The stream has no DMA of its own yet (the simulators read it)."""
+    query), or None. It gets its own output DMA, ``odma1`` (the name FINN's ``MakeZYNQProject``
+    gives the IODMA of the graph's second output)."""
     from qonnx.custom_op.registry import getCustomOp
 
     outputs = {o.name for o in model.graph.output}
@@ -245,6 +246,7 @@ def write_bundle(bundle_dir: Path, model, *, design: str, board: Board, clock_mh
     weights = _weights_io(model)
     if weights is not None:
         manifest["io"]["weights"] = weights
+        manifest["dma"]["output"] = [*manifest["dma"]["output"], "odma1"]
     write_report(manifest, bundle_dir / "reports")
     files = {}
     for path in sorted(p for p in bundle_dir.rglob("*") if p.is_file()):

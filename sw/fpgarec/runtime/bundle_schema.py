@@ -146,7 +146,8 @@ def _check_io(m: dict, seen: bool) -> None:
             _shape(entry.get(shape), f"io.{key}.{shape}")
     if "seen" in io and not seen:
         raise SchemaError("io.seen is present but the LabelSelect layer has no seen input (SeenMode 2)")
-    for key, count in (("input", 2 if seen else 1), ("output", 1)):
+    # one output DMA more for the attention weight stream (io.weights, checked with the layers)
+    for key, count in (("input", 2 if seen else 1), ("output", 2 if "weights" in io else 1)):
         names = dma.get(key)
         if not isinstance(names, list) or len(names) != count or not all(isinstance(x, str) for x in names):
             raise SchemaError(f"dma.{key} is {_short(names)}, expected a list of {count} DMA name(s)")

@@ -50,6 +50,17 @@ way (the demo bundle: N = 1728, PE = 48)::
 ``run(ids, seen=None)``: ``seen`` None means the query's own context ids, as
 ``EmulationBackend.run``. Slots left empty (fewer than top_k unseen items) hold N.
 
+Attention weights. A design built with the weight stream (``fpgarec build --emit-weights``:
+``manifest["io"]["weights"]``, the AttentionAggregate layer's second output) has a second
+output DMA (``manifest["dma"]["output"][1]``, ``odma1``) that writes, per query, the K integer
+weights a_j in [0, 2^W] (UINT(W+1), one per beat)::
+
+    wbuf --invalidate, copy--> (b, K, ceil((W+1)/8)) uint8 --unpack--> (b, K) int64
+
+Both output DMAs are armed before the inputs start, and the batch ends when each has shown
+``ap_done``: the weight stream must be drained or the design stalls, so it is read on every
+batch; ``run`` drops it, ``run_with_weights`` returns it (as ``EmulationBackend.run_with_weights``).
+
 Loading the bitstream (sha256 checks, pynq's metadata, FCLK0): :mod:`fpgarec.runtime.pynq_overlay`.
 """
 
@@ -152,7 +163,9 @@ class PynqBackend:
     Shapes: ``run``: ids (B, K) integers in [0, n_items) -> (B, top_k) int64, B any size
     (split into batches of at most ``batch_size``). A design with a seen-items input
     (``manifest["io"]["seen"]``, a second input DMA) also takes ``seen``: (B, n_items) or
-    (B, N labels) bool, default the query's context ids; empty slots then hold N.
+    (B, N labels) bool, default the query's context ids; empty slots then hold N. A design
+    with the weight stream (``manifest["io"]["weights"]``, a second output DMA) also answers
+    ``run_with_weights``: (top-k (B, top_k), weights (B, K)) int64.
     """
 
     name = "pynq"
@@ -171,23 +184,27 @@ class PynqBackend:
             raise PynqBackendError(f"PynqBackend: clock_mhz must be positive, got {clock_mhz}")
         self._ibuf = self._sbuf = self._obuf = self._overlay = None
         self._ibufs: list = []
+        self._obufs: list = []
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         m = self.bundle.manifest
         where = self.bundle.root / "manifest.json"
         if m.get("shell") != "zynq-iodma":
             raise PynqBackendError(f"{where}: shell {m.get('shell')!r}; the PYNQ backend drives zynq-iodma designs")
         try:
-            ios = dma_ios(m)  # every DMA's io entry: idma0 ids, [idma1 seen,] odma0 top-k
+            ios = dma_ios(m)  # every DMA's io entry: idma0 ids, [idma1 seen,] odma0 top-k[, odma1 weights]
         except (KeyError, TypeError, ValueError) as exc:
             raise PynqBackendError(f"{where}: {exc}") from exc
         try:
             ports = {name: _Port(io) for name, io in ios.items()}
         except (KeyError, ValueError) as exc:
             raise BundleError(f"{where}: io: {exc}") from exc
-        #: input DMA names in manifest order (ids first, then the seen bitmap), the output DMA
-        self._in_names, self._out_name = tuple(m["dma"]["input"]), m["dma"]["output"][0]
+        #: DMA names in manifest order: inputs (ids, then the seen bitmap), outputs (top-k, then
+        #: the attention weights)
+        self._in_names, self._out_names = tuple(m["dma"]["input"]), tuple(m["dma"]["output"])
+        self._out_name = self._out_names[0]
         self._in, self._out = ports[self._in_names[0]], ports[self._out_name]
         self._seen = ports[self._in_names[1]] if len(self._in_names) > 1 else None
+        self._weights = ports[self._out_names[1]] if len(self._out_names) > 1 else None
         self.n_items, self.k, self.top_k = (int(m["model"][x]) for x in ("n_items", "k", "top_k"))
         if int(np.prod(self._in.normal)) != self.k or int(np.prod(self._out.normal)) != self.top_k:
             raise BundleError(f"{where}: io shapes {self._in.normal} -> {self._out.normal} do not match "
@@ -202,6 +219,11 @@ class PynqBackend:
             if packing.value_range(self._out.bits, self._out.signed)[1] < self.n_labels:
                 raise BundleError(f"{where}: io output: {self._out.datatype} cannot hold {self.n_labels}, "
                                   "the id of an empty slot of a design with a seen-items input")
+        if self._weights is not None:
+            bits = int(m["model"]["aggregation"]["weight_bits"]) + 1
+            if (self._weights.bits, self._weights.signed) != (bits, False) or int(np.prod(self._weights.normal)) != self.k:
+                raise BundleError(f"{where}: io weights: expected UINT{bits} of shape ({self.k},) (K weights of "
+                                  f"W+1 bits), got {self._weights.datatype} of shape {self._weights.normal}")
         self.batch_size = int(batch_size)
         self.timeout_s = float(timeout_s)
         self.bitfile, self.hwh, self.emulated = resolve_bitstream(self.bundle, options.get("bitfile"))
@@ -222,15 +244,19 @@ class PynqBackend:
         self.fclk0_mhz = set_fclk0(pynq, clock_mhz)
         self._idmas = [map_ip(self._overlay, name, self.bitfile, self.hwh) for name in self._in_names]
         self._idma = self._idmas[0]
-        self._odma = map_ip(self._overlay, self._out_name, self.bitfile, self.hwh)
+        self._odmas = [map_ip(self._overlay, name, self.bitfile, self.hwh) for name in self._out_names]
+        self._odma = self._odmas[0]
         self._ports = [ports[name] for name in self._in_names]
+        self._out_ports = [ports[name] for name in self._out_names]
         # one buffer per DMA, as FINN's driver allocates them: each input's in manifest order,
-        # then the output's
+        # then each output's
         for port in self._ports:
             self._ibufs.append(pynq.allocate(shape=(self.batch_size, *port.packed), dtype=np.uint8,
                                              cacheable=True, target=device))
-        self._obuf = pynq.allocate(shape=(self.batch_size, *self._out.packed), dtype=np.uint8,
-                                   cacheable=True, target=device)
+        for port in self._out_ports:
+            self._obufs.append(pynq.allocate(shape=(self.batch_size, *port.packed), dtype=np.uint8,
+                                             cacheable=True, target=device))
+        self._obuf = self._obufs[0]
         self._ibuf = self._ibufs[0]
         self._sbuf = self._ibufs[1] if self._seen is not None else None
         log.info("PYNQ backend: %s on %s (%s), FCLK0 %.3f MHz (design clock %s MHz), batch %d, "
@@ -240,15 +266,15 @@ class PynqBackend:
 
     # ---------------------------------------------------------------------------- running
     def _buffers(self) -> list[tuple[str, object]]:
-        """``(DMA name, buffer)`` of every DMA: the inputs in manifest order, then the output."""
-        return [*zip(self._in_names, self._ibufs, strict=True), (self._out_name, self._obuf)]
+        """``(DMA name, buffer)`` of every DMA: the inputs in manifest order, then the outputs."""
+        return [*zip(self._in_names, self._ibufs, strict=True), *zip(self._out_names, self._obufs, strict=True)]
 
     def dma_state(self) -> dict[str, dict[str, int]]:
-        """Every DMA's registers, the output DMA first, then the input DMAs in manifest order:
-        ``{name: {"ctrl": 0x00, "addr": 0x14:0x10, "count": 0x1C}}``. Reading ``ctrl`` clears a
-        pending ``ap_done`` (clear on read)."""
+        """Every DMA's registers, the output DMAs first, then the input DMAs, each in manifest
+        order: ``{name: {"ctrl": 0x00, "addr": 0x14:0x10, "count": 0x1C}}``. Reading ``ctrl``
+        clears a pending ``ap_done`` (clear on read)."""
         out = {}
-        for name, ip in ((self._out_name, self._odma), *zip(self._in_names, self._idmas, strict=True)):
+        for name, ip in (*zip(self._out_names, self._odmas, strict=True), *zip(self._in_names, self._idmas, strict=True)):
             out[name] = {"ctrl": int(ip.read(REG_CTRL)),
                          "addr": int(ip.read(REG_ADDR_LO)) | int(ip.read(REG_ADDR_HI)) << 32,
                          "count": int(ip.read(REG_COUNT))}
@@ -262,24 +288,29 @@ class PynqBackend:
         ip.write(REG_CTRL, AP_START)
 
     def _execute(self, rows: int) -> None:
-        """Start every DMA on the first ``rows`` buffer rows (the output DMA first, then the
-        input DMAs in manifest order) and wait for the output DMA."""
+        """Start every DMA on the first ``rows`` buffer rows (the output DMAs first, then the
+        input DMAs, each in manifest order) and wait until every output DMA has shown
+        ``ap_done`` (clear on read: each is polled until it has been seen once)."""
         if self._obuf is None:
             raise PynqBackendError("PynqBackend: closed")
-        status = int(self._odma.read(REG_CTRL))
-        if not status & AP_IDLE:
-            raise PynqBackendError(
-                f"output DMA {self._out_name} is not idle before start (an earlier batch never "
-                f"finished?); DMA registers: {format_dma_state(self.dma_state())}")
-        self._start(self._odma, self._obuf, rows)
+        for name, ip in zip(self._out_names, self._odmas, strict=True):
+            if not int(ip.read(REG_CTRL)) & AP_IDLE:
+                raise PynqBackendError(
+                    f"output DMA {name} is not idle before start (an earlier batch never "
+                    f"finished?); DMA registers: {format_dma_state(self.dma_state())}")
+        for ip, buf in zip(self._odmas, self._obufs, strict=True):
+            self._start(ip, buf, rows)
         for ip, buf in zip(self._idmas, self._ibufs, strict=True):
             self._start(ip, buf, rows)
         deadline = time.monotonic() + self.timeout_s
-        while not int(self._odma.read(REG_CTRL)) & AP_DONE:
-            if time.monotonic() > deadline:
+        waiting = dict(zip(self._out_names, self._odmas, strict=True))
+        while waiting:
+            for name in [n for n, ip in waiting.items() if int(ip.read(REG_CTRL)) & AP_DONE]:
+                del waiting[name]
+            if waiting and time.monotonic() > deadline:
                 state = self.dma_state()
                 raise DmaTimeoutError(
-                    f"{self.bitfile.name}: output DMA {self._out_name} did not finish a batch of {rows} "
+                    f"{self.bitfile.name}: output DMA {', '.join(waiting)} did not finish a batch of {rows} "
                     f"queries within {self.timeout_s:g} s; DMA registers: {format_dma_state(state)}",
                     state)
 
@@ -289,7 +320,15 @@ class PynqBackend:
         np.copyto(buf[:rows], words.reshape(rows, *port.packed))
         buf.flush()
 
-    def _run_batch(self, ids: np.ndarray, seen: np.ndarray | None = None) -> np.ndarray:
+    def _read_output(self, port: _Port, buf, rows: int) -> np.ndarray:
+        """(rows, normal size) int64 values an output DMA wrote into ``buf``."""
+        buf.invalidate()
+        raw = np.array(buf[:rows], dtype=np.uint8)
+        folded = packing.unpack(raw, port.bits, port.signed, (rows, *port.folded))
+        return packing.unfold(folded, (rows, *port.normal)).reshape(rows, -1).astype(np.int64)
+
+    def _run_batch(self, ids: np.ndarray, seen: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        """(top-k, attention weights or None) of one batch."""
         rows = len(ids)
         if self._obuf is None:
             raise PynqBackendError("PynqBackend: closed")
@@ -297,10 +336,9 @@ class PynqBackend:
         if self._seen is not None:
             self._write_input(self._seen, self._sbuf, seen)
         self._execute(rows)
-        self._obuf.invalidate()
-        raw = np.array(self._obuf[:rows], dtype=np.uint8)
-        folded = packing.unpack(raw, self._out.bits, self._out.signed, (rows, *self._out.folded))
-        return packing.unfold(folded, (rows, *self._out.normal)).reshape(rows, -1).astype(np.int64)
+        top = self._read_output(self._out, self._obuf, rows)
+        weights = None if self._weights is None else self._read_output(self._weights, self._obufs[1], rows)
+        return top, weights
 
     @property
     def seen_on_chip(self) -> bool:
@@ -333,53 +371,78 @@ class PynqBackend:
         return seen
 
     def _bitmap(self, ids: np.ndarray, seen: np.ndarray | None) -> np.ndarray:
-        """(b, N) bool rows of checked ``ids`` and ``seen`` (None: the context ids)."""
+        """(b, N) bool rows of checked ``ids`` and ``seen`` (None: the context ids; an attention
+        design's meta words: their id field, as ``EmulationBackend.seen_bitmap``)."""
         n = self.n_labels
         if seen is not None:
             out = np.zeros((len(ids), n), dtype=bool)
             out[:, : seen.shape[1]] = seen.astype(bool, copy=False)
             return out
+        ids = ids.astype(np.int64)
+        if self.bundle.attention is not None:  # meta words: their id field
+            ids = ids & ((1 << int(self.bundle.attention["id_bits"])) - 1)
         out = np.zeros((len(ids), n + 1), dtype=bool)
-        np.put_along_axis(out, np.minimum(ids.astype(np.int64), n), True, axis=1)
+        np.put_along_axis(out, np.minimum(ids, n), True, axis=1)
         return out[:, :n]
 
     def run(self, ids: np.ndarray, seen=None) -> np.ndarray:
         """Top-k item ids per query. Shapes: (B, K) -> (B, top_k) int64. ``seen`` (designs with
         a seen-items input only): (B, n_items) or (B, N) bool, the items each query must not
         get back; default the query's context ids. Slots left empty hold N."""
+        return self._run(ids, seen)[0]
+
+    @property
+    def weights_output(self) -> str | None:
+        """The name of the design's attention-weight output (``io.weights``, a second output
+        DMA), or None."""
+        return None if self._weights is None else self._weights.name
+
+    def run_with_weights(self, ids: np.ndarray, seen=None) -> tuple[np.ndarray, np.ndarray]:
+        """(top-k (B, top_k) int64, attention weights (B, K) int64) read from the design's two
+        output DMAs, as ``EmulationBackend.run_with_weights``. Raises :class:`PynqBackendError`
+        for a design without the weight stream."""
+        if self._weights is None:
+            raise PynqBackendError(f"{self.bundle.manifest['design']}: the design has no attention-weight output "
+                                   "(build an attention student with `fpgarec build --emit-weights`)")
+        return self._run(ids, seen)
+
+    def _run(self, ids: np.ndarray, seen) -> tuple[np.ndarray, np.ndarray | None]:
         ids = self.bundle.check_ids(ids)
         seen = self._check_seen(len(ids), seen)
         out = np.empty((len(ids), self.top_k), dtype=np.int64)
+        weights = None if self._weights is None else np.empty((len(ids), self.k), dtype=np.int64)
         for start in range(0, len(ids), self.batch_size):
             stop = min(start + self.batch_size, len(ids))
             bitmap = None
             if self._seen is not None:  # built per batch: B may be far larger than a batch
                 bitmap = self._bitmap(ids[start:stop], None if seen is None else seen[start:stop])
-            out[start:stop] = self._run_batch(ids[start:stop], bitmap)
-        return out
+            out[start:stop], w = self._run_batch(ids[start:stop], bitmap)
+            if weights is not None:
+                weights[start:stop] = w
+        return out, weights
 
     def info(self) -> dict:
         """What is loaded where: bitstream, emulated or not, FCLK0, batch, every DMA's register
         base (``dma``) and the io stream it carries (``streams``)."""
-        dmas = [*zip(self._in_names, self._idmas, strict=True), (self._out_name, self._odma)]
-        streams = [*zip(self._in_names, self._ports, strict=True), (self._out_name, self._out)]
+        dmas = [*zip(self._in_names, self._idmas, strict=True), *zip(self._out_names, self._odmas, strict=True)]
+        streams = [*zip(self._in_names, self._ports, strict=True), *zip(self._out_names, self._out_ports, strict=True)]
         return {"backend": self.name, "design": self.bundle.manifest["design"], "bitfile": str(self.bitfile),
                 "emulated": self.emulated, "fclk0_mhz": self.fclk0_mhz,
                 "design_clock_mhz": self.bundle.manifest.get("clock_mhz"), "batch_size": self.batch_size,
                 "timeout_s": self.timeout_s, "device": str(getattr(self.device, "name", self.device)),
-                "seen_on_chip": self.seen_on_chip,
+                "seen_on_chip": self.seen_on_chip, "weights_output": self.weights_output,
                 "dma": {name: ip.mmio.base_addr for name, ip in dmas},
                 "streams": {name: port.name for name, port in streams}}
 
     def close(self) -> None:
         """Free every DMA buffer and drop the overlay (idempotent)."""
-        for buf in (*self._ibufs, self._obuf):
+        for buf in (*self._ibufs, *self._obufs):
             if buf is not None:
                 try:
                     buf.freebuffer()
                 except Exception:  # noqa: BLE001 - freeing must never mask the caller's error
                     log.debug("freeing a PYNQ buffer failed", exc_info=True)
-        self._ibufs = []
+        self._ibufs, self._obufs = [], []
         self._ibuf = self._sbuf = self._obuf = None
         self._overlay = None
 

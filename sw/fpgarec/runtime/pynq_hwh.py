@@ -20,7 +20,8 @@ What the ``.hwh`` describes is the block design FINN's ``MakeZYNQProject`` build
   IO PLL (the reference of the Clocking Wizard), ``M_AXI_GP0`` mapping the DMAs' control
   registers, ``S_AXI_HP0`` giving the DMAs the DDR (0x0000_0000 .. 0x1FFF_FFFF, 512 MiB);
 * one IODMA per name in ``manifest["dma"]`` (``idma0``, ``odma0``; a design with a seen-items
-  input has a second input DMA ``idma1``), VLNV ``xilinx_finn:finn:finn_design:1.0``, whose
+  input has a second input DMA ``idma1``, one with the attention weight stream a second
+  output DMA ``odma1``), VLNV ``xilinx_finn:finn:finn_design:1.0``, whose
   AXI-lite ``s_axi_control_0`` is placed by FINN's ``assign_axi_addr_proc``: from 0x4000_0000
   upwards, 4 KiB each, inputs first. Each carries the ``manifest["io"]`` entry it streams
   (:func:`dma_ios`): its ``STREAM_WIDTH_BITS`` and ``STREAM_NAME`` parameters. Their
@@ -203,24 +204,31 @@ def _memrange(mm: ET.Element, *, block: str, base: int, size: int, instance: str
 
 #: the ``manifest["io"]`` entries streamed by the input DMAs, in ``manifest["dma"]["input"]`` order
 INPUT_IOS = ("input", "seen")
+#: the ``manifest["io"]`` entries written by the output DMAs, in ``manifest["dma"]["output"]`` order
+OUTPUT_IOS = ("output", "weights")
 
 
 def dma_ios(manifest: dict) -> dict[str, dict]:
     """The ``manifest["io"]`` entry each DMA streams, inputs then outputs: the first input DMA
     carries ``io["input"]`` (the query ids), a second one ``io["seen"]`` (the seen-items bitmap
-    of a design built with one), the output DMA ``io["output"]``. Raises ``ValueError`` when
-    the DMA lists do not match these entries."""
+    of a design built with one); the first output DMA ``io["output"]`` (the top-k), a second
+    one ``io["weights"]`` (the attention weights of a design built with ``emit_weights``).
+    FINN's ``MakeZYNQProject`` names the DMAs of the graph's inputs ``idma0, idma1, ...`` and
+    of its outputs ``odma0, odma1, ...`` in graph order. Raises ``ValueError`` when the DMA
+    lists do not match these entries."""
     io, dma = manifest.get("io", {}), manifest.get("dma", {})
     if "input" not in io or "output" not in io:
         raise ValueError(f"io needs an 'input' and an 'output' entry, has {sorted(io)}")
-    keys = [k for k in INPUT_IOS if k in io]
+    in_keys = [k for k in INPUT_IOS if k in io]
+    out_keys = [k for k in OUTPUT_IOS if k in io]
     inputs, outputs = list(dma.get("input", [])), list(dma.get("output", []))
-    if len(inputs) != len(keys) or len(outputs) != 1 or len({*inputs, *outputs}) != len(inputs) + 1:
+    if (len(inputs) != len(in_keys) or len(outputs) != len(out_keys)
+            or len({*inputs, *outputs}) != len(inputs) + len(outputs)):
         raise ValueError(
-            f"dma {dma}: expected {len(keys)} input DMA(s) (streaming io {', '.join(keys)}, in that order) "
-            "and one output DMA, all named differently")
-    out = {name: io[key] for name, key in zip(inputs, keys, strict=True)}
-    out[outputs[0]] = io["output"]
+            f"dma {dma}: expected {len(in_keys)} input DMA(s) (streaming io {', '.join(in_keys)}, in that order) "
+            f"and {len(out_keys)} output DMA(s) (io {', '.join(out_keys)}), all named differently")
+    out = {name: io[key] for name, key in zip(inputs, in_keys, strict=True)}
+    out.update({name: io[key] for name, key in zip(outputs, out_keys, strict=True)})
     return out
 
 
