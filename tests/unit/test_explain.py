@@ -110,6 +110,11 @@ def test_explain_command_writes_png_html_json(tmp_path):
     assert (tmp_path / "user_196.png").stat().st_size > 10_000
     page = (tmp_path / "user_196.html").read_text()
     assert result["titles"][0].split(",")[0] in page and "Interest over time" in page
+    history = result["history"]  # the user's own items, oldest first, by the data set's ids, on the page too
+    assert len(history) > 10 and all(isinstance(i, str) and i.isdigit() for i in history)
+    assert set(ex["neighbours"]) <= set(history) and f"Your history ({len(history)} items)" in page
+    cells = [r[1] for r in _page_rows(page, "<h2>Your history")[1:]]
+    assert cells == history
     with pytest.raises(FpgarecError, match="unknown user"):
         explain_user(ExplainConfig(user="no-such-user", bundle=BUNDLE, out=tmp_path))
 
@@ -131,3 +136,81 @@ def test_all_users_output_names_users_and_items_by_the_data_sets_ids(explainer, 
     rows = compact["customer_b"]
     assert all(r["item"].startswith("sku-") and r["title"] == f"Title {int(r['item'][4:])}" for r in rows)
     assert all(r["top_neighbour"] in ids for r in rows)
+
+
+def _page_rows(page: str, heading: str) -> list[list[str]]:
+    """The cells (text) of each row of the first table after ``heading`` on a page."""
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.in_cell = [], False
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "tr":
+                self.rows.append([])
+            elif tag in ("td", "th"):
+                self.in_cell = True
+                self.rows[-1].append("")
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.in_cell = False
+            elif tag == "table":
+                self.in_cell = None
+
+        def handle_data(self, data):
+            if self.in_cell and self.rows:
+                self.rows[-1][-1] += data
+
+    rest = page[page.index(heading):]
+    parser = Cells()
+    parser.feed(rest[: rest.index("</table>") + len("</table>")])
+    return parser.rows
+
+
+def _page_example(effects):
+    from fpgarec.explain.attribution import Explanation
+
+    ex = Explanation(context=[3, 1, 9, 4], recommendations=[5], scores=[7], neighbours=[3, 1, 4],
+                     neighbour_weight=1 / 3, neighbour_effect=[effects], modality_weights=[8, 8],
+                     modality_frac_bits=4, modality_names=["id", "text"], modality_effect=[[-2, -1]])
+    shift = interest_shift(np.array([3, 1, 4]), np.array([0, 0, 0]), [["g"]] * 10, windows=1)
+    return ex, shift, [f"T{i}" for i in range(10)]
+
+
+def test_the_page_never_shows_a_negative_effect_as_weighing_most():
+    """A neighbour that lowered a recommendation's score is listed as pushing it down, never
+    under "weighed most" or "pushed up" (nor is a modality with a negative effect "top")."""
+    from fpgarec.explain.page import render_page
+
+    ex, shift, titles = _page_example([-5, 4, -1])
+    page = render_page(ex, shift, titles, "p.png", "u", "b")
+    assert "weighed most" not in page
+    header, row = _page_rows(page, "<h2>Each recommendation")
+    cell = dict(zip(header, row, strict=True))
+    up = next(v for k, v in cell.items() if "pushed it up (effect)" in k)
+    down = next(v for k, v in cell.items() if "pushed it down" in k)
+    assert up == "T1 (+4)"
+    assert down == "T3 (-5), T4 (-1)"  # the strongest push down first
+    assert cell["modality that pushed it up most"] == "–"  # both modality effects are negative
+    all_negative = dict(zip(*_page_rows(render_page(_page_example([-5, -4, -1])[0], shift, titles, "p", "u", "b"),
+                                        "<h2>Each recommendation"), strict=True))
+    assert next(v for k, v in all_negative.items() if "pushed it up (effect)" in k) == "–"
+
+
+def test_the_page_lists_the_users_history_in_order_by_the_data_sets_ids():
+    """The page lists the user's own items, oldest first, by the data set's ids, with their
+    titles where the data has one (item_titles' "item <id>" stand-in is no title)."""
+    from fpgarec.explain.page import render_page
+
+    ex, shift, titles = _page_example([1, 2, 3])
+    titles[9] = "item sku-9"
+    ids = [f"sku-{i}" for i in range(10)]
+    page = render_page(ex, shift, titles, "p.png", "u", "b", history=[9, 3, 1, 4], item_ids=ids)
+    rows = _page_rows(page, "<h2>Your history")
+    assert rows[0][:3] == ["#", "item id", "title"]
+    assert [r[:3] for r in rows[1:]] == [["1", "sku-9", ""], ["2", "sku-3", "T3"], ["3", "sku-1", "T1"],
+                                         ["4", "sku-4", "T4"]]
+    assert [r[3] for r in rows[1:]] == ["", "yes", "yes", "yes"]  # 9 is not among the design's neighbours

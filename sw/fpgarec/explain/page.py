@@ -127,20 +127,46 @@ def _type_name(t: int, names: list[str]) -> str:
     return names[t] if 0 <= t < len(names) else f"type {t}"
 
 
+def _effects(ex: Explanation, r: int, titles: list[str], sign: int, n: int = 3) -> str:
+    """Recommendation r's neighbours whose effect has ``sign`` (+1: they raised its score, -1:
+    they lowered it), largest first, at most n ("–": none)."""
+    eff = ex.neighbour_effect[r]
+    picked = sorted((j for j in range(len(ex.neighbours)) if eff[j] * sign > 0), key=lambda j: -eff[j] * sign)[:n]
+    return ", ".join(f"{html.escape(titles[ex.neighbours[j]])} ({eff[j]:+d})" for j in picked) or "–"
+
+
+def _history_table(ex: Explanation, history: list[int], titles: list[str], item_ids: list[str] | None) -> str:
+    """The "your history" section: the user's own items, oldest first, by the data set's ids,
+    with their titles where the data has them (empty when no history was given)."""
+    esc = html.escape
+    in_context = set(ex.neighbours)
+    rows = []
+    for n, i in enumerate(history):
+        tok = item_ids[i] if item_ids is not None else str(i)
+        title = titles[i] if titles[i] != f"item {tok}" else ""  # item_titles' stand-in is no title
+        rows.append(f"<tr><td>{n + 1}</td><td>{esc(tok)}</td><td>{esc(title)}</td>"
+                    f"<td>{'yes' if i in in_context else ''}</td></tr>")
+    return f"""<h2>Your history ({len(history)} items)</h2>
+<p class="note">The items the design was given for this user, oldest first, by the data set's item ids; the
+design's context holds at most {len(ex.context)} of them (the neighbours above).</p>
+<table><tr><th>#</th><th>item id</th><th>title</th><th>in the design's context</th></tr>{''.join(rows)}</table>"""
+
+
 def render_page(ex: Explanation, shift: InterestShift, titles: list[str], png: str, user: str, bundle: str,
-                type_names: list[str] | None = None) -> str:
+                type_names: list[str] | None = None, history: list[int] | None = None,
+                item_ids: list[str] | None = None) -> str:
+    """The HTML page. ``history``: the user's items (indices, oldest first), listed by
+    ``item_ids`` (the data set's ids; None: the indices); None: no history section."""
     esc = html.escape
     rows = []
     for r, item in enumerate(ex.recommendations):
-        if ex.neighbours:
-            order = np.argsort(ex.neighbour_effect[r])[::-1][:3]
-            top = ", ".join(f"{esc(titles[ex.neighbours[j]])} ({ex.neighbour_effect[r][j]:+d})" for j in order)
-        else:
-            top = "–"
+        up, down = (_effects(ex, r, titles, 1), _effects(ex, r, titles, -1)) if ex.neighbours else ("–", "–")
         mods = ", ".join(f"{n} {v:+d}" for n, v in zip(ex.modality_names, ex.modality_effect[r], strict=True))
-        rows.append(f"<tr><td>{r + 1}</td><td>{esc(titles[item])}</td><td>{ex.scores[r]}</td><td>{top}</td>"
-                    f"<td>{esc(mods)}</td><td>{esc(ex.top_modality(r))}</td></tr>")
+        top_mod = ex.top_modality(r) if max(ex.modality_effect[r], default=0) > 0 else "–"
+        rows.append(f"<tr><td>{r + 1}</td><td>{esc(titles[item])}</td><td>{ex.scores[r]}</td><td>{up}</td>"
+                    f"<td>{down}</td><td>{esc(mods)}</td><td>{esc(top_mod)}</td></tr>")
     attention = _attention_table(ex, titles, type_names or [])
+    past = _history_table(ex, history, titles, item_ids) if history is not None else ""
     mix_rows = "".join(
         f"<tr><td>{esc(lbl)}</td><td>{esc(', '.join(f'{g} {v:.0%}' for g, v in sorted(zip(shift.groups, m, strict=True), key=lambda t: -t[1])[:4]))}</td></tr>"
         for lbl, m in zip(shift.labels, shift.mix, strict=True)
@@ -153,14 +179,16 @@ table{{border-collapse:collapse}} .note{{color:#555}}</style></head><body>
 <p class="note">Design: {esc(bundle)}. Scores and effects are the design's integer scores from its bit-exact
 emulation (the real accelerator returns only the top-k). Neighbour effect = score drop when that item is
 removed from the user's context (the aggregation kernel then averages over the others; each real neighbour has
-kernel weight {ex.neighbour_weight:.4f}). Modality effect = score drop when the fusion kernel's weight of that
+kernel weight {ex.neighbour_weight:.4f}): positive, the item pushed the recommendation up; negative, it pushed
+it down. Modality effect = score drop when the fusion kernel's weight of that
 modality is set to 0 (weights W = {esc(str(ex.modality_weights))}, / 2^{ex.modality_frac_bits}).</p>
 <img src="{esc(png)}" alt="explanation plot" style="max-width:100%">
 <h2>Each recommendation</h2>
-<table><tr><th>#</th><th>item</th><th>score</th><th>neighbours that weighed most (effect)</th>
-<th>modality effects</th><th>top modality</th></tr>
+<table><tr><th>#</th><th>item</th><th>score</th><th>neighbours that pushed it up (effect)</th>
+<th>neighbours that pushed it down (effect)</th><th>modality effects</th><th>modality that pushed it up most</th></tr>
 {''.join(rows)}</table>
 {attention}
+{past}
 <h2>Interest over time ({esc(shift.kind)})</h2>
 <table><tr><th>window</th><th>largest shares</th></tr>{mix_rows}</table>
 </body></html>
@@ -213,12 +241,13 @@ def explain_user(cfg: ExplainConfig, data=None, history=None, explainer: Explain
     stem = f"user_{cfg.user}"
     plot_explanation(ex, shift, titles, out / f"{stem}.png", cfg.user)
     (out / f"{stem}.html").write_text(render_page(ex, shift, titles, f"{stem}.png", cfg.user, str(cfg.bundle),
-                                                  type_names))
+                                                  type_names, history=items.tolist(), item_ids=data.item_tokens))
     explanation = ex.as_dict()  # items as the data set's ids (internal indices stay inside)
     explanation["recommendations"] = [data.item_tokens[i] for i in ex.recommendations]
     explanation["neighbours"] = [data.item_tokens[i] for i in ex.neighbours]
     explanation["context"] = [data.item_tokens[i] if i < data.n_items else None for i in ex.context]
     result = {"user": cfg.user, "explanation": explanation, "titles": [titles[i] for i in ex.recommendations],
+              "history": [data.item_tokens[i] for i in items.tolist()],
               "interest": {"labels": shift.labels, "groups": shift.groups, "mix": shift.mix.round(4).tolist(),
                            "kind": shift.kind}}
     (out / f"{stem}.json").write_text(json.dumps(result, indent=1))
