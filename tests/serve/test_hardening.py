@@ -1,12 +1,13 @@
 """The service under a hostile-but-fair client (issue 16): deeply nested JSON, foreign content
-types, clients that disconnect or never finish their body, a shutdown with requests in flight,
-ids with surrounding whitespace. Each gets a one-line JSON answer (or a quiet close), is
-counted for what it is in /metrics, and logs no traceback."""
+types, clients that disconnect or never finish their headers or body, a shutdown with requests
+in flight, ids with surrounding whitespace. Each gets a one-line JSON answer (or a quiet close),
+is counted for what it is in /metrics, and logs no traceback."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 import time
 
@@ -114,6 +115,42 @@ def test_an_unfinished_body_gets_408_and_the_connection_is_closed(demo_bundle, h
     assert err["status"] == 408 and "did not arrive within 0.5 s" in err["error"]
     m = metrics(running.url)
     assert m['fpgarec_requests_total{path="/recommend",status="408"}'] == 1
+    assert httpx.post(running.url + "/recommend", json={"user": user(1)}).status_code == 200
+    assert tracebacks(caplog) == []
+
+
+@pytest.mark.parametrize("coalesce_writes", [True, False])
+def test_unfinished_headers_get_408_and_a_silent_connection_is_closed(demo_bundle, history_file, start_service,
+                                                                      caplog, coalesce_writes):
+    """Headers that never finish (on a new connection, on a kept-alive one, or pipelined behind
+    a complete request) get 408 and the connection closed within ``read_timeout_s``; a
+    connection on which nothing at all arrives is closed without an answer."""
+    caplog.set_level(logging.INFO)
+    cfg = ServeConfig(bundle=demo_bundle, backend="emulation", history=str(history_file), port=0,
+                      read_timeout_s=0.5, coalesce_writes=coalesce_writes)
+    running = start_service(cfg)
+    host, port = running.url.removeprefix("http://").split(":")
+    head = b"POST /recommend HTTP/1.1\r\nHost: x\r\n"  # no blank line: the headers never end
+    complete = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    for first, pause, rest, answers in [
+        (head, 0, b"", [b"408"]),                  # a new connection
+        (complete, 0.2, head, [b"200", b"408"]),   # a kept-alive connection
+        (complete + head, 0, b"", [b"200", b"408"]),  # pipelined
+        (b"", 0, b"", []),                          # nothing at all: closed quietly
+    ]:
+        t0 = time.monotonic()
+        with socket.create_connection((host, int(port)), timeout=5) as sock:
+            sock.sendall(first)
+            time.sleep(pause)
+            sock.sendall(rest)
+            answer = read_all(sock)  # returns once the server closes the connection
+        assert time.monotonic() - t0 < 3, answer
+        statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)
+        assert statuses == answers, answer
+        if answers:
+            headers, _, body = answer.rpartition(b"\r\n\r\n")
+            assert b"connection: close" in headers.lower()
+            assert json.loads(body) == {"error": "the request headers did not arrive within 0.5 s", "status": 408}
     assert httpx.post(running.url + "/recommend", json={"user": user(1)}).status_code == 200
     assert tracebacks(caplog) == []
 

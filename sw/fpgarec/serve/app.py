@@ -43,8 +43,8 @@ strings, with a warning at start (``/healthz`` says ``"ids": "internal"``).
 
 Errors are JSON ``{"error": message, "status": code}``: 400 malformed JSON (also nested deeper
 than :data:`MAX_DEPTH`), unknown fields or wrong types (an integer where an id string is
-expected); 404 unknown user (or path); 405 wrong method; 408 a body not received within
-``read_timeout_s`` (the connection is closed); 413 body larger than ``max_body_bytes``; 415 a
+expected); 404 unknown user (or path); 405 wrong method; 408 headers or a body not received
+within ``read_timeout_s`` (the connection is closed; :mod:`fpgarec.serve.protocol`); 413 body larger than ``max_body_bytes``; 415 a
 ``Content-Type`` other than ``application/json``; 422 values out of range (empty or over-long
 item list, an unknown item id, ``k`` out of range); each message names the field and the value;
 503 more than ``max_queue`` queries waiting, or a request cut off by the shutdown; 500 a failed
@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import logging
@@ -468,11 +469,12 @@ def build_server(cfg: ServeConfig, acc: Accelerator | None = None):
     Sets the process's BLAS threads to ``cfg.blas_threads``."""
     import uvicorn
 
+    from fpgarec.serve.protocol import CoalescingH11Protocol, TimedH11Protocol
+
     limit_blas_threads(cfg.blas_threads)
-    if cfg.coalesce_writes:
-        from fpgarec.serve.protocol import CoalescingH11Protocol as http
-    else:
-        http = "h11"
+    # the request line and headers get the body's time limit (408 past it)
+    http = functools.partial(CoalescingH11Protocol if cfg.coalesce_writes else TimedH11Protocol,
+                             header_timeout_s=cfg.read_timeout_s)
     app = create_app(acc if acc is not None else open_accelerator(cfg), cfg)
     config = uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, access_log=False,
                             log_config=None, lifespan="on", loop="asyncio", http=http, workers=1,

@@ -35,8 +35,10 @@ class ServeConfig:
     max_body_bytes: int = 64 * 1024
     #: longest item list a request may carry (new users).
     max_items: int = 1024
-    #: seconds a request's body may take to arrive, from the start of the request (408 and the
-    #: connection closed after that: a client that never finishes its body holds nothing).
+    #: seconds a request's body may take to arrive, from the start of the request, and its line
+    #: and headers, from its first byte (from the connection's opening for its first request)
+    #: (408 and the connection closed after that, a quiet close where nothing arrived: a client
+    #: that never finishes its headers or body holds nothing).
     read_timeout_s: float = 10.0
     #: seconds requests in flight get to finish at shutdown (SIGINT/SIGTERM); those still
     #: running then are answered 503 and closed.
