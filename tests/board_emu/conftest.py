@@ -58,7 +58,7 @@ def single_input_bundle(tmp_path_factory):
     import json
     import shutil
 
-    from fpgarec.runtime.bundle import load_bundle
+    from fpgarec.runtime.bundle import load_bundle, stamp_manifest
 
     root = tmp_path_factory.mktemp("single_input") / "student_w4_pynq-z2"
     shutil.copytree(BUNDLE, root)
@@ -69,7 +69,7 @@ def single_input_bundle(tmp_path_factory):
     last["attrs"].pop("SeenMode")
     last["inputs"] = [x for x in last["inputs"] if x != seen]
     manifest["model"].pop("exclude_seen", None)
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    (root / "manifest.json").write_text(json.dumps(stamp_manifest(manifest), indent=2))
     return load_bundle(root)
 
 
@@ -81,7 +81,7 @@ def built_bundle(tmp_path):
     import json
     import shutil
 
-    from fpgarec.runtime.bundle import sha256_file
+    from fpgarec.runtime.bundle import sha256_file, stamp_manifest
     from fpgarec.runtime.pynq_hwh import EMULATION_MARKER, bit_part, make_bit, make_hwh
 
     root = tmp_path / "built"
@@ -96,7 +96,7 @@ def built_bundle(tmp_path):
     manifest["bitstream"] = {"built": True, "reason": "", "files": rels}
     for rel in rels:
         manifest["files"][rel] = {"bytes": (root / rel).stat().st_size, "sha256": sha256_file(root / rel)}
-    (root / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    (root / "manifest.json").write_text(json.dumps(stamp_manifest(manifest), indent=2))
     return root
 
 

@@ -5,7 +5,12 @@ traceback of another exception type, never a silent answer from a changed design
 Variants: the hostile probe's cases (issue 16), every top-level, model and layer-record key
 deleted or set to a wrong type, and every parameter array truncated, re-typed, re-shaped, made
 NaN, complex, string, object or given a lying header; where a variant is meant to get past the
-sha256 check the manifest's file entry is re-hashed.
+sha256 check the manifest's file entry is re-hashed, and every manifest edit is re-stamped with
+the manifest's own digest (``stamp_manifest``: a deliberate edit), so each variant reaches the
+check it aims at. The digest itself is fuzzed by the ``unstamped-*`` variants: the same kinds of
+hand edits without a new digest, among them the ones that would change the answers while every
+other check holds (issue 16 probe 5: a threshold table cut with ``numSteps`` to match, shuffled
+weights re-hashed, a layer attribute edited).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 import pytest
 
 from fpgarec.errors import FpgarecError
-from fpgarec.runtime.bundle import MANIFEST, load_bundle, sha256_file
+from fpgarec.runtime.bundle import MANIFEST, load_bundle, sha256_file, stamp_manifest
 from fpgarec.runtime.bundle_schema import OPTIONAL
 from fpgarec.runtime.emulation import EmulationBackend
 
@@ -33,11 +38,14 @@ def _manifest() -> dict:
     return json.loads((BUNDLE / MANIFEST).read_text())
 
 
-def _edit(fn):
-    """A variant that edits the manifest's JSON in place."""
+def _edit(fn, stamp: bool = True):
+    """A variant that edits the manifest's JSON in place (and re-stamps its digest, unless
+    ``stamp`` is False)."""
     def apply(root: Path):
         m = json.loads((root / MANIFEST).read_text())
         fn(m)
+        if stamp and isinstance(m, dict):
+            stamp_manifest(m)
         (root / MANIFEST).write_text(json.dumps(m))
     return apply
 
@@ -48,13 +56,15 @@ def _raw(text: str):
     return apply
 
 
-def _rehash(root: Path, rel: str) -> None:
+def _rehash(root: Path, rel: str, stamp: bool = True) -> None:
     m = json.loads((root / MANIFEST).read_text())
     m["files"][rel] = {"bytes": (root / rel).stat().st_size, "sha256": sha256_file(root / rel)}
+    if stamp:
+        stamp_manifest(m)
     (root / MANIFEST).write_text(json.dumps(m))
 
 
-def _array(rel: str, fn, rehash: bool = True, **save):
+def _array(rel: str, fn, rehash: bool = True, stamp: bool = True, **save):
     """A variant that replaces the array ``rel`` by ``fn(original)`` (re-hashed)."""
     def apply(root: Path):
         new = fn(np.load(root / rel))
@@ -63,7 +73,7 @@ def _array(rel: str, fn, rehash: bool = True, **save):
         else:
             np.save(root / rel, new, **save)
         if rehash:
-            _rehash(root, rel)
+            _rehash(root, rel, stamp)
     return apply
 
 
@@ -143,7 +153,8 @@ def _variants() -> list[tuple[str, object, str, str | None]]:
         ("metrics-empty", _set(("metrics",), {}), "ok", None),
         ("layer-cycles-deleted", _set(("layers", "@MVAU_rtl_1", "cycles"), _DELETE), "ok", None),
     ]
-    for key in m:  # every top-level key deleted, then set to each wrong type
+    for key in (k for k in m if k != "manifest_sha256"):  # every top-level key deleted, then set to
+        # each wrong type (the digest: the unstamped variants; a stamped edit would re-set it)
         out.append((f"delete-{key}", _set((key,), _DELETE), "ok" if key in OPTIONAL else "error", None))
         for value in WRONG:
             benign = (key in OPTIONAL or key in ("design", "board", "part")) and _right_type(key, value, m)
@@ -163,7 +174,37 @@ def _variants() -> list[tuple[str, object, str, str | None]]:
             out.append((f"delete-{name}.{key}", _set(("layers", f"@{name}", key), _DELETE),
                         "ok" if benign else "error", None))
     out += _array_variants(m)
+    out += _unstamped_variants()
     return out
+
+
+def _unstamped_variants() -> list:
+    """Hand edits without a new digest: all refused by the digest check, naming manifest.json;
+    the first five change the answers while passing every other check (probe 5)."""
+    thr, mvau = "weights/Thresholding_rtl_1.thresholds.npy", "weights/MVAU_rtl_1.weights.npy"
+
+    def cut_steps(root: Path):
+        np.save(root / thr, np.load(root / thr)[:, :3])
+        _rehash(root, thr, stamp=False)
+        _edit(lambda m: _layer(m, "Thresholding_rtl_1")["attrs"].update(numSteps=3), stamp=False)(root)
+
+    def fix(m, name, key, value):
+        _layer(m, name)["attrs"][key] = value
+
+    return [
+        ("unstamped-thresholds-cut-numSteps-3", cut_steps, "error", None),
+        ("unstamped-weights-shuffled-rehashed",
+         _array(mvau, lambda a: np.random.default_rng(0).permutation(a), stamp=False), "error", None),
+        ("unstamped-aggregate-FracBits-3", _edit(lambda m: fix(m, "NeighborAggregate_rtl_0", "FracBits", 3), stamp=False),
+         "error", None),
+        ("unstamped-fusion-FracBits-7", _edit(lambda m: fix(m, "ModalityFusion_rtl_0", "FracBits", 7), stamp=False),
+         "error", None),
+        ("unstamped-thresholding-ActVal-0", _edit(lambda m: fix(m, "Thresholding_rtl_0", "ActVal", 0), stamp=False),
+         "error", None),
+        ("unstamped-metrics-empty", _edit(lambda m: m.update(metrics={}), stamp=False), "error", None),
+        ("unstamped-digest-deleted", _edit(lambda m: m.pop("manifest_sha256"), stamp=False), "error", None),
+        ("unstamped-digest-wrong", _edit(lambda m: m.update(manifest_sha256="0" * 64), stamp=False), "error", None),
+    ]
 
 
 def _right_type(key: str, value, m: dict) -> bool:

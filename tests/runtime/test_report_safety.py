@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from fpgarec.runtime.bundle import MANIFEST, BundleError, load_bundle, sha256_file
+from fpgarec.runtime.bundle import MANIFEST, BundleError, load_bundle, sha256_file, stamp_manifest
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bitstreams" / "student_w4_pynq-z2"
@@ -37,7 +37,7 @@ def _link_report_outside(bundle: Path, tmp_path: Path) -> Path:
     (bundle / "reports" / "report.json").symlink_to(victim)
     m = json.loads((bundle / MANIFEST).read_text())
     m["files"]["reports/report.json"] = {"bytes": victim.stat().st_size, "sha256": sha256_file(victim)}
-    (bundle / MANIFEST).write_text(json.dumps(m))
+    (bundle / MANIFEST).write_text(json.dumps(stamp_manifest(m)))
     load_bundle(bundle)
     return victim
 
@@ -60,7 +60,7 @@ def test_report_on_an_edited_manifest_leaves_the_bundle_loadable(bundle, capsys)
 
     m = json.loads((bundle / MANIFEST).read_text())
     m["measured"]["simulation"]["latency_us"] = 123456.5
-    (bundle / MANIFEST).write_text(json.dumps(m))
+    (bundle / MANIFEST).write_text(json.dumps(stamp_manifest(m)))
     assert main(["report", str(bundle)]) == 0
     assert "123456.50 us" in capsys.readouterr().out
     load_bundle(bundle)
@@ -98,7 +98,7 @@ def test_report_of_unreportable_estimates_is_one_line(bundle, capsys):
 
     m = json.loads((bundle / MANIFEST).read_text())
     del m["estimates"]["latency_us"]
-    (bundle / MANIFEST).write_text(json.dumps(m))
+    (bundle / MANIFEST).write_text(json.dumps(stamp_manifest(m)))
     assert main(["report", str(bundle)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("fpgarec: error: ") and "manifest.json" in err and "\n" not in err

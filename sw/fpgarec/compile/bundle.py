@@ -31,6 +31,7 @@ from fpgarec.runtime.bundle import (
     BundleError,
     load_bundle,
     sha256_file,
+    stamp_manifest,
     write_text_safely,
 )
 
@@ -253,6 +254,7 @@ def write_bundle(bundle_dir: Path, model, *, design: str, board: Board, clock_mh
         rel = path.relative_to(bundle_dir).as_posix()
         files[rel] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
     manifest["files"] = files
+    stamp_manifest(manifest)  # the manifest's digest of itself, checked by load_bundle
     write_text_safely(bundle_dir / MANIFEST, json.dumps(manifest, indent=2) + "\n")  # never through a symlink
     log.info("bundle written: %s (%d files, %.1f kB)", bundle_dir, len(files),
              sum(f["bytes"] for f in files.values()) / 1e3)

@@ -89,7 +89,7 @@ def measure(bundle_dir: Path, queries: int = 1000, seed: int = 0, gap: float = 0
 def _record(root: Path, manifest: dict, res, syn) -> None:
     """Record the measurements in the bundle: its reports and manifest, each written to a
     temporary file and moved into place (never through a symlink)."""
-    from fpgarec.runtime.bundle import refuse_symlinks, write_text_safely
+    from fpgarec.runtime.bundle import refuse_symlinks, stamp_manifest, write_text_safely
 
     reports = root / "reports"
     refuse_symlinks(root / MANIFEST, reports, reports / "report.json", reports / "report.txt")
@@ -111,6 +111,7 @@ def _record(root: Path, manifest: dict, res, syn) -> None:
         rel = path.relative_to(root).as_posix()
         if rel in m.get("files", {}):
             m["files"][rel] = {"bytes": path.stat().st_size, "sha256": sha256_file(path)}
+    stamp_manifest(m)  # the new digest: the manifest changed
     write_text_safely(root / MANIFEST, json.dumps(m, indent=2) + "\n")  # temp file + os.replace, no symlinks
     load_bundle(root)  # the recorded bundle still passes its checks
     log.info("recorded the measurements in %s", root / MANIFEST)

@@ -19,7 +19,12 @@ expected keys and types, or whose model or layer records do not fit together
 (:mod:`fpgarec.runtime.bundle_schema`); a listed file that is missing, larger than listed (or
 than :data:`MAX_FILE_BYTES`), or whose sha256 differs; a ``.npy`` whose header's shape, dtype or
 byte size differs from what its layer record says (checked before the data is read), that needs
-pickle, or whose values lie outside its declared datatype's range or are not finite.
+pickle, or whose values lie outside its declared datatype's range or are not finite; and, last,
+a manifest that differs from its own digest ``manifest_sha256`` (the sha256 of its canonical
+JSON, ``sort_keys`` and no spaces, without that key; :func:`manifest_digest`). The files' sha256
+guard the weights, the digest guards the manifest: a hand edit of a layer's attributes, or of a
+file's listed sha256 after changing the file, is refused instead of answering differently. A
+deliberate edit is re-stamped with :func:`stamp_manifest`.
 
 Nothing that reads a bundle writes into it; the commands that do (the builder, ``fpgarec sim
 --record``) write with :func:`write_text_safely` (a temporary file and ``os.replace``, never
@@ -230,7 +235,38 @@ def load_bundle(root: Path | str) -> Bundle:
         root = root.parent
     manifest = _read_manifest(root / MANIFEST)
     verify_files(root, manifest)
-    return Bundle(root, manifest, _load_params(root, manifest))
+    params = _load_params(root, manifest)
+    check_digest(root / MANIFEST, manifest)  # last: the checks above name what an edit broke
+    return Bundle(root, manifest, params)
+
+
+#: the manifest's digest of itself
+DIGEST_KEY = "manifest_sha256"
+
+
+def manifest_digest(manifest: dict) -> str:
+    """sha256 (hex) of ``manifest`` without :data:`DIGEST_KEY`, as canonical JSON
+    (``sort_keys``, separators ``,`` and ``:``)."""
+    body = {k: v for k, v in manifest.items() if k != DIGEST_KEY}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def stamp_manifest(manifest: dict) -> dict:
+    """Set ``manifest[DIGEST_KEY]`` to its digest (in place; returns it). Every writer of a
+    manifest calls this last."""
+    manifest[DIGEST_KEY] = manifest_digest(manifest)
+    return manifest
+
+
+def check_digest(mpath: Path, manifest: dict) -> None:
+    """Raise :class:`BundleError` (one line) when the manifest has no digest or differs from it."""
+    got = manifest.get(DIGEST_KEY)
+    if got is None:
+        raise BundleError(f"{mpath}: no {DIGEST_KEY} (written before manifests carried their own digest, "
+                          "or edited by hand); rebuild the bundle with `fpgarec build`")
+    if got != manifest_digest(manifest):
+        raise BundleError(f"{mpath}: the manifest differs from its {DIGEST_KEY} (edited after it was written?); "
+                          "rebuild the bundle, or re-stamp a deliberate edit (fpgarec.runtime.bundle.stamp_manifest)")
 
 
 def write_text_safely(path: Path | str, text: str) -> Path:
