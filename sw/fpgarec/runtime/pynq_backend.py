@@ -206,24 +206,7 @@ class PynqBackend:
         self._seen = ports[self._in_names[1]] if len(self._in_names) > 1 else None
         self._weights = ports[self._out_names[1]] if len(self._out_names) > 1 else None
         self.n_items, self.k, self.top_k = (int(m["model"][x]) for x in ("n_items", "k", "top_k"))
-        if int(np.prod(self._in.normal)) != self.k or int(np.prod(self._out.normal)) != self.top_k:
-            raise BundleError(f"{where}: io shapes {self._in.normal} -> {self._out.normal} do not match "
-                              f"k={self.k}, top_k={self.top_k}")
-        #: N: the labels the top-k stage ranks (n_items padded); an empty slot holds N
-        self.n_labels = int(m["model"].get("n_labels", self.n_items))
-        if self._seen is not None:
-            n_seen = int(np.prod(self._seen.normal))
-            if (self._seen.bits, self._seen.signed) != (1, False) or n_seen != self.n_labels:
-                raise BundleError(f"{where}: io seen: expected a BINARY bitmap of the {self.n_labels} labels, "
-                                  f"got {self._seen.datatype} of shape {self._seen.normal}")
-            if packing.value_range(self._out.bits, self._out.signed)[1] < self.n_labels:
-                raise BundleError(f"{where}: io output: {self._out.datatype} cannot hold {self.n_labels}, "
-                                  "the id of an empty slot of a design with a seen-items input")
-        if self._weights is not None:
-            bits = int(m["model"]["aggregation"]["weight_bits"]) + 1
-            if (self._weights.bits, self._weights.signed) != (bits, False) or int(np.prod(self._weights.normal)) != self.k:
-                raise BundleError(f"{where}: io weights: expected UINT{bits} of shape ({self.k},) (K weights of "
-                                  f"W+1 bits), got {self._weights.datatype} of shape {self._weights.normal}")
+        self._check_ports(m, where)
         self.batch_size = int(batch_size)
         self.timeout_s = float(timeout_s)
         self.bitfile, self.hwh, self.emulated = resolve_bitstream(self.bundle, options.get("bitfile"))
@@ -263,6 +246,29 @@ class PynqBackend:
                  "buffers %s", self.bitfile.name, getattr(device, "name", device),
                  "emulated" if self.emulated else "hardware", self.fclk0_mhz, m.get("clock_mhz"),
                  self.batch_size, ", ".join(f"{name} 0x{buf.device_address:x}" for name, buf in self._buffers()))
+
+
+    def _check_ports(self, m: dict, where) -> None:
+        """The io streams against the model record: K ids in, top_k out, the seen bitmap of the
+        N labels (and an output that holds N), the weights K x UINT(W+1). Sets ``n_labels``."""
+        if int(np.prod(self._in.normal)) != self.k or int(np.prod(self._out.normal)) != self.top_k:
+            raise BundleError(f"{where}: io shapes {self._in.normal} -> {self._out.normal} do not match "
+                              f"k={self.k}, top_k={self.top_k}")
+        #: N: the labels the top-k stage ranks (n_items padded); an empty slot holds N
+        self.n_labels = int(m["model"].get("n_labels", self.n_items))
+        if self._seen is not None:
+            n_seen = int(np.prod(self._seen.normal))
+            if (self._seen.bits, self._seen.signed) != (1, False) or n_seen != self.n_labels:
+                raise BundleError(f"{where}: io seen: expected a BINARY bitmap of the {self.n_labels} labels, "
+                                  f"got {self._seen.datatype} of shape {self._seen.normal}")
+            if packing.value_range(self._out.bits, self._out.signed)[1] < self.n_labels:
+                raise BundleError(f"{where}: io output: {self._out.datatype} cannot hold {self.n_labels}, "
+                                  "the id of an empty slot of a design with a seen-items input")
+        if self._weights is not None:
+            bits = int(m["model"]["aggregation"]["weight_bits"]) + 1
+            if (self._weights.bits, self._weights.signed) != (bits, False) or int(np.prod(self._weights.normal)) != self.k:
+                raise BundleError(f"{where}: io weights: expected UINT{bits} of shape ({self.k},) (K weights of "
+                                  f"W+1 bits), got {self._weights.datatype} of shape {self._weights.normal}")
 
     # ---------------------------------------------------------------------------- running
     def _buffers(self) -> list[tuple[str, object]]:
