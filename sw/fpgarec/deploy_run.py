@@ -83,6 +83,9 @@ def _check_options(args) -> None:
     for name in ("timeout", "seconds"):
         if not getattr(args, name) > 0:
             raise FpgarecError(f"--{name.replace('_', '-')} must be positive, got {getattr(args, name)}")
+    if args.k is not None and not (args.user or args.items):
+        raise FpgarecError(f"--k {args.k}: --k applies to --user/--items answers; the queries of --ids or "
+                           "--queries get the design's top_k")
     if args.out is not None and not args.out.resolve().parent.is_dir():
         raise FpgarecError(f"--out {args.out}: folder {args.out.resolve().parent} does not exist")
 

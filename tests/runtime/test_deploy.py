@@ -192,6 +192,8 @@ def test_run_script_accepts_the_null_id_of_null_padding(deployed, numpy_only, tm
     (None, ("--batch", "0"), "--batch must be at least 1"),
     (None, ("--queries", "0"), "--queries must be at least 1"),
     (None, ("--timeout", "0"), "--timeout must be positive"),
+    (None, ("--k", "0"), "--k applies to --user/--items answers"),  # was ignored without a word
+    (None, ("--k", "5", "--queries", "3"), "--k applies to --user/--items answers"),
 ])
 def test_run_script_bad_options_are_one_line(deployed, numpy_only, tmp_path, setup, args, expected):
     if setup == "empty":
