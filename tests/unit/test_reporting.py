@@ -200,3 +200,25 @@ def test_design_sources(tmp_path):
     assert cpu_queries_per_s(design) == 2000
     page = write_report({"m": {"all": _metrics(0.1)}, "design": design}, tmp_path).read_text()
     assert "Yosys synthesis (no place and route)" in page and "over 80 % of the board" in page  # LUT 850 of 1000
+
+
+def test_a_finn_estimate_over_the_board_is_flagged_beside_a_measured_figure(tmp_path):
+    """Yosys' DSP count is the headline; FINN's estimate of 15 on a 10-DSP board is shown beside
+    it and flagged (it was shown unflagged: "DSP 320 = 145 %")."""
+    design = {"latency_us": 4.0, "queries_per_s": 5e5, "estimate_source": "FINN estimate",
+              "resources": {"used": {"LUT": 500, "FF": 100, "BRAM18": 3, "DSP": 15},
+                            "available": {"LUT": 1000, "FF": 2000, "BRAM18": 10, "DSP": 10}},
+              "measured": {"resources": {"LUT": 400, "FF": 90, "BRAM18": 3, "DSP": 5}}}
+    page = write_report({"m": {"all": _metrics(0.1)}, "design": design}, tmp_path).read_text()
+    assert "FINN estimate 15 = 150\u00a0%" in page and "does not fit by FINN's estimate" in page
+    assert "over 80 % of the board" not in page  # the measured figures are within the board
+
+
+def test_lora_setup_is_rows_and_one_line_of_settings(tmp_path):
+    lora = {"frozen": {"all": {"ndcg@10": 0.1}}, "lora": {"all": {"ndcg@10": 0.11}},
+            "meta": {"items": 1682, "cpus": 2, "config": {"lora_r": 8, "lora_targets": ["query", "key"],
+                                                          "n_negatives": None}}}
+    page = write_report({"m": {"all": _metrics(0.1)}, "lora": lora}, tmp_path).read_text()
+    setup = page[page.index("<h3>Set-up</h3>"):]
+    assert "lora_r 8, lora_targets query/key, n_negatives none" in setup
+    assert 'class="inner"' not in setup.split("</table>")[0]  # no nested table of the settings

@@ -113,7 +113,10 @@ def _bar(row: Mapping[str, Any]) -> str:
               else f"{MISSING} / {num(row['available'])} (not estimated)")
     source = row["source"] if row["used"] is not None else f"FINN gives none; {SYNTH_HINT}"
     if row.get("finn") is not None and row["available"]:
-        source += f" (FINN estimate {num(row['finn'])} = {percent(row['finn'] / row['available'])})"
+        finn_share = row["finn"] / row["available"]
+        finn_flag = ("" if finn_share <= FULL_SHARE else
+                     f' <strong class="flag">\u26a0 {"does not fit" if finn_share > 1 else "over 80 %"} by FINN\'s estimate</strong>')
+        source += f" (FINN estimate {num(row['finn'])} = {percent(finn_share)}{finn_flag})"
     return (f'<div class="res{" full" if full else ""}" data-resource="{esc(row["name"])}">'
             f'<span class="rname">{esc(row["name"])}</span>'
             f'<span class="track"><span class="fill" style="width:{width:.1f}%"></span>'

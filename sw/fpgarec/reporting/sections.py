@@ -89,6 +89,13 @@ def distillation(report: Mapping[str, Any]) -> Section:
         f"{d['detail']}; gain = with / without - 1." if d.get("detail") else "")
 
 
+def _setting(value: Any) -> str:
+    """One setting in a line of settings: lists joined with ``/``, None as ``none``."""
+    if isinstance(value, (list, tuple)):
+        return "/".join(map(str, value))
+    return "none" if value is None else str(value)
+
+
 def lora(report: Mapping[str, Any]) -> Section:
     lo = report.get("lora")
     if not isinstance(lo, Mapping):
@@ -112,6 +119,12 @@ def lora(report: Mapping[str, Any]) -> Section:
     if lo.get("plot"):
         parts.append(f'<img src="{esc(lo["plot"])}" alt="LoRA comparison">')
     rest = {k: v for k, v in lo.items() if k not in (*modes, "plot", "bars")}
+    meta = rest.pop("meta", None)
+    if isinstance(meta, Mapping):  # the run's facts as rows, its settings as one line
+        rest = {**{k: v for k, v in meta.items() if k != "config"}, **rest}
+        settings = meta.get("config")
+        if isinstance(settings, Mapping):
+            rest["settings"] = ", ".join(f"{k} {_setting(v)}" for k, v in settings.items())
     if rest:
         parts += ["<h3>Set-up</h3>", kv_table(rest)]
     return "Text encoder fine-tuning: frozen vs LoRA vs full", "".join(parts)
