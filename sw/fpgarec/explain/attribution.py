@@ -122,9 +122,7 @@ class Explainer:
 
     def item_ids(self, contexts: np.ndarray) -> np.ndarray:
         """The item id of every slot (the meta words' id field in an attention design). (B, K)."""
-        if self.attention is None:
-            return contexts
-        return contexts & ((1 << int(self.attention["id_bits"])) - 1)
+        return self.backend.bundle.item_ids(contexts)
 
     def attention_weights(self, contexts: np.ndarray) -> tuple[np.ndarray | None, str | None]:
         """(B, K) weights a_j / 2^W of an attention design and where they come from (None, None

@@ -261,8 +261,7 @@ def simulate(bundle_dir: Path | str, queries: int = 1000, cache: Path = Path("bu
     seen = None
     if sim.emulation.seen_input is not None:
         m = bundle.manifest["model"]
-        agg = bundle.attention  # an attention design's queries are meta words: their id field
-        ctx = ids if agg is None else ids & ((1 << int(agg["id_bits"])) - 1)
+        ctx = bundle.item_ids(ids)  # an attention design's queries are meta words: their id field
         seen = generate_seen(ctx, int(m["n_items"]), m.get("padding", {}).get("null_id"), seed)
     want = sim.expected(ids, seen)
     mismatches, bad_weights, first = 0, 0, None

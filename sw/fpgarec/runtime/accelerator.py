@@ -388,7 +388,7 @@ class Accelerator:
             top, weights = self.backend.run_with_weights(words)
         top = np.asarray(top, dtype=np.int64)
         ib, tb = int(agg["id_bits"]), int(agg["type_bits"])
-        items = words & ((1 << ib) - 1)
+        items = self.bundle.item_ids(words)
         return {"top": np.where(top < self.n_items, top, -1), "items": np.where(items < self.n_items, items, -1),
                 "types": (words >> ib) & ((1 << tb) - 1), "buckets": words >> (ib + tb),
                 "weights": np.asarray(weights, dtype=np.int64), "weight_bits": int(agg["weight_bits"])}

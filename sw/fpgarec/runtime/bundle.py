@@ -110,6 +110,13 @@ class Bundle:
         padding = self.manifest["model"].get("padding") or {}
         return int(padding["null_id"]) if padding.get("scheme") == "null" else None
 
+    def item_ids(self, ids: np.ndarray) -> np.ndarray:
+        """The item id of every slot of a query batch: ``ids`` itself, or an attention design's
+        meta words' id field (``words & (2^id_bits - 1)``). Same shape, int64."""
+        ids = np.asarray(ids, dtype=np.int64)
+        agg = self.attention
+        return ids if agg is None else ids & ((1 << int(agg["id_bits"])) - 1)
+
     @property
     def max_id(self) -> int:
         """The largest id a query may carry: the null id, or the last item."""

@@ -339,9 +339,7 @@ class EmulationBackend:
             out = np.zeros((len(ids), n_labels), dtype=bool)
             out[:, : seen.shape[1]] = seen
             return out
-        ids = np.asarray(ids, dtype=np.int64)
-        if self.bundle.attention is not None:  # meta words: their id field
-            ids = ids & ((1 << int(self.bundle.attention["id_bits"])) - 1)
+        ids = self.bundle.item_ids(ids)  # an attention design's meta words: their id field
         out = np.zeros((len(ids), n_labels + 1), dtype=bool)
         np.put_along_axis(out, np.minimum(ids, n_labels), True, axis=1)
         return out[:, :n_labels]

@@ -247,7 +247,6 @@ class PynqBackend:
                  "emulated" if self.emulated else "hardware", self.fclk0_mhz, m.get("clock_mhz"),
                  self.batch_size, ", ".join(f"{name} 0x{buf.device_address:x}" for name, buf in self._buffers()))
 
-
     def _check_ports(self, m: dict, where) -> None:
         """The io streams against the model record: K ids in, top_k out, the seen bitmap of the
         N labels (and an output that holds N), the weights K x UINT(W+1). Sets ``n_labels``."""
@@ -384,9 +383,7 @@ class PynqBackend:
             out = np.zeros((len(ids), n), dtype=bool)
             out[:, : seen.shape[1]] = seen.astype(bool, copy=False)
             return out
-        ids = ids.astype(np.int64)
-        if self.bundle.attention is not None:  # meta words: their id field
-            ids = ids & ((1 << int(self.bundle.attention["id_bits"])) - 1)
+        ids = self.bundle.item_ids(ids)  # an attention design's meta words: their id field
         out = np.zeros((len(ids), n + 1), dtype=bool)
         np.put_along_axis(out, np.minimum(ids, n), True, axis=1)
         return out[:, :n]
