@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from fpgarec import cli
+from fpgarec import cli, cli_serving
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE = REPO / "bitstreams" / "student_w4_pynq-z2"
@@ -64,7 +64,30 @@ def test_serve_and_loadtest_share_backend_and_history_defaults():
     serve = parser.parse_args(["serve", "B"])
     load = parser.parse_args(["loadtest", "B"])
     assert (serve.backend, serve.history) == (load.backend, load.history) == ("auto", "ml-100k")
-    assert cli._serve_config(parser.parse_args(["serve", "B", "--history", "none"])).history is None
+    assert cli_serving._serve_config(parser.parse_args(["serve", "B", "--history", "none"])).history is None
+
+
+def test_explain_names_its_users_like_serve(tmp_path, capsys):
+    """explain takes --history (as serve and loadtest do); the page needs the data set itself,
+    so a history file or none is refused in one line before anything loads."""
+    parser = cli.build_parser()
+    explain = parser.parse_args(["explain", "--user", "196"])
+    assert explain.history == parser.parse_args(["serve", "B"]).history == "ml-100k"
+    assert cli_serving._explain_data(explain) is None  # the demo's data
+    folder = parser.parse_args(["explain", "--user", "1", "--history", str(tmp_path)])
+    assert cli_serving._explain_data(folder) == tmp_path
+    assert cli_serving._explain_data(parser.parse_args(["explain", "--user", "1", "--data", str(tmp_path)])) == tmp_path
+    for source in ("build/history.npz", "none"):
+        assert cli.main(["explain", "--user", "196", "--history", source]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "explain reads the data set itself" in err and source in err
+
+
+def test_long_commands_take_no_progress():
+    """Every subcommand that can run for minutes has --no-progress (build, verify, demo, train)."""
+    parser = cli.build_parser()
+    for argv in (["build", "x.safetensors"], ["verify", "B"], ["demo"], ["train", "bpr"]):
+        assert parser.parse_args([*argv, "--no-progress"]).no_progress is True, argv
 
 
 def test_print_config_round_trip(tmp_path, capsys):
@@ -106,7 +129,7 @@ def test_build_refuses_an_existing_bundle_folder_unless_force(tmp_path, capsys, 
     import fpgarec.compile.flow
 
     built = []
-    monkeypatch.setattr(fpgarec.compile.flow, "build", lambda source, cfg: built.append(cfg) or cfg.output_dir)
+    monkeypatch.setattr(fpgarec.compile.flow, "build", lambda source, cfg, progress=True: built.append(cfg) or cfg.output_dir)
     source = tmp_path / "student_w4.safetensors"
     source.write_bytes(b"")
     target = tmp_path / "out" / "student_w4_pynq-z2"
