@@ -57,6 +57,10 @@ def test_quick_demo_writes_a_complete_report(tmp_path, venv_bin, text_cache):
     assert d["delivered"]["all"]["seen_on_chip"] and d["delivered"]["all"]["share_k_unseen"] >= 0.99
     assert d["delivered"]["all"]["ndcg@10"] > 0.05
     assert d["measured"]["mismatches"] == 0 and d["measured"]["queries"] == 300
+    # issue 16: FINN's estimate of the students the demo does not build (accuracy against resources)
+    for name in ("student_w8", "student_w4_attention"):
+        res = report[name]["resources"]
+        assert res["source"].startswith("FINN estimate") and res["LUT"] > 0, (name, res)
     # issue 15: the few-shot references of the new-user bar and the sequential baselines' bars
     assert 0 < report["ease"]["new"]["ndcg@10"] <= 1 and 0 < report["fewshot_ridge"]["new"]["ndcg@10"] <= 1
     names = [b["name"] for b in report["bars"]]

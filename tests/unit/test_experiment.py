@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from fpgarec.config import DemoConfig
@@ -24,6 +26,18 @@ def test_plan_has_every_model_on_the_splits_it_needs():
     assert f"{NODISTILL}.standard.0" in keys and "bpr.new.0" not in keys
     with pytest.raises(ValueError):
         plan(cfg, ["no-such-model"])
+
+
+def test_plan_estimates_the_students_the_demo_does_not_build():
+    """One task runs FINN's estimate of every student but the design's (after they are trained
+    on the standard split); none without a design."""
+    from dataclasses import replace
+
+    names = ["teacher", "student_w8", "student_w4", "student_w4_attention"]
+    tasks = {t.key: t for t in plan(DemoConfig(), names)}
+    assert set(tasks["estimates.standard.0"].needs) == {"student_w8.standard.0", "student_w4_attention.standard.0"}
+    assert "estimates.standard.0" not in {t.key for t in plan(replace(DemoConfig(), build_design=False), names)}
+    assert "estimates.standard.0" not in {t.key for t in plan(DemoConfig(), ["teacher", "student_w4"])}
 
 
 def _metrics(v):
@@ -72,3 +86,21 @@ def test_each_split_keeps_its_own_student_checkpoint(tmp_path):
     new = student_files(student_path(cfg, "student_w4", "new"))
     assert not set(standard) & set(new)
     assert standard[0].name == "student_w4.standard.safetensors"
+
+
+def test_estimate_student_runs_finn_to_code_generation(tmp_path):
+    """The demo's estimate of a student it does not build: the real flow (every step checked on
+    sample queries), FINN's figures read back from the bundle it wrote under work/."""
+    from dataclasses import replace
+
+    from fpgarec.experiment.design import estimate_student
+    from small_design import make_student
+
+    student, _ = make_student(tmp_path)
+    cfg = replace(DemoConfig(), out=tmp_path / "demo", pad_items_multiple=8, exclude_seen=True)
+    est = estimate_student(cfg, "student_w2", student)  # no hw/folding file: FINN's automatic folding
+    manifest = json.loads((tmp_path / "demo/work/estimates/student_w2_pynq-z2/manifest.json").read_text())
+    used = manifest["estimates"]["resources"]["used"]
+    assert (est["LUT"], est["DSP"], est["BRAM18"]) == (used["LUT"], used["DSP"], used["BRAM18"])
+    assert est["LUT"] > 0 and est["cycles"] == manifest["estimates"]["max_cycles"] > 0
+    assert est["source"] == "FINN estimate, FINN's automatic folding (LUT a lower bound)"

@@ -222,3 +222,25 @@ def test_lora_setup_is_rows_and_one_line_of_settings(tmp_path):
     setup = page[page.index("<h3>Set-up</h3>"):]
     assert "lora_r 8, lora_targets query/key, n_negatives none" in setup
     assert 'class="inner"' not in setup.split("</table>")[0]  # no nested table of the settings
+
+
+def test_resource_points_compare_every_student_on_one_source():
+    """The accuracy-against-resources chart: the demo's FINN estimate of the students it does
+    not build, and the design's model by FINN's estimate and by Yosys (it had Yosys only, so
+    the 8-bit student had no figure of the same source to compare with)."""
+    from fpgarec.reporting.design import resource_points
+
+    design = {"bundle": "build/demo/bitstreams/w4_pynq-z2", "estimate_source": "FINN estimate",
+              "resources": {"used": {"LUT": 900, "FF": None, "BRAM18": 3, "DSP": 8},
+                            "available": {"LUT": 1000, "FF": 2000, "BRAM18": 10, "DSP": 10}},
+              "measured": {"resources": {"LUT": 850, "FF": 1500, "BRAM18": 4, "DSP": 6}}}
+    est = {"LUT": 2000.0, "DSP": 16.0, "BRAM18": 6.0, "cycles": 144, "source": "FINN estimate, x"}
+    report = {"teacher": {"all": _metrics(0.2)}, "w8": {"all": _metrics(0.19), "resources": est},
+              "w4": {"all": _metrics(0.18)}, "design": design}
+    points = resource_points(report)
+    assert points["w8"] == [{"LUT": 2000.0, "DSP": 16.0, "source": "FINN estimate, x"}]
+    assert [(p["LUT"], p["DSP"]) for p in points["w4"]] == [(900, 8), (850, 6)]
+    assert points["w4"][0]["source"].startswith("FINN estimate") and points["w4"][1]["source"].startswith("Yosys")
+    assert "teacher" not in points
+    design.pop("measured")  # FINN's estimate is the design's only figure: listed once
+    assert resource_points(report)["w4"] == [{"LUT": 900, "DSP": 8, "source": "FINN estimate"}]

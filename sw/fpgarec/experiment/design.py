@@ -66,6 +66,40 @@ def build_and_verify(cfg: DemoConfig, student: QuantStudent, split) -> dict:
     return out
 
 
+#: a student's folding file beside ``DemoConfig.design_folding`` (the 8-bit student has the 4-bit one's layers)
+FOLDING_OF = {"student_w8": "student_w4.json", "student_w4": "student_w4.json",
+              "student_w4_attention": "student_w4_attention.json"}
+
+
+def estimate_student(cfg: DemoConfig, name: str, student: QuantStudent) -> dict:
+    """FINN's resource and cycle estimate of a student the demo does not build as its design
+    (about 15 s: the flow to code generation, every step checked on sample queries), at the
+    demo design's folding where the design's folding folder (``hw/folding/``; none with
+    ``--quick``, whose item count differs) has one for it, else FINN's automatic folding.
+
+    Returns ``{"LUT", "DSP", "BRAM18", "cycles", "source"}`` (LUT a lower bound: FINN counts 0
+    for some layers). The bundle goes to ``<out>/work/estimates/`` (not a deliverable)."""
+    from fpgarec.compile.config import BuildConfig, VivadoStages
+    from fpgarec.compile.flow import build
+    from fpgarec.train.checkpoint import save_student
+
+    work = Path(cfg.out) / "work" / "estimates"
+    save_student(student, work / "models" / name)
+    folding = Path(cfg.design_folding).parent / FOLDING_OF.get(name, "-") if cfg.design_folding else None
+    folding = folding if folding is not None and folding.is_file() else None
+    bundle = build(work / "models" / f"{name}.safetensors",
+                   BuildConfig(board=cfg.board, output_dir=work, design=f"{name}_{cfg.board}",
+                               build_dir=work / "finn" / name, folding_file=folding,
+                               pad_items_multiple=cfg.pad_items_multiple, exclude_seen=cfg.exclude_seen,
+                               check_fit=False, vivado=VivadoStages.SKIP),
+                   progress=False)
+    est = json.loads((bundle / "manifest.json").read_text())["estimates"]
+    used = est["resources"]["used"]
+    folded = f"folding {folding.name}" if folding else "FINN's automatic folding"
+    return {"LUT": used["LUT"], "DSP": used["DSP"], "BRAM18": used["BRAM18"], "cycles": est["max_cycles"],
+            "source": f"FINN estimate, {folded} (LUT a lower bound)"}
+
+
 def committed_synthesis(cfg: DemoConfig, bundle: Path) -> dict | None:
     """The Yosys figures of the committed bundle for the demo's board (``bitstreams/``), when it
     has the same folding as ``bundle``: the demo does not synthesize (about 10 minutes), and

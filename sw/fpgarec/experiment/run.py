@@ -81,6 +81,11 @@ def train_models(prep: Prepared, cfg: DemoConfig, names: list[str]) -> tuple[dic
                      failures=failures)
     pop_new = popularity_new(prep)
     results, curves = assemble(done, names, pop_new)
+    for r in done.values():  # FINN's estimate of the students the demo does not build
+        if r.task.model == "estimates":
+            for name, res in r.value["resources"].items():
+                if name in results:
+                    results[name]["resources"] = res
     if "popularity" in names:  # with the few-shot references of the new-user bar (seconds)
         results = {"popularity": popularity_entry(prep, cfg, pop_new),
                    **fewshot_references(prep.standard, prep.new, seed=cfg.seed), **results}

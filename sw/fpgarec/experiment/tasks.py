@@ -275,8 +275,25 @@ def task_design(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> di
 
 task_design.single_process = True  # under torchrun: rank 0 builds, the others get its numbers
 
+
+def task_estimates(task: Task, cfg: DemoConfig, prep: Prepared | None = None) -> dict:
+    """FINN's resource estimate of every trained standard-split student other than the
+    design's (the report's accuracy-against-resources chart):
+    ``{"resources": {model: {"LUT", "DSP", "BRAM18", "cycles", "source"}}}``."""
+    from fpgarec.experiment.design import estimate_student
+
+    out = {}
+    for need in task.needs:
+        name = need.split(".", 1)[0]
+        out[name] = estimate_student(cfg, name, trained_student(cfg, name, STANDARD))
+    return {"resources": out}
+
+
+task_estimates.single_process = True
+
 TASK_FUNCTIONS = {
     "design": task_design,
+    "estimates": task_estimates,
     "gru4rec": task_sequential,
     "sasrec": task_sequential,
     "sequence": task_sequence,
@@ -296,7 +313,7 @@ TASK_FUNCTIONS = {
 
 #: expected single-core seconds per task on full MovieLens-100k (orders the queue only)
 COSTS = {"bpr": 12, "lightgcn": 100, "teacher": 100, "student": 65, "sequence": 50, "hetero": 50, "lora": 150,
-         "design": 200, "gru4rec": 60, "sasrec": 60}
+         "design": 200, "estimates": 30, "gru4rec": 60, "sasrec": 60}
 
 
 def plan(cfg: DemoConfig, names: list[str]) -> list[Task]:
@@ -327,4 +344,7 @@ def plan(cfg: DemoConfig, names: list[str]) -> list[Task]:
         tasks.append(Task("lora", BOTH, cost=COSTS["lora"]))
     if cfg.build_design and "student_w4" in names:
         tasks.append(Task("design", STANDARD, needs=(f"student_w4.{STANDARD}.0",), cost=COSTS["design"]))
+        others = tuple(f"{n}.{STANDARD}.0" for n in names if n.startswith("student_w") and n != "student_w4")
+        if others:  # FINN's estimate of the students the demo does not build (accuracy against resources)
+            tasks.append(Task("estimates", STANDARD, needs=others, cost=COSTS["estimates"]))
     return tasks

@@ -152,11 +152,18 @@ def _bits(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
+def _wrap(text: str, width: int = 34) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
 def plot_accuracy_resources(report: Mapping[str, Any], points: Mapping[str, Mapping[str, Any]],
                             path: Path) -> bool:
     """NDCG@10 of the quantized students as a share of the float teacher's, per user group,
     against weight bits; each model annotated with the resources known for it (``points``:
-    model -> {"LUT", "DSP", "source"}) or "resources unknown". No point is invented."""
+    model -> [{"LUT", "DSP", "source"}, ...], one per source) or "resources unknown". No point
+    is invented."""
     import matplotlib.pyplot as plt
 
     models = [m for m in report if _bits(m) is not None and get_metric(report, m, "all", "ndcg@10") is not None]
@@ -164,7 +171,8 @@ def plot_accuracy_resources(report: Mapping[str, Any], points: Mapping[str, Mapp
         return False
     models.sort(key=lambda m: -_bits(m))
     x = np.arange(len(models))
-    fig, ax = plt.subplots(figsize=(8, 4.4))
+    fig, ax = plt.subplots(figsize=(9, 6.2))
+    fig.subplots_adjust(bottom=0.36)
     for group, marker in zip(GROUPS, "osd", strict=True):
         ref = get_metric(report, "teacher", group, "ndcg@10")
         ys = [get_metric(report, m, group, "ndcg@10") for m in models]
@@ -176,9 +184,10 @@ def plot_accuracy_resources(report: Mapping[str, Any], points: Mapping[str, Mapp
     ax.set_ylim(min(lo, 0.9), max(hi, 1.05) + 0.06)
     for xi, m in zip(x, models, strict=True):
         p = points.get(m)
-        text = ("resources unknown" if not p else
-                f"LUT {p.get('LUT') or 0:,.0f}, DSP {p.get('DSP') or 0:,.0f}\n({p.get('source')})")
-        ax.annotate(text, (xi, 1.0), xycoords=("data", "axes fraction"), xytext=(0, -4),
+        unknown = "float: not compiled" if _bits(m) == 32 else "resources unknown"
+        text = (unknown if not p else "\n".join(
+            f"LUT {q.get('LUT') or 0:,.0f}, DSP {q.get('DSP') or 0:,.0f}\n({_wrap(str(q.get('source')))})" for q in p))
+        ax.annotate(text, (xi, 0.0), xycoords=("data", "axes fraction"), xytext=(0, -30),
                     textcoords="offset points", ha="center", va="top", fontsize=7,
                     color="#222" if p else "#999")
     labels = [f"{m}\n({'float' if _bits(m) == 32 else f'{_bits(m)}-bit'})" for m in models]

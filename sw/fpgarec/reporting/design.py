@@ -215,20 +215,25 @@ def design_model(report: Mapping[str, Any]) -> str | None:
     return max(names, key=len) if names else None
 
 
-def resource_points(report: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Model -> {"LUT", "DSP", "source"} for every model whose resources the report knows:
-    the design's model (Yosys where measured, else FINN) and any model with its own
-    ``"resources"`` ({"LUT", "DSP", "source"})."""
-    points: dict[str, dict[str, Any]] = {}
+def resource_points(report: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Model -> [{"LUT", "DSP", "source"}, ...] for every model whose resources the report
+    knows: a model's own ``"resources"`` (the demo's FINN estimate of the students it does not
+    build) and the design's model, by FINN's estimate and by Yosys where synthesized (so that
+    every model has a figure of one source to compare on)."""
+    points: dict[str, list[dict[str, Any]]] = {}
     for name, value in report.items():
         res = value.get("resources") if isinstance(value, Mapping) and "all" in value else None
         if isinstance(res, Mapping):
-            points[name] = {"LUT": as_float(res.get("LUT")), "DSP": as_float(res.get("DSP")),
-                            "source": str(res.get("source", "source not given"))}
+            points[name] = [{"LUT": as_float(res.get("LUT")), "DSP": as_float(res.get("DSP")),
+                             "source": str(res.get("source", "source not given"))}]
     model = design_model(report)
     if model:
         rows = {r["name"]: r for r in resources(report["design"])}
-        if rows["LUT"]["used"] is not None or rows["DSP"]["used"] is not None:
-            points[model] = {"LUT": rows["LUT"]["used"], "DSP": rows["DSP"]["used"],
-                             "source": rows["LUT"]["source"]}
+        lut, dsp = rows["LUT"], rows["DSP"]
+        if lut["finn"] is not None or dsp["finn"] is not None:  # the shown figure is Yosys': FINN's too
+            estimate = report["design"].get("estimate_source") or FINN
+            points.setdefault(model, []).append({"LUT": lut["finn"], "DSP": dsp["finn"],
+                                                 "source": f"{estimate} (LUT a lower bound)"})
+        if lut["used"] is not None or dsp["used"] is not None:
+            points.setdefault(model, []).append({"LUT": lut["used"], "DSP": dsp["used"], "source": lut["source"]})
     return points

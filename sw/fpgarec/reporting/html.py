@@ -77,9 +77,11 @@ def _accuracy_section(report: Mapping[str, Any], models: list[str], plots: Mappi
              accuracy.seeds_note(report), accuracy.protocol_note(report), _img(plots.get("metrics"), "test metrics per model")]
     if plots.get("accuracy"):
         parts += ["<h3>Accuracy against precision and resources</h3>", _img(plots["accuracy"], "accuracy vs resources"),
-                  '<p class="note">Float = the teacher. A model is annotated with the resources this run knows for '
-                  "it, with their source; the others say \u201cresources unknown\u201d (only the design's model is "
-                  "built).</p>"]
+                  '<p class="note">Float = the teacher (not compiled). Each student is annotated with the resources '
+                  "this run knows for it, with their source: FINN's estimate for every student (the demo runs the "
+                  "flow to code generation for the ones it does not build as its design, about 15 s each), and "
+                  "for the design's model also Yosys' synthesis. FINN's LUT figure is a lower bound (it counts 0 "
+                  "for some layers); compare students on one source.</p>"]
     return "".join(parts)
 
 
