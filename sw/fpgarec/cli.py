@@ -30,6 +30,9 @@ def _common(p: argparse.ArgumentParser, out: Path | None = None, out_help: str =
     p.add_argument("--cache", type=Path, default=None, help="language-model vector cache (default: build/cache)")
     p.add_argument("--seed", type=int, default=None, help="seed of splits, initialisation and batch order (default: 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--resume", action="store_true",
+                   help="take the results of tasks an earlier run into the same --out finished with the same "
+                   "settings; run only the rest")
     p.add_argument("--social", type=Path, default=None,
                    help="user-user social file (RecBole .net: source_id:token, target_id:token)")
     p.add_argument("--media", type=Path, default=None,

@@ -217,7 +217,8 @@ def demo_config(args: argparse.Namespace):
         values = {k: getattr(typed, k) for k in given}
     out = args.out if args.out is not None else values.get("out", args.default_out)
     flags = dict(data=args.data, out=out, cache=args.cache, quick=args.quick or None, seed=args.seed,
-                 progress=False if args.no_progress else None, media=args.media, social=args.social)
+                 progress=False if args.no_progress else None, media=args.media, social=args.social,
+                 resume=True if args.resume else None)
     values.update({k: v for k, v in flags.items() if v is not None})
     return DemoConfig.from_environment(**values)
 

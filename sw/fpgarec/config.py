@@ -100,6 +100,9 @@ class DemoConfig:
     attention_distill_weight: float = 0.25
     #: show progress bars.
     progress: bool = True
+    #: take the results of tasks an earlier run with the same settings finished (their
+    #: records under ``<out>/work/tasks/``, fpgarec.experiment.resume) and run only the rest.
+    resume: bool = False
     #: started by torchrun (WORLD_SIZE set): train with DDP over gloo.
     distributed: bool = False
 

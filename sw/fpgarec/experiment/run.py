@@ -16,6 +16,7 @@ import logging
 import platform
 import time
 from dataclasses import replace
+from functools import partial
 
 import torch
 
@@ -29,6 +30,7 @@ from fpgarec.experiment.results import (
     popularity_entry,
     popularity_new,
 )
+from fpgarec.experiment.resume import TaskRecords
 from fpgarec.experiment.scheduler import STANDARD, run_tasks
 from fpgarec.experiment.tasks import (
     NODISTILL,
@@ -36,6 +38,7 @@ from fpgarec.experiment.tasks import (
     TASK_FUNCTIONS,
     plan,
     remember,
+    task_outputs,
     trained_student,
 )
 from fpgarec.train.checkpoint import save_student
@@ -77,8 +80,12 @@ def train_models(prep: Prepared, cfg: DemoConfig, names: list[str]) -> tuple[dic
         context = cfg
         remember(cfg, prep)
     failures: dict[str, str] = {}
+    records = TaskRecords(cfg, outputs=partial(task_outputs, cfg))
+    finished = records.load(tasks) if cfg.resume else None
+    if is_main_process() and not cfg.resume:
+        records.clear()  # a run that does not resume starts from nothing
     done = run_tasks(tasks, TASK_FUNCTIONS, context, workers, progress=cfg.progress and is_main_process(),
-                     failures=failures)
+                     failures=failures, finished=finished, on_done=records.save if is_main_process() else None)
     pop_new = popularity_new(prep)
     results, curves = assemble(done, names, pop_new)
     for r in done.values():  # FINN's estimate of the students the demo does not build
@@ -97,6 +104,8 @@ def train_models(prep: Prepared, cfg: DemoConfig, names: list[str]) -> tuple[dic
     trained = {n: trained_student(cfg, n, STANDARD) for n in names
                if n.startswith("student_w") and f"{n}.{STANDARD}.0" in done}
     extra = {"failed": failures} if failures else {}
+    if finished:
+        extra["resumed"] = sorted(k for k in finished if k in done)
     design = [r.value for r in done.values() if r.task.model == "design"]
     if design:
         extra.update(design[0])
@@ -152,11 +161,14 @@ def run_demo(cfg: DemoConfig) -> dict:
     prep = prepare(cfg)
     results, curves, trained, extra = train_models(prep, cfg, model_names(cfg))
     report = dict(results)
+    resumed = extra.pop("resumed", None)
     report.update(extra)
     report["multimodal"] = _multimodal_entry(prep)
     report["curves"] = curves
     report["bars"] = all_bars(results, extra)
     report["meta"] = _meta(cfg, prep, trained) | {"total_seconds": round(time.perf_counter() - t0, 1)}
+    if resumed:  # the report says which results an earlier run computed
+        report["meta"]["resumed (--resume): tasks an earlier run finished"] = f"{len(resumed)}: {', '.join(resumed)}"
     if is_main_process():
         for name, model in trained.items():
             save_student(model, cfg.out / "models" / name, results[name])

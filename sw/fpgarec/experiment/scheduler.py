@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,9 +104,12 @@ def check_needs(tasks: list[Task], table: Mapping[str, TaskFunction]) -> None:
 def run_tasks(
     tasks: list[Task], table: Mapping[str, TaskFunction], context: Any, workers: int,
     threads_per_worker: int = 1, on_done: Callable[[TaskResult], None] | None = None, progress: bool = True,
-    failures: dict[str, str] | None = None,
+    failures: dict[str, str] | None = None, finished: Mapping[str, TaskResult] | None = None,
 ) -> dict[str, TaskResult]:
     """Run every task once its ``needs`` are done; returns results by task key.
+
+    ``finished``: results of tasks done before (``fpgarec demo --resume``): those tasks are not
+    run again, their results are returned with the others and count as done for ``needs``.
 
     A failing task raises in the parent (with the worker's traceback chained) after the pool
     is shut down; given a ``failures`` dict, the run goes on instead: the failed task's key
@@ -117,10 +120,10 @@ def run_tasks(
 
     check_needs(tasks, table)
     rank = critical_path(tasks)
-    pending = sorted(tasks, key=lambda t: -rank[t.key])
-    done: dict[str, TaskResult] = {}
-    bar = tqdm(total=len(tasks), desc=f"training ({workers} worker{'s' * (workers > 1)})", unit="task",
-               disable=not progress)
+    done: dict[str, TaskResult] = {k: v for k, v in (finished or {}).items() if k in rank}
+    pending = sorted((t for t in tasks if t.key not in done), key=lambda t: -rank[t.key])
+    bar = tqdm(total=len(tasks), initial=len(done), desc=f"training ({workers} worker{'s' * (workers > 1)})",
+               unit="task", disable=not progress)
 
     def finish(task: Task, value: dict, seconds: float) -> None:
         res = TaskResult(task, value, seconds)
@@ -138,7 +141,7 @@ def run_tasks(
         bar.update(1)
 
     if workers <= 1:
-        for task in _topological(pending):
+        for task in _topological(pending, done):
             if _skip(task, failures, bar):
                 continue
             t0 = time.perf_counter()
@@ -226,9 +229,10 @@ def critical_path(tasks: list[Task]) -> dict[str, float]:
     return rank
 
 
-def _topological(tasks: list[Task]) -> list[Task]:
-    """Tasks ordered so that every task comes after its needs (stable otherwise)."""
-    order, placed, rest = [], set(), list(tasks)
+def _topological(tasks: list[Task], done: Iterable[str] = ()) -> list[Task]:
+    """Tasks ordered so that every task comes after its needs (``done``: keys of tasks already
+    finished; stable otherwise)."""
+    order, placed, rest = [], set(done), list(tasks)
     while rest:
         for t in rest:
             if all(n in placed for n in t.needs):

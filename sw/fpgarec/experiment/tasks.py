@@ -127,6 +127,22 @@ def student_path(cfg: DemoConfig, model: str, split_name: str) -> Path:
     return work_dir(cfg) / f"{model}.{split_name}.student"
 
 
+def task_outputs(cfg: DemoConfig, task: Task) -> list[Path]:
+    """The files a finished task leaves that later work loads: a ``--resume``-d run takes a
+    task's kept result only while they are there (:mod:`fpgarec.experiment.resume`)."""
+    from fpgarec.train.checkpoint import student_files
+
+    if task.model == "teacher":
+        return [teacher_path(cfg, task.split)]
+    if task.model.startswith("student_w"):
+        return list(student_files(student_path(cfg, task.model, task.split))[:2])
+    if task.model in SEQUENTIAL and task.split == STANDARD:
+        return [_choice_path(cfg, task.model, task.variant)]
+    if task.model == "design":
+        return [Path(cfg.out) / "bitstreams" / f"student_w4_{cfg.board}" / "manifest.json"]
+    return []
+
+
 #: checkpoints this process made, by path (the same tensors as the files)
 _KEPT: dict[Path, object] = {}
 
