@@ -171,9 +171,10 @@ def logic_depth(netlist: dict, top: str, layer_names: set[str]) -> dict[str, dic
     return out
 
 
-def synthesize(design: Design, part: str, cache: Path) -> SynthResult:
+def synthesize(design: Design, part: str, cache: Path, timeout_s: float | None = None) -> SynthResult:
     """Yosys ``synth_xilinx`` of ``design`` for ``part``'s family (cached by the design's
-    hash). Raises :class:`SimulationError` if Yosys fails."""
+    hash). Raises :class:`SimulationError` if Yosys fails or runs longer than ``timeout_s``
+    (None: no limit)."""
     family = family_of(part)
     work = (cache / f"synth-{family}-{design_hash(design)}").resolve()
     result_file = work / "result.json"
@@ -202,7 +203,11 @@ def synthesize(design: Design, part: str, cache: Path) -> SynthResult:
            "-q", "-l", "yosys.log", "-s", "synth.ys"]
     log.info("Yosys synth_xilinx -family %s of %s in %s", family, TOP, work)
     t0 = time.perf_counter()
-    out = subprocess.run(cmd, cwd=work, env=hwtools.tool_env(), capture_output=True, text=True, check=False)
+    try:
+        out = subprocess.run(cmd, cwd=work, env=hwtools.tool_env(), capture_output=True, text=True, check=False,
+                             timeout=timeout_s)
+    except subprocess.TimeoutExpired as exc:
+        raise SimulationError(f"Yosys did not finish in {timeout_s:.0f} s (stopped; log {work / 'yosys.log'})") from exc
     seconds = time.perf_counter() - t0
     if out.returncode != 0 or not (work / "netlist.json").exists():
         log_text = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else ""

@@ -24,6 +24,7 @@ STUDIES: dict[str, str] = {
     "hetero-comparison": "fpgarec.experiment.studies.hetero_comparison:main",
     "sequential-baselines": "fpgarec.experiment.studies.sequential_baselines:main",
     "attention-student": "fpgarec.experiment.studies.attention_student:main",
+    "attention-bits": "fpgarec.experiment.studies.attention_bits:main",
 }
 
 
