@@ -133,3 +133,42 @@ def test_cli_flag(tmp_path):
     assert build_config(args).emit_weights is True
     args = build_parser().parse_args(["build", "x.safetensors"])
     assert build_config(args).emit_weights is False
+
+
+def test_design_metrics_of_an_attention_design_read_types_and_recency(weights_bundle):
+    """The design's own output on an attention design is scored with each slot's behaviour type
+    and recency bucket (it was scored with every slot a view in bucket 0): the runtime
+    sampler's meta words equal the training side's (recent_items_meta, packed), the NDCG is
+    the offline ranking of those scores with the known items masked, and no types is an error."""
+    import numpy as np
+
+    from fpgarec.compile.checks import pack_meta_words
+    from fpgarec.compile.design_metrics import design_ranking_metrics
+    from fpgarec.data.sampler import recent_items_meta
+    from fpgarec.data.split import UserSequences
+    from fpgarec.errors import FpgarecError
+    from fpgarec.runtime.emulation import EmulationBackend
+    from fpgarec.train.metrics import hits_matrix, ndcg_at_k, top_k
+
+    emu = EmulationBackend(weights_bundle)
+    m = emu.bundle.manifest["model"]
+    agg, n = m["aggregation"], int(m["n_items"])
+    rng = np.random.default_rng(3)
+    lengths = rng.integers(1, 3 * m["k"], 40)
+    users = np.repeat(np.arange(40), lengths)
+    known = UserSequences.from_pairs(users, rng.integers(0, n, len(users)), 40)
+    truth = UserSequences.from_pairs(np.arange(40), rng.integers(0, n, 40), 40)
+    types = rng.integers(0, int(agg["n_types"]), len(known.items))
+    got = design_ranking_metrics(weights_bundle, np.arange(40), known, known, truth, types=types)
+    meta = recent_items_meta(known, types, np.arange(40), m["k"], m.get("n_recent"),
+                             null_id=m["padding"]["null_id"], n_buckets=len(agg["bucket_edges"]),
+                             per_octave=int(agg.get("per_octave", 1)))
+    scores = emu.scores(pack_meta_words(meta, agg)).astype(np.float64)
+    mask = np.zeros_like(scores, dtype=bool)
+    for u in range(40):
+        scores[u, known.of(u)] = -np.inf
+        mask[u, truth.of(u)] = True
+    want = float(ndcg_at_k(hits_matrix(top_k(scores, m["top_k"]), mask), mask.sum(axis=1), m["top_k"]).mean())
+    assert got["ndcg@10"] == pytest.approx(want, abs=1e-12) and got["users"] == 40
+    with pytest.raises(FpgarecError, match="behaviour type"):
+        design_ranking_metrics(weights_bundle, np.arange(40), known, known, truth)

@@ -20,8 +20,10 @@ import numpy as np
 
 from fpgarec.data.sampler import recent_items
 from fpgarec.data.split import Split, UserSequences
+from fpgarec.errors import FpgarecError
 from fpgarec.runtime.bundle import Bundle, load_bundle
 from fpgarec.runtime.emulation import EmulationBackend
+from fpgarec.runtime.sampler import History, HostSampler
 from fpgarec.train.metrics import hits_matrix, ndcg_at_k, recall_at_k
 
 
@@ -32,16 +34,34 @@ def _rows(users: np.ndarray, seqs: UserSequences, n_items: int) -> np.ndarray:
     return mask
 
 
+def _contexts(bundle: Bundle, history: UserSequences, types: np.ndarray | None):
+    """users -> the design's (B, K) input: the K most recent items (:func:`recent_items`); for
+    an attention design the meta words of the runtime's sampler (each slot's behaviour type
+    from ``types``, aligned with ``history.items``, and its recency bucket), as the service
+    sends them."""
+    m = bundle.manifest["model"]
+    if (m.get("aggregation") or {}).get("mode") != "attention":
+        pad = m.get("padding", {})
+        null_id = pad.get("null_id") if pad.get("scheme") == "null" else None
+        return lambda users: recent_items(history, users, int(m["k"]), m.get("n_recent"), null_id=null_id)
+    if types is None:
+        raise FpgarecError(f"{bundle.root}: an attention design reads each item's behaviour type: "
+                           "give the types aligned with the history")
+    known = History(history.indptr, history.items, int(m["n_items"]), source="the split's history", types=types)
+    return HostSampler.from_manifest(bundle.manifest, known).users
+
+
 def design_ranking_metrics(bundle: Bundle | Path | str, users: np.ndarray, history: UserSequences,
-                           exclude: UserSequences, truth: UserSequences, batch: int = 512) -> dict:
+                           exclude: UserSequences, truth: UserSequences, batch: int = 512,
+                           types: np.ndarray | None = None) -> dict:
     """The design's Recall@k / NDCG@k over ``users`` with test items, and the share of users
     whose k items are all unseen. ``history``: the context the sampler reads (the K most
-    recent items); ``exclude``: the items each user has (the seen bitmap)."""
+    recent items); ``exclude``: the items each user has (the seen bitmap); ``types``: behaviour
+    types aligned with ``history.items`` (attention designs only, which read them)."""
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     m = bundle.manifest["model"]
-    n_items, k_ctx, top_k = int(m["n_items"]), int(m["k"]), int(m["top_k"])
-    pad = m.get("padding", {})
-    null_id = pad.get("null_id") if pad.get("scheme") == "null" else None
+    n_items, top_k = int(m["n_items"]), int(m["top_k"])
+    contexts = _contexts(bundle, history, types)
     emu = EmulationBackend(bundle)
     users = np.asarray(users, dtype=np.int64)
     users = users[truth.lengths()[users] > 0]
@@ -49,7 +69,7 @@ def design_ranking_metrics(bundle: Bundle | Path | str, users: np.ndarray, histo
     full_unseen = 0
     for start in range(0, len(users), batch):
         ub = users[start:start + batch]
-        ctx = recent_items(history, ub, k_ctx, m.get("n_recent"), null_id=null_id)
+        ctx = contexts(ub)
         seen = _rows(ub, exclude, n_items)
         top = emu.run(ctx, seen=seen)[:, :top_k]
         ok = top < n_items
@@ -65,10 +85,11 @@ def design_ranking_metrics(bundle: Bundle | Path | str, users: np.ndarray, histo
             "source": "the design's own top-k list (bit-exact emulation)"}
 
 
-def design_test_metrics(bundle: Bundle | Path | str, split: Split) -> dict:
+def design_test_metrics(bundle: Bundle | Path | str, split: Split, types: np.ndarray | None = None) -> dict:
     """:func:`design_ranking_metrics` on the test split, all and cold users, with the offline
-    protocol's input and exclusion (everything known before the test period)."""
+    protocol's input and exclusion (everything known before the test period). ``types``:
+    behaviour types aligned with ``split.known_before_test().items`` (attention designs)."""
     known = split.known_before_test()
     users = np.arange(split.n_users)
-    return {"all": design_ranking_metrics(bundle, users, known, known, split.test),
-            "cold": design_ranking_metrics(bundle, split.cold_users, known, known, split.test)}
+    return {"all": design_ranking_metrics(bundle, users, known, known, split.test, types=types),
+            "cold": design_ranking_metrics(bundle, split.cold_users, known, known, split.test, types=types)}

@@ -75,8 +75,9 @@ def design_entry(path: Path, prep, args) -> dict:
     from fpgarec.train.checkpoint import load_student
 
     student = load_student(path)
+    blog = BehaviourLog.from_data(prep.data)
     if student.attention:
-        student.use_behaviour(BehaviourLog.from_data(prep.data))  # the types it was trained to read
+        student.use_behaviour(blog)  # the types it was trained to read
     entry: dict = {"student": str(path), "bits": student.shape.weight_bits,
                    "aggregation": "attention" if student.attention else "mean",
                    "accuracy": {"student": _accuracy(student, prep.standard),
@@ -87,7 +88,7 @@ def design_entry(path: Path, prep, args) -> dict:
     entry["bundle"] = str(bundle)
     entry["finn"] = {**{k: est["resources"]["used"][k] for k in ("LUT", "DSP", "BRAM18")},
                      "cycles_per_query": est["max_cycles"], "latency_cycles": est["latency_cycles"], "source": FINN}
-    delivered = design_test_metrics(bundle, prep.standard)
+    delivered = design_test_metrics(bundle, prep.standard, types=blog.aligned(prep.standard.known_before_test())[0])
     entry["accuracy"]["design"] = {g: {"ndcg@10": round(delivered[g]["ndcg@10"], 4)} for g in ("all", "cold")}
     sim = measure(bundle, queries=args.queries, record=True, cache=args.cache)
     entry["simulation"] = {k: sim[k] for k in ("queries", "mismatches", "cycles_per_query", "latency_cycles",
