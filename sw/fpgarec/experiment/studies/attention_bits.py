@@ -102,31 +102,41 @@ def design_entry(path: Path, prep, args) -> dict:
 
 
 def plot(entries: list[dict], path: Path) -> None:
-    """NDCG@10 (all and cold users) against LUTs: Yosys' count where synthesized (filled),
-    else FINN's estimate (hollow, a lower bound); each point labelled with its bits and its
-    simulated cycles per query."""
+    """NDCG@10 (all and cold users) against LUTs: FINN's estimate for every design (hollow, a
+    lower bound) and Yosys' count where synthesized (filled), so designs compare on one
+    source; each design labelled with its bits and its simulated cycles per query."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
 
-    fig, ax = plt.subplots(figsize=(8.5, 5))
-    for group, color in (("all", "#1f77b4"), ("cold", "#ff7f0e")):
+    fig, ax = plt.subplots(figsize=(9, 5.2))
+    colors = {"all": "#1f77b4", "cold": "#ff7f0e"}
+    for group, color in colors.items():
         for e in entries:
-            yosys = "LUT" in e["synthesis"]
-            lut = e["synthesis"]["LUT"] if yosys else e["finn"]["LUT"]
             y = e["accuracy"]["student"][group]["ndcg@10"]
-            ax.scatter([lut], [y], s=60, color=color if yosys else "white", edgecolors=color, linewidths=1.5,
-                       label=f"{group} users" if e is entries[0] else None, zorder=3)
-            if group == "all":
-                cyc = e["simulation"].get("cycles_per_query")
-                ax.annotate(f"w{e['bits']}: {cyc:.0f} cycles/query" + ("" if yosys else " (LUT: FINN estimate)"),
-                            (lut, y), xytext=(6, 6), textcoords="offset points", fontsize=8)
-    ax.set_xlabel(f"LUT ({YOSYS} where filled; {FINN} where hollow)", fontsize=8)
-    ax.set_ylabel("test NDCG@10 (Brevitas; the design's own output agrees bit for bit)", fontsize=8)
-    ax.set_title("Attention student: accuracy against LUTs, per bit width (one seed)")
+            ax.scatter([e["finn"]["LUT"]], [y], s=60, color="white", edgecolors=color, linewidths=1.5, zorder=3)
+            if "LUT" in e["synthesis"]:
+                ax.scatter([e["synthesis"]["LUT"]], [y], s=60, color=color, zorder=3)
+                ax.plot([e["finn"]["LUT"], e["synthesis"]["LUT"]], [y, y], color=color, alpha=0.3, linewidth=1)
+    for e in entries:
+        lut = e["synthesis"].get("LUT", e["finn"]["LUT"])
+        cyc = e["simulation"].get("cycles_per_query")
+        ax.annotate(f"w{e['bits']}: {cyc:.0f} cycles/query" + ("" if "LUT" in e["synthesis"] else ", not synthesized"),
+                    (lut, e["accuracy"]["student"]["all"]["ndcg@10"]), xytext=(0, 8), textcoords="offset points",
+                    fontsize=8, ha="center")
+    handles = [Line2D([], [], color=c, marker="o", linestyle="", label=f"{g} users") for g, c in colors.items()]
+    handles += [Line2D([], [], color="#555", marker="o", linestyle="", label=YOSYS),
+                Line2D([], [], color="#555", marker="o", markerfacecolor="white", linestyle="", label=FINN)]
+    ax.legend(handles=handles, fontsize=8, loc="lower right")
+    ax.margins(x=0.12, y=0.12)
+    ax.set_xlabel("LUT (incl. LUTRAM for Yosys)")
+    same = all(e["accuracy"]["design"][g]["ndcg@10"] == e["accuracy"]["student"][g]["ndcg@10"]
+               for e in entries for g in colors)
+    ax.set_ylabel("test NDCG@10" + (" (the designs' own output: the same)" if same else " (Brevitas)"), fontsize=9)
+    ax.set_title("Attention student: accuracy against LUTs, per bit width (one seed; cycles: Verilator)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -139,7 +149,7 @@ def table(entries: list[dict]) -> str:
 
     def syn(e, key):
         s = e["synthesis"]
-        return f"{s[key]:,}" if key in s else f"— ({s['failed']})" if key == "LUT" else "—"
+        return f"{s[key]:,}" if key in s else f"— ({s['failed'].rstrip(':')})" if key == "LUT" else "—"
 
     lines = ["| | " + " | ".join(f"w{e['bits']} {e['aggregation']}" for e in entries) + " | source |",
              "|---" * (len(entries) + 2) + "|",
