@@ -68,3 +68,14 @@ def test_demo_and_train_take_resume():
     assert cli._config(parser.parse_args(["demo", "--resume"])).resume is True
     assert cli._config(parser.parse_args(["train", "bpr", "--resume"])).resume is True
     assert cli._config(parser.parse_args(["demo"])).resume is False
+
+
+def test_resume_is_refused_under_torchrun():
+    """Ranks on other hosts would see other records and run other tasks (DDP would hang)."""
+    import pytest
+
+    from fpgarec.errors import FpgarecError
+    from fpgarec.experiment.run import train_models
+
+    with pytest.raises(FpgarecError, match="--resume does not run under torchrun"):
+        train_models(None, replace(DemoConfig(), resume=True, distributed=True), ["bpr"])

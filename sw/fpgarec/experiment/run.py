@@ -22,6 +22,7 @@ import torch
 
 from fpgarec.config import DemoConfig
 from fpgarec.data.prepared import Prepared
+from fpgarec.errors import FpgarecError
 from fpgarec.experiment.prepare import prepare
 from fpgarec.experiment.results import (
     all_bars,
@@ -80,6 +81,8 @@ def train_models(prep: Prepared, cfg: DemoConfig, names: list[str]) -> tuple[dic
         context = cfg
         remember(cfg, prep)
     failures: dict[str, str] = {}
+    if cfg.resume and cfg.distributed:  # ranks on other hosts would see other records, then run other tasks
+        raise FpgarecError("--resume does not run under torchrun: every rank must run the same tasks")
     records = TaskRecords(cfg, outputs=partial(task_outputs, cfg))
     finished = records.load(tasks) if cfg.resume else None
     if is_main_process() and not cfg.resume:
