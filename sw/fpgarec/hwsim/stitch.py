@@ -286,7 +286,8 @@ class _Edges:
         self.fifos.append(Fifo(fi, tensor, sname, dname, depth, narrow * sb, narrow, sb))
         e = f"e{fi}"
         w_nar = narrow * sb
-        self.decl.append(f"  // {tensor}: {sname} ({sl} lanes) -> {dname} ({dl} lanes), FIFO {fi} depth {depth}")
+        # no tensor name here: FINN names tensors at random, and the top's text is the build caches' key
+        self.decl.append(f"  // {sname} ({sl} lanes) -> {dname} ({dl} lanes), FIFO {fi} depth {depth}")
         self.decl.append(f"  logic [{w_nar - 1}:0] {e}_a_TDATA, {e}_b_TDATA;")
         self.decl.append(f"  logic {e}_a_TVALID, {e}_a_TREADY, {e}_b_TVALID, {e}_b_TREADY;")
         lines = self.lines
