@@ -18,9 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fpgarec.data.sampler import recent_items
 from fpgarec.data.split import Split, UserSequences
-from fpgarec.errors import FpgarecError
 from fpgarec.runtime.bundle import Bundle, load_bundle
 from fpgarec.runtime.emulation import EmulationBackend
 from fpgarec.runtime.sampler import History, HostSampler
@@ -34,23 +32,6 @@ def _rows(users: np.ndarray, seqs: UserSequences, n_items: int) -> np.ndarray:
     return mask
 
 
-def _contexts(bundle: Bundle, history: UserSequences, types: np.ndarray | None):
-    """users -> the design's (B, K) input: the K most recent items (:func:`recent_items`); for
-    an attention design the meta words of the runtime's sampler (each slot's behaviour type
-    from ``types``, aligned with ``history.items``, and its recency bucket), as the service
-    sends them."""
-    m = bundle.manifest["model"]
-    if (m.get("aggregation") or {}).get("mode") != "attention":
-        pad = m.get("padding", {})
-        null_id = pad.get("null_id") if pad.get("scheme") == "null" else None
-        return lambda users: recent_items(history, users, int(m["k"]), m.get("n_recent"), null_id=null_id)
-    if types is None:
-        raise FpgarecError(f"{bundle.root}: an attention design reads each item's behaviour type: "
-                           "give the types aligned with the history")
-    known = History(history.indptr, history.items, int(m["n_items"]), source="the split's history", types=types)
-    return HostSampler.from_manifest(bundle.manifest, known).users
-
-
 def design_ranking_metrics(bundle: Bundle | Path | str, users: np.ndarray, history: UserSequences,
                            exclude: UserSequences, truth: UserSequences, batch: int = 512,
                            types: np.ndarray | None = None) -> dict:
@@ -61,7 +42,10 @@ def design_ranking_metrics(bundle: Bundle | Path | str, users: np.ndarray, histo
     bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     m = bundle.manifest["model"]
     n_items, top_k = int(m["n_items"]), int(m["top_k"])
-    contexts = _contexts(bundle, history, types)
+    # the runtime's sampler, as the service uses it: the K slots of each user's history (an
+    # attention design: meta words with each slot's behaviour type and recency bucket)
+    sampler = HostSampler.from_manifest(bundle.manifest, History(history.indptr, history.items, n_items,
+                                                                 source="the split's history", types=types))
     emu = EmulationBackend(bundle)
     users = np.asarray(users, dtype=np.int64)
     users = users[truth.lengths()[users] > 0]
@@ -69,7 +53,7 @@ def design_ranking_metrics(bundle: Bundle | Path | str, users: np.ndarray, histo
     full_unseen = 0
     for start in range(0, len(users), batch):
         ub = users[start:start + batch]
-        ctx = contexts(ub)
+        ctx = sampler.users(ub)
         seen = _rows(ub, exclude, n_items)
         top = emu.run(ctx, seen=seen)[:, :top_k]
         ok = top < n_items
