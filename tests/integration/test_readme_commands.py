@@ -30,7 +30,7 @@ import re
 import shlex
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -184,33 +184,13 @@ def _check_parse(repo: Path, argv: list[str]) -> list[str]:
 
 
 def _save_student(path: Path, attention: bool) -> None:
-    """A random 4-bit student of the demo's shape (the committed bundle's ``model``),
-    activation scales calibrated by a few train-mode passes, as the demo saves it:
-    ``<name>.safetensors`` + ``<name>.json`` (its StudentShape)."""
-    import torch
-    from safetensors.torch import save_file
-
-    from fpgarec.models.student import QuantStudent, StudentShape
+    """A random calibrated 4-bit student of the demo's shape (the committed bundle's ``model``),
+    saved as the demo saves it: ``<name>.safetensors`` + ``<name>.json`` (its StudentShape)."""
+    from small_design import calibrated_student
 
     model = json.loads((REPO / "bitstreams" / "student_w4_pynq-z2" / "manifest.json").read_text())["model"]
-    n, k = model["n_items"], model["k"]
-    shape = StudentShape(n_items=n, dim=model["dim"], k=k, weight_bits=model["weight_bits"],
-                         act_bits=model["act_bits"], n_recent=model.get("n_recent"),
-                         aggregation="attention" if attention else "mean")
-    torch.manual_seed(0)
-    student = QuantStudent(shape)
-    student.train()
-    with torch.no_grad():
-        for _ in range(4):
-            ids = torch.randint(0, n, (64, k))
-            ids[::3, k // 2:] = n  # some short histories (null-padded)
-            if attention:
-                ids = torch.stack([ids, torch.randint(0, 3, (64, k)), torch.randint(0, 8, (64, k))], -1)
-            student(ids)
-    student.eval()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({name: t.contiguous() for name, t in student.state_dict().items()}, str(path))
-    path.with_suffix(".json").write_text(json.dumps(asdict(shape)))
+    keys = ("n_items", "dim", "k", "weight_bits", "act_bits", "n_recent")
+    calibrated_student({**{k: model.get(k) for k in keys}, "aggregation": "attention" if attention else "mean"}, path)
 
 
 def _clone(tmp: Path) -> Path:
