@@ -67,7 +67,7 @@ def build_and_verify(cfg: DemoConfig, student: QuantStudent, split) -> dict:
 
 
 #: a student's folding file beside ``DemoConfig.design_folding`` (the 8-bit student has the 4-bit one's layers)
-FOLDING_OF = {"student_w8": "student_w4.json", "student_w4": "student_w4.json",
+FOLDING_OF = {"student_w8": "student_w4.json",
               "student_w4_attention": "student_w4_attention.json"}
 
 
